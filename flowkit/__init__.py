@@ -1,0 +1,66 @@
+"""flowkit: typed, cached, backend-agnostic workflows for machine learning.
+
+    import flowkit as fk
+
+    @fk.task
+    def square(x: int) -> int:
+        return x * x
+
+    @fk.workflow
+    def total(n: int = 10) -> int:
+        return add(square.map(x=numbers(n)))
+
+    fk.run(total, n=5, backend="threads").output
+"""
+
+from flowkit import backends
+from flowkit.api import run
+from flowkit.backend import Backend, available_backends
+from flowkit.callbacks import Callback, Output
+from flowkit.errors import (
+    BackendNotFoundError,
+    FlowkitError,
+    GraphError,
+    SerializationError,
+    StoreError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TypeMismatchError,
+)
+from flowkit.files import Directory, File
+from flowkit.records import Run, TaskRecord
+from flowkit.resources import Resources
+from flowkit.store import Store
+from flowkit.task import TaskDef, dynamic, task, unmapped
+from flowkit.workflow import WorkflowDef, workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendNotFoundError",
+    "Callback",
+    "Directory",
+    "File",
+    "FlowkitError",
+    "GraphError",
+    "Output",
+    "Resources",
+    "Run",
+    "SerializationError",
+    "Store",
+    "StoreError",
+    "TaskDef",
+    "TaskFailedError",
+    "TaskRecord",
+    "TaskTimeoutError",
+    "TypeMismatchError",
+    "WorkflowDef",
+    "available_backends",
+    "backends",
+    "dynamic",
+    "run",
+    "task",
+    "unmapped",
+    "workflow",
+]

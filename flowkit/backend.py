@@ -135,3 +135,7 @@ def get_backend(backend: str | Backend) -> Backend:
             "or an object with submit(), fetch(), capacity and the context-manager methods"
         )
     return backend
+
+
+class AttemptTimeout(TimeoutError):
+    """Raised (by a backend or the engine) when one attempt of a call runs past its timeout."""

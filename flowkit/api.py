@@ -1,0 +1,85 @@
+"""``fk.run``: wire a workflow, its inputs, a backend, a store and callbacks to the engine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from flowkit import workflow as workflow_module
+from flowkit.backend import Backend, get_backend
+from flowkit.callbacks import Callback, CallbackGroup
+from flowkit.engine import CacheMode, execute
+from flowkit.errors import FlowkitError, TaskFailedError
+from flowkit.records import Run, new_run_id
+from flowkit.store import Store, resolve_store
+from flowkit.workflow import WorkflowDef, bind_inputs
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    workflow: WorkflowDef[..., Any],
+    /,
+    *,
+    backend: str | Backend | None = None,
+    store: str | Store | None = None,
+    cache: CacheMode = True,
+    callbacks: Sequence[Callback] = (),
+    **inputs: Any,
+) -> Run:
+    """Run a workflow and return its :class:`~flowkit.records.Run` record.
+
+    Example::
+
+        run = fk.run(pipeline, n=500, backend="threads", store="file:///data/fk")
+        run.output, run.id, run.status, run.tasks
+
+    ``backend``: a name (``"local"``, ``"threads"``, ``"ray"`` or any registered one) or an
+    instance; default ``$FLOWKIT_BACKEND`` or ``"local"``. ``store``: an fsspec URL, a path,
+    or an :class:`~flowkit.store.Store`; default ``$FLOWKIT_STORE`` or ``./.flowkit``.
+    ``cache``: ``True`` (look up and record tasks declared ``cache=True``), ``False``
+    (neither), or ``"refresh"`` (recompute and overwrite). A task that still fails after its
+    retries raises :class:`~flowkit.errors.TaskFailedError`; the run record is saved first.
+    """
+    if not isinstance(workflow, WorkflowDef):
+        raise FlowkitError(
+            f"fk.run expects a workflow (a function decorated with @fk.workflow), got {workflow!r}"
+        )
+    if cache not in (True, False, "refresh"):
+        raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
+    values = bind_inputs(workflow, (), inputs)
+    the_store = resolve_store(store)
+    the_store.check()
+    the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
+    group = CallbackGroup(callbacks)
+    record = Run(
+        id=new_run_id(), workflow=workflow.name, inputs=values, backend=the_backend.name
+    )
+    the_store.write_run(record.id, record.to_dict())
+    group.emit("on_run_start", record)
+    try:
+        with the_backend:
+            record.output = execute(
+                workflow.graph, values, the_backend, the_store, cache, group, record
+            )
+        record.status = "succeeded"
+    except BaseException as e:
+        record.status = "failed"
+        record.error = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        record.ended = time.time()
+        try:
+            the_store.write_run(record.id, record.to_dict())
+        except Exception:  # the run's own outcome matters more than its record
+            log.exception("could not write the record of run %s", record.id)
+        group.emit("on_run_end", record)
+    return record
+
+
+workflow_module.set_default_runner(run)
+
+__all__ = ["TaskFailedError", "run"]

@@ -1,0 +1,61 @@
+"""``threads``: a thread pool in the driver process.
+
+Good for I/O-bound tasks and for libraries that release the GIL (numpy, pyarrow,
+scikit-learn). A call that times out cannot be killed (Python threads cannot be
+interrupted); the engine stops waiting for it and its result is ignored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from flowkit.backend import Submission
+
+
+class ThreadsBackend:
+    """Run calls on ``max_workers`` threads (default: the CPU count, at least 4)."""
+
+    name = "threads"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"ThreadsBackend(max_workers={max_workers}): must be >= 1")
+        self.max_workers = max_workers or max(4, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def capacity(self) -> int:
+        # A little more than the pool size keeps every worker busy between completions.
+        return self.max_workers * 2
+
+    def __enter__(self) -> ThreadsBackend:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowkit")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            # Calls abandoned after a timeout may still be running: do not wait for them.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def submit(
+        self, fn: Callable[..., tuple[Any, Any]], args: Sequence[Any], spec: Submission
+    ) -> Future[tuple[Any, Any]]:
+        if self._pool is None:
+            raise RuntimeError("ThreadsBackend used outside its `with` block")
+        ctx = contextvars.copy_context()  # tasks see the caller's context variables
+        return self._pool.submit(ctx.run, fn, *args)
+
+    def fetch(self, handle: Any) -> Any:
+        return handle

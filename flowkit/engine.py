@@ -1,0 +1,596 @@
+"""The engine: one ready-set loop over a graph, parameterised by a backend's ``submit``.
+
+State and policy (the dask ``get_async`` model):
+
+* Each graph node waits for a count of unfinished upstream nodes. When the count reaches
+  zero the node is *scheduled*: a task node becomes one call, a map node expands into one
+  call per item (the list lengths are known by then), and a dynamic node runs its body in
+  the driver and splices the sub-graph it builds into the running graph.
+* Ready calls are submitted while fewer than ``backend.capacity`` are in flight. Futures
+  report completion by putting themselves on a queue; the loop is the only thing that
+  touches engine state, so backends never call back into the engine.
+* Retries, exponential back-off and timeouts are decided here, identically for every
+  backend. A failed call (retries spent) stops new submissions; calls already in flight
+  are drained (their results are still recorded and cached), then the run fails.
+* Values stay where the backend keeps them: the engine holds *handles* and fetches into
+  the driver only the workflow's output, a map's input list, a dynamic task's inputs, and
+  what a callback asks for.
+* Task records are written to the store in batches as tasks finish, so a killed run leaves
+  a readable record of what it did.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from flowkit import codehash, hashing, typecheck
+from flowkit.backend import AttemptTimeout, Backend, Submission
+from flowkit.callbacks import CallbackGroup, Output
+from flowkit.errors import (
+    FlowkitError,
+    GraphError,
+    SerializationError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TypeMismatchError,
+)
+from flowkit.graph import Binding, DictOf, Graph, InputRef, ListOf, Literal, Node, OutputRef, refs_in
+from flowkit.promise import Builder
+from flowkit.records import Run, TaskRecord
+from flowkit.runner import Meta, TaskRuntime, Template, run_call
+from flowkit.store import Store
+from flowkit.task import TaskDef
+from flowkit.workflow import check_output
+
+log = logging.getLogger(__name__)
+
+CacheMode = bool | str  # True | False | "refresh"
+_FLUSH_EVERY_RECORDS = 1000
+_FLUSH_EVERY_SECONDS = 1.0
+_NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
+
+
+# One item of a mapped argument: ("binding", Binding, None) | ("handle", h, digest) | ("value", v, None)
+_Item = tuple[str, Any, str | None]
+
+
+class _MapResult:
+    """The result of a map node: the item handles and digests, in input order."""
+
+    __slots__ = ("digests", "handles")
+
+    def __init__(self, n: int) -> None:
+        self.handles: list[Any] = [None] * n
+        self.digests: list[str | None] = [None] * n
+
+
+class _Call:
+    """One submission unit: a task call with its inputs and its record."""
+
+    __slots__ = ("attempt", "flat", "known", "map_index", "node", "record", "rt", "task", "templates")
+
+    def __init__(
+        self,
+        node: Node,
+        rt: TaskRuntime,
+        templates: tuple[tuple[str, Template], ...],
+        flat: list[Any],
+        known: dict[str, str],
+        record: TaskRecord,
+        map_index: int | None = None,
+    ) -> None:
+        self.node = node
+        self.task: TaskDef[Any, Any] = node.task
+        self.rt = rt
+        self.templates = templates
+        self.flat = flat
+        self.known = known
+        self.record = record
+        self.attempt = 0
+        self.map_index = map_index
+
+
+def make_runtime(task: TaskDef[Any, Any], store: Store, cache: CacheMode) -> TaskRuntime:
+    """The per-run, per-task object shipped with every call (code fingerprint included)."""
+    use_cache = task.cache and cache is not False
+    code, components = "", {}
+    if use_cache:
+        if task.version is not None:
+            code, components = hashing.version_digest(task.version), {"version": task.version}
+        else:
+            fp = codehash.fingerprint(task.fn)
+            code, components = fp.digest, dict(fp.components)
+    interface = hashing.interface_digest(
+        [
+            [[p.name, typecheck.type_repr(p.type)] for p in task.signature.params],
+            typecheck.type_repr(task.return_type),
+        ]
+    )
+    return TaskRuntime(
+        name=task.name,
+        identity=task.name,
+        fn=task.fn,
+        return_type=task.return_type,
+        outputs=tuple(task.outputs),
+        multi_output=task.multi_output,
+        use_cache=use_cache,
+        refresh=cache == "refresh",
+        code=code,
+        components=components,
+        interface=interface,
+        version=task.version,
+        ignore=task.cache_ignore,
+        store=store if use_cache else None,
+    )
+
+
+class Engine:
+    """Runs one graph once. Create, then call :meth:`execute`."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        inputs: dict[str, Any],
+        backend: Backend,
+        store: Store,
+        cache: CacheMode,
+        callbacks: CallbackGroup,
+        run: Run,
+    ) -> None:
+        self.graph = graph
+        self.inputs = inputs
+        self.backend = backend
+        self.store = store
+        self.cache = cache
+        self.callbacks = callbacks
+        self.run = run
+        self.nodes: dict[str, Node] = dict(graph.nodes)
+        self.remaining: dict[str, int] = {}
+        self.dependents: dict[str, list[str]] = {}
+        self.done: set[str] = set()
+        self.results: dict[str, Any] = {}
+        self.digests: dict[str, tuple[str | None, ...]] = {}
+        self.aliases: dict[str, Binding] = {}
+        self.awaiting_alias: set[str] = set()
+        self.map_left: dict[str, int] = {}
+        self.runtimes: dict[int, TaskRuntime] = {}
+        self.ready: deque[_Call] = deque()
+        self.inflight: dict[Future[Any], _Call] = {}
+        self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.retry_at: list[tuple[float, int, _Call]] = []
+        self.deadlines: list[tuple[float, int, Future[Any]]] = []
+        self.seq = 0
+        # (record, task name, exception) of the first call that failed for good
+        self.failure: tuple[TaskRecord | None, str, BaseException] | None = None
+        self.unflushed: list[TaskRecord] = []
+        self.batch_no = 0
+        self.last_flush = time.monotonic()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def execute(self) -> Any:
+        """Run every node; return the workflow output (fetched) or raise TaskFailedError."""
+        try:
+            self._add_nodes(list(self.nodes.values()))
+            self._loop()
+        finally:
+            self._flush(force=True)
+        if self.failure is not None:
+            self._raise_failure()
+        return self._value(self.graph.output) if self.graph.output is not None else None
+
+    def _loop(self) -> None:
+        capacity = max(1, self.backend.capacity)
+        while True:
+            while self.ready and len(self.inflight) < capacity and self.failure is None:
+                self._submit(self.ready.popleft())
+            if not self.inflight:
+                if self.retry_at and self.failure is None:
+                    time.sleep(max(0.0, self.retry_at[0][0] - time.monotonic()))
+                    self._release_retries()
+                    continue
+                return
+            try:
+                fut = self.completions.get(timeout=self._next_wake())
+            except queue.Empty:
+                fut = None
+            if fut is not None:
+                call = self.inflight.pop(fut, None)
+                if call is not None:
+                    self._finish(call, fut)
+            self._expire_deadlines()
+            self._release_retries()
+            if len(self.unflushed) >= _FLUSH_EVERY_RECORDS:
+                self._flush()
+
+    def _next_wake(self) -> float | None:
+        wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
+        wakes.append(self.last_flush + _FLUSH_EVERY_SECONDS)
+        return max(0.0, min(wakes) - time.monotonic())
+
+    def _submit(self, call: _Call) -> None:
+        call.attempt += 1
+        rec = call.record
+        if call.attempt == 1:
+            rec.started = time.time()
+            rec.status = "running"
+            self.callbacks.emit("on_task_start", rec)
+        rec.attempts = call.attempt
+        task = call.task
+        spec = Submission(task.name, task.resources, task.timeout, static_args=1)
+        try:
+            fut = self.backend.submit(
+                run_call, (call.rt, call.templates, call.known, *call.flat), spec
+            )
+        except Exception as e:  # a backend that refuses a call fails that call
+            fut = Future()
+            fut.set_exception(e)
+        self.inflight[fut] = call
+        if task.timeout is not None and not fut.done():
+            self.seq += 1
+            heapq.heappush(self.deadlines, (time.monotonic() + task.timeout, self.seq, fut))
+        fut.add_done_callback(self.completions.put)
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, _, fut = heapq.heappop(self.deadlines)
+            call = self.inflight.pop(fut, None)
+            if call is None:
+                continue  # finished in time
+            fut.cancel()
+            err = AttemptTimeout(
+                f"task `{call.task.name}` attempt {call.attempt} ran past its timeout of "
+                f"{call.task.timeout} s"
+            )
+            self._failed_attempt(call, err)
+
+    def _release_retries(self) -> None:
+        now = time.monotonic()
+        while self.retry_at and self.retry_at[0][0] <= now:
+            self.ready.append(heapq.heappop(self.retry_at)[2])
+
+    # -- completion -----------------------------------------------------------------------
+
+    def _finish(self, call: _Call, fut: Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            self._failed_attempt(call, exc)
+            return
+        meta, handle = fut.result()
+        assert isinstance(meta, Meta)
+        rec = call.record
+        rec.ended = time.time()
+        rec.status = "succeeded"
+        rec.key = meta.key
+        rec.cached = meta.cached
+        self.unflushed.append(rec)
+        self.callbacks.emit(
+            "on_task_end", rec, Output(lambda: self.backend.fetch(handle), call.task.return_type)
+        )
+        node_id = call.node.id
+        if call.map_index is None:
+            self.results[node_id] = handle
+            self.digests[node_id] = meta.digests
+            self._complete(node_id)
+            return
+        mres: _MapResult = self.results[node_id]
+        mres.handles[call.map_index] = handle
+        mres.digests[call.map_index] = meta.digests[0] if not call.rt.multi_output else None
+        self.map_left[node_id] -= 1
+        if self.map_left[node_id] == 0:
+            self._complete(node_id)
+
+    def _failed_attempt(self, call: _Call, exc: BaseException) -> None:
+        task = call.task
+        if call.attempt <= task.retries and not isinstance(exc, _NOT_RETRIED):
+            delay = task.retry_delay * (2 ** (call.attempt - 1))
+            log.warning(
+                "task `%s` (node `%s`) attempt %d failed (%s: %s); retrying in %.2f s",
+                task.name, call.record.node, call.attempt, type(exc).__name__, exc, delay,
+            )
+            self.seq += 1
+            heapq.heappush(self.retry_at, (time.monotonic() + delay, self.seq, call))
+            return
+        rec = call.record
+        rec.ended = time.time()
+        rec.status = "failed"
+        rec.error = f"{type(exc).__name__}: {exc}"
+        self.unflushed.append(rec)
+        self.callbacks.emit("on_task_error", rec, exc)
+        if self.failure is None:
+            self.failure = (rec, task.name, exc)
+
+    def _raise_failure(self) -> None:
+        assert self.failure is not None
+        rec, task_name, exc = self.failure
+        if rec is None:
+            raise exc
+        timed_out = isinstance(exc, (AttemptTimeout, TimeoutError))
+        cls = TaskTimeoutError if timed_out else TaskFailedError
+        remote_tb = getattr(exc, "remote_traceback", None)
+        if remote_tb is None:
+            remote_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        what = "timed out" if timed_out else "failed"
+        raise cls(
+            f"task `{task_name}` (node `{rec.node}`) {what} after {rec.attempts} "
+            f"attempt(s) in run {self.run.id}: {type(exc).__name__}: {exc}",
+            task=task_name,
+            node=rec.node,
+            attempts=rec.attempts,
+            run_id=self.run.id,
+            remote_traceback=remote_tb,
+        ) from exc
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _add_nodes(self, nodes: Sequence[Node]) -> None:
+        """Register nodes (in topological order) and schedule those with nothing to wait for."""
+        for node in nodes:
+            waits = [u for u in node.upstream() if u not in self.done]
+            self.remaining[node.id] = len(waits)
+            for u in waits:
+                self.dependents.setdefault(u, []).append(node.id)
+        for node in nodes:
+            if self.remaining[node.id] == 0:
+                self._schedule(node)
+
+    def _complete(self, node_id: str) -> None:
+        self.done.add(node_id)
+        for dep in self.dependents.pop(node_id, ()):
+            self.remaining[dep] -= 1
+            if self.remaining[dep] == 0:
+                if dep in self.awaiting_alias:
+                    self.awaiting_alias.discard(dep)
+                    self._complete(dep)
+                else:
+                    self._schedule(self.nodes[dep])
+
+    def _schedule(self, node: Node) -> None:
+        if self.failure is not None:
+            return
+        if node.dynamic:
+            self._run_dynamic(node)
+        elif node.mapped:
+            self._expand_map(node)
+        else:
+            self.ready.append(self._make_call(node, dict(node.bindings)))
+
+    def _runtime(self, task: TaskDef[Any, Any]) -> TaskRuntime:
+        rt = self.runtimes.get(id(task))
+        if rt is None:
+            rt = self.runtimes[id(task)] = make_runtime(task, self.store, self.cache)
+        return rt
+
+    def _new_record(self, task: TaskDef[Any, Any], node_id: str) -> TaskRecord:
+        rec = TaskRecord(name=task.name, node=node_id)
+        self.run.tasks.append(rec)
+        return rec
+
+    def _make_call(
+        self,
+        node: Node,
+        bindings: dict[str, Binding],
+        items: dict[str, _Item] | None = None,
+        map_index: int | None = None,
+    ) -> _Call:
+        flat: list[Any] = []
+        templates = []
+        known: dict[str, str] = {}
+        for name, b in bindings.items():
+            if items is not None and name in items:
+                kind, payload, digest = items[name]
+                if kind == "handle":
+                    flat.append(payload)
+                    tmpl = ("h", len(flat) - 1, None)
+                elif kind == "value":
+                    tmpl = ("v", payload)
+                else:
+                    tmpl, digest = self._template(payload, flat), self._digest(payload)
+            else:
+                tmpl = self._template(b, flat)
+                digest = self._digest(b)
+            templates.append((name, tmpl))
+            if digest is not None:
+                known[name] = digest
+        node_id = node.id if map_index is None else f"{node.id}[{map_index}]"
+        return _Call(
+            node,
+            self._runtime(node.task),
+            tuple(templates),
+            flat,
+            known,
+            self._new_record(node.task, node_id),
+            map_index,
+        )
+
+    def _expand_map(self, node: Node) -> None:
+        bindings = dict(node.bindings)
+        items: dict[str, list[_Item]] = {}
+        for name in node.mapped:
+            items[name] = self._map_items(bindings[name])
+        lengths = {name: len(v) for name, v in items.items()}
+        if len(set(lengths.values())) > 1:
+            self.failure = (
+                None,
+                node.name,
+                GraphError(
+                    f"task `{node.name}`.map at {node.location}: mapped lists have unequal "
+                    f"lengths {lengths}; pass lists of equal length"
+                ),
+            )
+            return
+        n = next(iter(lengths.values()))
+        self.results[node.id] = _MapResult(n)
+        self.map_left[node.id] = n
+        if n == 0:
+            self._complete(node.id)
+            return
+        for i in range(n):
+            per_item = {name: items[name][i] for name in node.mapped}
+            self.ready.append(self._make_call(node, bindings, per_item, i))
+
+    def _map_items(self, b: Binding) -> list[_Item]:
+        """The items of a mapped argument: sub-bindings, handles (kept where they are), or
+        values (a list produced by one task is fetched to learn its length)."""
+        b = self._unalias(b)
+        if isinstance(b, ListOf):
+            return [("binding", item, None) for item in b.items]
+        if isinstance(b, OutputRef) and isinstance(self.results.get(b.node), _MapResult):
+            m: _MapResult = self.results[b.node]
+            return [("handle", h, d) for h, d in zip(m.handles, m.digests)]
+        return [("value", v, None) for v in self._value(b)]
+
+    # -- dynamic --------------------------------------------------------------------------
+
+    def _run_dynamic(self, node: Node) -> None:
+        task: TaskDef[Any, Any] = node.task
+        rec = self._new_record(task, node.id)
+        rec.started = time.time()
+        rec.status = "running"
+        self.callbacks.emit("on_task_start", rec)
+        kwargs = {name: self._value(b) for name, b in node.bindings}
+        for attempt in range(1, task.retries + 2):
+            rec.attempts = attempt
+            builder = Builder(self.graph.name, prefix=f"{node.id}/")
+            try:
+                with builder:
+                    returned = task.fn(**kwargs)
+                output = builder.binding_of(returned)
+                check_output(builder, f"{self.graph.name}` dynamic task `{task.name}", task.return_type, output, returned)
+                break
+            except Exception as e:
+                if attempt > task.retries or isinstance(e, FlowkitError):
+                    rec.status, rec.ended, rec.error = "failed", time.time(), f"{type(e).__name__}: {e}"
+                    self.unflushed.append(rec)
+                    self.callbacks.emit("on_task_error", rec, e)
+                    self.failure = (rec, task.name, e)
+                    return
+                time.sleep(task.retry_delay * 2 ** (attempt - 1))
+        rec.status, rec.ended = "succeeded", time.time()
+        self.unflushed.append(rec)
+        self.callbacks.emit("on_task_end", rec, Output(lambda: returned, task.return_type))
+        self.nodes.update(builder.nodes)
+        self.aliases[node.id] = output
+        waits = {r.node for r in refs_in(output)} - self.done
+        self._add_nodes(list(builder.nodes.values()))
+        waits -= self.done
+        if not waits:
+            self._complete(node.id)
+            return
+        self.awaiting_alias.add(node.id)
+        self.remaining[node.id] = len(waits)
+        for w in waits:
+            self.dependents.setdefault(w, []).append(node.id)
+
+    # -- bindings -------------------------------------------------------------------------
+
+    def _unalias(self, b: Binding) -> Binding:
+        while isinstance(b, OutputRef) and b.node in self.aliases:
+            target = self.aliases[b.node]
+            if b.index is None:
+                b = target
+            elif isinstance(target, ListOf):
+                b = target.items[b.index]
+            elif isinstance(target, OutputRef) and target.index is None:
+                b = OutputRef(target.node, b.index)
+            elif isinstance(target, Literal):
+                b = Literal(target.value[b.index])
+            else:
+                raise GraphError(f"cannot select output {b.index} of dynamic node `{b.node}`")
+        return b
+
+    def _template(self, b: Binding, flat: list[Any]) -> Template:
+        b = self._unalias(b)
+        if isinstance(b, OutputRef):
+            res = self.results[b.node]
+            if isinstance(res, _MapResult):
+                items = []
+                for h in res.handles:
+                    flat.append(h)
+                    items.append(("h", len(flat) - 1, None))
+                return ("l", tuple(items), False)
+            flat.append(res)
+            return ("h", len(flat) - 1, b.index)
+        if isinstance(b, InputRef):
+            return ("v", self.inputs[b.name])
+        if isinstance(b, Literal):
+            return ("v", b.value)
+        if isinstance(b, ListOf):
+            return ("l", tuple(self._template(x, flat) for x in b.items), b.as_tuple)
+        return ("d", tuple((k, self._template(x, flat)) for k, x in b.items))
+
+    def _digest(self, b: Binding) -> str | None:
+        """The artifact digest of a binding's value when the store already knows it."""
+        b = self._unalias(b)
+        if not isinstance(b, OutputRef):
+            return None
+        res = self.results[b.node]
+        if isinstance(res, _MapResult):
+            if any(d is None for d in res.digests):
+                return None
+            return hashing.list_digest([d for d in res.digests if d is not None])
+        digests = self.digests.get(b.node, ())
+        if b.index is None:
+            return digests[0] if len(digests) == 1 else None
+        return digests[b.index] if b.index < len(digests) else None
+
+    def _value(self, b: Binding) -> Any:
+        """A binding's value in the driver (handles fetched)."""
+        b = self._unalias(b)
+        if isinstance(b, OutputRef):
+            res = self.results[b.node]
+            if isinstance(res, _MapResult):
+                return [self.backend.fetch(h) for h in res.handles]
+            value = self.backend.fetch(res)
+            return value if b.index is None else value[b.index]
+        if isinstance(b, InputRef):
+            return self.inputs[b.name]
+        if isinstance(b, Literal):
+            return b.value
+        if isinstance(b, ListOf):
+            items = [self._value(x) for x in b.items]
+            return tuple(items) if b.as_tuple else items
+        assert isinstance(b, DictOf)
+        return {k: self._value(x) for k, x in b.items}
+
+    # -- records --------------------------------------------------------------------------
+
+    def _flush(self, force: bool = False) -> None:
+        if not self.unflushed:
+            return
+        if not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_SECONDS and len(
+            self.unflushed
+        ) < _FLUSH_EVERY_RECORDS:
+            return
+        batch, self.unflushed = self.unflushed, []
+        self.last_flush = time.monotonic()
+        try:
+            self.store.write_task_records(self.run.id, self.batch_no, [r.to_dict() for r in batch])
+            self.batch_no += 1
+        except Exception:  # losing a record batch must not fail the run
+            log.exception("could not write task records of run %s", self.run.id)
+
+
+def execute(
+    graph: Graph,
+    inputs: dict[str, Any],
+    backend: Backend,
+    store: Store,
+    cache: CacheMode,
+    callbacks: CallbackGroup,
+    run: Run,
+) -> Any:
+    """Run ``graph`` with ``inputs`` on ``backend``; returns the output value."""
+    return Engine(graph, inputs, backend, store, cache, callbacks, run).execute()
+
+
+__all__ = ["Engine", "execute", "make_runtime"]

@@ -1,0 +1,158 @@
+"""The typed graph a workflow is traced into: plain, frozen data.
+
+A :class:`Graph` is an ordered mapping of node id → :class:`Node` (insertion order is a
+topological order, because tracing adds a node only after the nodes it reads from) plus
+the workflow's inputs and the binding of its output. Nothing here executes; the engine
+reads the graph, the renderers draw it, and the graph can be listed and compared.
+
+Bindings say where a parameter's value comes from:
+
+* :class:`OutputRef` — output ``index`` of another node (``None``: the whole value);
+* :class:`InputRef` — a workflow input;
+* :class:`Literal` — a plain value written in the workflow body;
+* :class:`ListOf` / :class:`DictOf` — a Python list/tuple/dict built from other bindings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from flowkit import render
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRef:
+    node: str
+    index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    items: tuple[Binding, ...]
+    as_tuple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DictOf:
+    items: tuple[tuple[str, Binding], ...]
+
+
+Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf]
+
+
+def refs_in(binding: Binding) -> Iterator[OutputRef]:
+    """Every node output a binding reads, in order."""
+    if isinstance(binding, OutputRef):
+        yield binding
+    elif isinstance(binding, ListOf):
+        for item in binding.items:
+            yield from refs_in(item)
+    elif isinstance(binding, DictOf):
+        for _, item in binding.items:
+            yield from refs_in(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One task call in the graph (or one ``task.map`` fan-out, when ``mapped`` is set).
+
+    ``task`` is the task definition object; ``bindings`` maps each parameter name to where
+    its value comes from; ``mapped`` names the parameters that a map node iterates over;
+    ``output_type`` is the node's static output type (``list[R]`` for a map node);
+    ``location`` is ``file:line`` of the call in the user's code.
+    """
+
+    id: str
+    task: Any
+    bindings: tuple[tuple[str, Binding], ...]
+    output_type: Any
+    location: str = ""
+    mapped: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return str(self.task.name)
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(getattr(self.task, "dynamic", False))
+
+    def upstream(self) -> list[str]:
+        """Ids of the nodes this node reads from, without duplicates, in order."""
+        seen: dict[str, None] = {}
+        for _, b in self.bindings:
+            for ref in refs_in(b):
+                seen.setdefault(ref.node)
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    output: int | None
+    param: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInput:
+    name: str
+    type: Any
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The traced graph of a workflow (see the module docstring)."""
+
+    name: str
+    inputs: tuple[WorkflowInput, ...]
+    nodes: Mapping[str, Node]
+    output: Binding | None
+    output_type: Any = None
+    _edges: tuple[Edge, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        edges = tuple(
+            Edge(ref.node, node.id, ref.index, param)
+            for node in self.nodes.values()
+            for param, b in node.bindings
+            for ref in refs_in(b)
+        )
+        object.__setattr__(self, "_edges", edges)
+
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        """Every data edge: (source node, target node, output index, parameter)."""
+        return self._edges
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid ``flowchart`` (paste into Markdown)."""
+        return render.to_mermaid(self)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        return render.to_dot(self)
+
+    def to_text(self) -> str:
+        """One line per node: ``id: task(param <- source, ...) -> type``."""
+        return render.to_text(self)

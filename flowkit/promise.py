@@ -1,0 +1,202 @@
+"""Tracing: the placeholders a workflow body sees and the builder that records calls.
+
+While ``@fk.workflow`` (or an ``@fk.dynamic`` body at run time) runs, a :class:`Builder` is
+active in a context variable. Calling a task then adds a node to the builder and returns
+a :class:`Promise` (or a tuple of them for multi-output tasks) instead of running
+anything. A promise knows only its static type; using it as a value (``if p:``,
+``p + 1``, ``len(p)``, iterating it) raises :class:`~flowkit.errors.GraphError`, because
+its value does not exist yet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, NoReturn
+
+from flowkit.errors import GraphError
+from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, Node, OutputRef
+
+_FLOWKIT_DIR = os.path.dirname(os.path.abspath(__file__))
+_current: ContextVar[Builder | None] = ContextVar("flowkit_builder", default=None)
+
+
+def current_builder() -> Builder | None:
+    """The builder of the workflow being traced, or None outside tracing."""
+    return _current.get()
+
+
+def caller_location() -> str:
+    """``file:line`` of the innermost frame outside flowkit (the user's call site)."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) in (
+        _FLOWKIT_DIR,
+        os.path.join(_FLOWKIT_DIR, "ml"),
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{os.path.relpath(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+class Builder:
+    """Collects the nodes of one graph while a workflow body is traced."""
+
+    def __init__(self, workflow: str, prefix: str = "") -> None:
+        self.workflow = workflow
+        self.prefix = prefix
+        self.nodes: dict[str, Node] = {}
+        self._taken: set[str] = set()
+        self.node_types: dict[str, Any] = {}
+
+    def __enter__(self) -> Builder:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
+
+    def new_id(self, name: str) -> str:
+        """A readable unique node id: ``train``, then ``train_2``, ``train_3``…"""
+        base = self.prefix + name
+        node_id, n = base, 1
+        while node_id in self._taken:
+            n += 1
+            node_id = f"{base}_{n}"
+        self._taken.add(node_id)
+        return node_id
+
+    def add(self, node: Node) -> None:
+        self.nodes[node.id] = node
+        self._taken.add(node.id)
+
+    def binding_of(self, value: Any) -> Binding:
+        """Turn what the workflow body passed as an argument into a binding."""
+        if isinstance(value, Promise):
+            if value._builder is not self:
+                raise GraphError(
+                    f"workflow `{self.workflow}`: a promise from another workflow "
+                    f"({value._builder.workflow!r}) was used here; pass it as an input instead"
+                )
+            return value._binding
+        if isinstance(value, (list, tuple)) and not _is_namedtuple(value):
+            items = tuple(self.binding_of(v) for v in value)
+            if any(not isinstance(b, Literal) for b in items):
+                return ListOf(items, as_tuple=isinstance(value, tuple))
+            return Literal(value)
+        if isinstance(value, dict):
+            pairs = tuple((k, self.binding_of(v)) for k, v in value.items())
+            if any(not isinstance(b, Literal) for _, b in pairs):
+                if not all(isinstance(k, str) for k, _ in pairs):
+                    raise GraphError("a dict holding promises must have string keys")
+                return DictOf(pairs)
+            return Literal(value)
+        return Literal(value)
+
+
+def _is_namedtuple(value: object) -> bool:
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
+
+
+class Promise:
+    """A placeholder for a value that a task will produce when the workflow runs."""
+
+    __slots__ = ("_binding", "_builder", "_type", "_what")
+
+    def __init__(self, builder: Builder, binding: OutputRef | InputRef, type_: Any, what: str):
+        self._builder = builder
+        self._binding: OutputRef | InputRef = binding
+        self._type = type_
+        self._what = what
+
+    @property
+    def type(self) -> Any:
+        """The static type of the value this promise stands for."""
+        return self._type
+
+    @property
+    def node(self) -> str | None:
+        """Id of the producing node (None for a workflow input)."""
+        return self._binding.node if isinstance(self._binding, OutputRef) else None
+
+    def __repr__(self) -> str:
+        return f"<Promise {self._what}: {getattr(self._type, '__name__', self._type)}>"
+
+    def _misuse(self, action: str) -> NoReturn:
+        raise GraphError(
+            f"workflow `{self._builder.workflow}`: cannot "
+            f"{action.format(p=f'the promise for the {self._what}')} at {caller_location()}. Inside @fk.workflow a task call returns a placeholder, not a "
+            "value, so it cannot drive Python control flow or arithmetic. Move this logic into a "
+            "task, or into an @fk.dynamic task whose body runs with real values."
+        )
+
+    def __bool__(self) -> bool:
+        self._misuse("use {p} as a bool (if/while/and/or)")
+
+    def __len__(self) -> int:
+        self._misuse("take len() of {p}")
+
+    def __iter__(self) -> Iterator[Any]:
+        self._misuse("iterate over {p}")
+
+    def __contains__(self, item: object) -> bool:
+        self._misuse("test membership in {p}")
+
+    def __getitem__(self, item: object) -> Any:
+        self._misuse("index {p}")
+
+    def __index__(self) -> int:
+        self._misuse("use {p} as an integer")
+
+    def __int__(self) -> int:
+        self._misuse("convert {p} to int")
+
+    def __float__(self) -> float:
+        self._misuse("convert {p} to float")
+
+    def __format__(self, spec: str) -> str:
+        self._misuse("format {p} as text")
+
+    def __call__(self, *a: object, **k: object) -> Any:
+        self._misuse("call {p}")
+
+    def __lt__(self, other: object) -> bool:
+        self._misuse("compare {p}")
+
+    __le__ = __gt__ = __ge__ = __lt__
+    __hash__ = object.__hash__
+
+
+def _binary(name: str) -> Any:
+    def op(self: Promise, *other: object) -> Any:
+        self._misuse(f"apply `{name}` to {{p}}")
+
+    op.__name__ = name
+    return op
+
+
+for _op in (
+    "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift "
+    "radd rsub rmul rtruediv rfloordiv rmod rpow rmatmul rand ror rxor neg pos abs invert"
+).split():
+    setattr(Promise, f"__{_op}__", _binary(_op))
+
+
+class NamedPromises(tuple):  # type: ignore[type-arg]
+    """The promises of a NamedTuple-returning task: unpack them or use ``.field``."""
+
+    _fields: tuple[str, ...] = ()
+
+    def __new__(cls, fields: tuple[str, ...], promises: tuple[Promise, ...]) -> NamedPromises:
+        obj = super().__new__(cls, promises)
+        obj._fields = fields
+        return obj
+
+    def __getattr__(self, name: str) -> Promise:
+        try:
+            result: Promise = self[self._fields.index(name)]
+            return result
+        except ValueError:
+            raise AttributeError(f"no output named {name!r}; outputs: {self._fields}") from None

@@ -1,0 +1,178 @@
+"""The work function: what runs on a worker for one task call.
+
+:func:`run_call` is the only function the engine submits to a backend. It rebuilds the
+keyword arguments from the flat inputs (handles the backend has resolved to values), and
+for a cached task computes the cache key, serves a hit from the store, or calls the
+function and stores its outputs. Everything it needs travels in its arguments, so it
+runs the same in-process, on a thread, or on a Ray worker — and the same call gets the
+same key everywhere.
+
+Arguments template (one per parameter, built by the engine):
+
+* ``("h", i, index)`` — flat input ``i``; ``index`` picks a tuple element (None: whole);
+* ``("v", value)`` — a literal value;
+* ``("l", [templates], as_tuple)`` / ``("d", [(key, template), ...])`` — containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowkit import cache, hashing, typecheck
+from flowkit.errors import SerializationError, TypeMismatchError
+from flowkit.store import Store
+
+log = logging.getLogger(__name__)
+
+Template = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TaskRuntime:
+    """What every call of one task in one run shares (shipped once per worker on Ray)."""
+
+    name: str
+    identity: str
+    fn: Callable[..., Any]
+    return_type: Any
+    outputs: tuple[tuple[str, Any], ...]
+    multi_output: bool
+    use_cache: bool = False
+    refresh: bool = False
+    code: str = ""
+    components: Mapping[str, str] = field(default_factory=dict)
+    interface: str = ""
+    version: str | None = None
+    ignore: frozenset[str] = frozenset()
+    store: Store | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """The small result of a call that travels back to the driver."""
+
+    key: str | None
+    cached: bool
+    digests: tuple[str | None, ...]
+    started: float
+    ended: float
+
+
+def build(template: Template, flat: Sequence[Any]) -> Any:
+    """Rebuild one argument value from its template and the flat inputs."""
+    kind = template[0]
+    if kind == "h":
+        value = flat[template[1]]
+        return value if template[2] is None else value[template[2]]
+    if kind == "v":
+        return template[1]
+    if kind == "l":
+        items = [build(t, flat) for t in template[1]]
+        return tuple(items) if template[2] else items
+    return {k: build(t, flat) for k, t in template[1]}
+
+
+def run_call(
+    rt: TaskRuntime,
+    templates: tuple[tuple[str, Template], ...],
+    known_digests: Mapping[str, str],
+    *flat: Any,
+) -> tuple[Meta, Any]:
+    """Run one task call (see the module docstring); returns ``(meta, value)``."""
+    started = time.time()
+    kwargs = {name: build(t, flat) for name, t in templates}
+    inputs = input_digests(rt, kwargs, known_digests) if rt.use_cache else None
+    key = None if inputs is None else hashing.call_key(rt.identity, rt.code, rt.interface, inputs)
+    if key is not None and not rt.refresh:
+        assert rt.store is not None
+        hit = cache.lookup(rt.store, key)
+        if hit is not None:
+            loaded = cache.load_outputs(rt.store, hit)
+            if loaded is not None:
+                value = tuple(loaded) if rt.multi_output else loaded[0]
+                if rt.multi_output and hasattr(rt.return_type, "_make"):
+                    value = rt.return_type._make(value)
+                digests = tuple(a.digest for a in hit.outputs)
+                return Meta(key, True, digests, started, time.time()), value
+    value = rt.fn(**kwargs)
+    check_return(rt, value)
+    digests: tuple[str | None, ...] = (None,) * len(rt.outputs)
+    if key is not None:
+        assert inputs is not None
+        digests = store_outputs(rt, key, inputs, value)
+    return Meta(key, False, digests, started, time.time()), value
+
+
+def input_digests(
+    rt: TaskRuntime, kwargs: Mapping[str, Any], known: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The digest of every input in the key, or None when one has no stable digest."""
+    digests = {}
+    for name, value in kwargs.items():
+        if name in rt.ignore:
+            continue
+        digest = known.get(name) or cache.value_digest(value)
+        if digest is None:
+            log.warning(
+                "task `%s`: input `%s` does not serialise to stable bytes, so this call is "
+                "not cached (nothing stale can be served); make the value JSON-able or "
+                "deterministic, or list it in cache_ignore",
+                rt.name,
+                name,
+            )
+            return None
+        digests[name] = digest
+    return digests
+
+
+def check_return(rt: TaskRuntime, value: Any) -> None:
+    """Cheap runtime check of a returned value against the annotation."""
+    if typecheck.check_value(value, rt.return_type):
+        return
+    raise TypeMismatchError(
+        f"task `{rt.name}` returned {type(value).__name__} {_short(value)} but is annotated "
+        f"-> {typecheck.type_repr(rt.return_type)}; fix the return annotation or the value"
+    )
+
+
+def store_outputs(
+    rt: TaskRuntime,
+    key: str,
+    inputs: Mapping[str, str],
+    value: Any,
+) -> tuple[str | None, ...]:
+    """Write each output to the store and record the cache entry; returns their digests."""
+    assert rt.store is not None
+    values = tuple(value) if rt.multi_output else (value,)
+    artifacts = []
+    for (oname, _), v in zip(rt.outputs, values):
+        what = f"task `{rt.name}` output `{oname}`"
+        try:
+            artifacts.append(rt.store.put(v, what=what))
+        except SerializationError:
+            raise
+        except Exception as e:  # an unexpected serializer failure still names the output
+            raise SerializationError(f"{what}: cannot be stored: {e}") from e
+    cache.record(
+        rt.store,
+        cache.CacheEntry(
+            key=key,
+            identity=rt.identity,
+            outputs=tuple(artifacts),
+            components=dict(rt.components),
+            interface=rt.interface,
+            inputs=dict(inputs),
+            version=rt.version,
+            created=time.time(),
+        ),
+    )
+    return tuple(a.digest for a in artifacts)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

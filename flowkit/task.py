@@ -1,0 +1,355 @@
+"""``@fk.task`` and ``@fk.dynamic``: plain functions with metadata attached.
+
+A :class:`TaskDef` keeps the undecorated function (``task.fn``) and the options. Called
+outside a workflow it simply calls the function (no cache, no store), so tasks stay
+unit-testable. Called while a workflow is being traced it adds a node to the graph,
+checks the types of its arguments against its annotations, and returns promises.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, Union, overload
+
+from flowkit import typecheck
+from flowkit.errors import GraphError, TypeMismatchError
+from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
+from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
+from flowkit.resources import Resources
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class unmapped:  # noqa: N801 - reads like a function at the call site: fk.unmapped(x)
+    """Pass ``value`` whole to every call of a ``task.map``, even when its type would map."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class TaskDef(Generic[P, R]):
+    """A decorated task. See :func:`task` for the options."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        cache: bool = False,
+        version: str | None = None,
+        cache_ignore: Sequence[str] = (),
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        timeout: float | None = None,
+        resources: Resources | None = None,
+        dynamic: bool = False,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@fk.task decorates a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.cache = bool(cache)
+        self.version = version
+        self.cache_ignore = frozenset(cache_ignore)
+        self.retries = int(retries)
+        self.retry_delay = float(retry_delay)
+        self.timeout = timeout
+        self.resources = resources or Resources()
+        self.dynamic = dynamic
+        self.signature = typecheck.resolve_signature(fn)
+        self.param_types = {p.name: p.type for p in self.signature.params}
+        self.return_type = self.signature.return_type
+        self.outputs, self.multi_output = typecheck.output_types(self.return_type)
+        unknown = self.cache_ignore - set(self.param_types)
+        if unknown:
+            raise GraphError(
+                f"task `{self.name}`: cache_ignore names {sorted(unknown)}, which are not "
+                f"parameters of {fn.__qualname__}; parameters are {list(self.param_types)}"
+            )
+        if retries < 0 or retry_delay < 0 or (timeout is not None and timeout <= 0):
+            raise ValueError(
+                f"task `{self.name}`: retries and retry_delay must be >= 0 and timeout > 0"
+            )
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        kind = "dynamic" if self.dynamic else "task"
+        return f"<{kind} {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        builder = current_builder()
+        if builder is None:
+            return self.fn(*args, **kwargs)
+        result: R = self._trace(builder, args, kwargs, caller_location())
+        return result
+
+    def map(self, **kwargs: Any) -> Any:
+        """Fan out: call the task once per item of the ``list[P]`` arguments.
+
+        An argument of type ``list[P]`` bound to a parameter of type ``P`` is mapped over
+        (several mapped arguments are zipped and must have equal lengths); every other
+        argument, and any wrapped in :class:`unmapped`, is passed whole to each call. The
+        result is a list, in input order.
+        """
+        builder = current_builder()
+        location = caller_location()
+        if builder is None:
+            return self._map_now(kwargs, location)
+        return self._trace_map(builder, kwargs, location)
+
+    # -- tracing --------------------------------------------------------------------------
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+        try:
+            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as e:
+            raise GraphError(f"task `{self.name}` called at {where}: {e}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _trace(
+        self, builder: Builder, args: tuple[Any, ...], kwargs: dict[str, Any], where: str
+    ) -> Any:
+        values = self._bind(args, kwargs, where)
+        bindings = []
+        for pname, value in values.items():
+            binding = builder.binding_of(value)
+            check_binding(builder, f"task `{self.name}`", pname, self.param_types[pname], binding, value, where)
+            bindings.append((pname, binding))
+        node = Node(
+            id=builder.new_id(self.name),
+            task=self,
+            bindings=tuple(bindings),
+            output_type=self.return_type,
+            location=where,
+        )
+        builder.add(node)
+        return self._promises(builder, node.id)
+
+    def _promises(self, builder: Builder, node_id: str) -> Any:
+        if not self.multi_output:
+            return Promise(builder, OutputRef(node_id), self.return_type, f"output of `{node_id}`")
+        promises = tuple(
+            Promise(builder, OutputRef(node_id, i), tp, f"output `{oname}` of `{node_id}`")
+            for i, (oname, tp) in enumerate(self.outputs)
+        )
+        if hasattr(self.return_type, "_fields"):
+            return NamedPromises(tuple(n for n, _ in self.outputs), promises)
+        return promises
+
+    def _split_map_args(
+        self, builder: Builder | None, kwargs: dict[str, Any], where: str
+    ) -> tuple[dict[str, Any], set[str]]:
+        """Bind ``map`` arguments and decide which ones are mapped (the type-driven rule)."""
+        whole = {k for k, v in kwargs.items() if isinstance(v, unmapped)}
+        plain = {k: (v.value if isinstance(v, unmapped) else v) for k, v in kwargs.items()}
+        values = self._bind((), plain, where)
+        mapped: set[str] = set()
+        for pname, value in values.items():
+            if pname in whole or pname not in kwargs:
+                continue
+            ptype = self.param_types[pname]
+            if isinstance(value, Promise):
+                elem = typecheck.element_type(value.type)
+                if elem is not None and typecheck.is_assignable(elem, ptype):
+                    mapped.add(pname)
+            elif isinstance(value, (list, tuple)) and not hasattr(type(value), "_fields"):
+                if all(_item_fits(v, ptype) for v in value):
+                    mapped.add(pname)
+        if not mapped:
+            raise GraphError(
+                f"task `{self.name}`.map at {where}: no argument is mapped. Pass a list[P] for a "
+                f"parameter of type P (parameters: "
+                f"{', '.join(f'{p}: {typecheck.type_repr(t)}' for p, t in self.param_types.items())})"
+            )
+        return values, mapped
+
+    def _trace_map(self, builder: Builder, kwargs: dict[str, Any], where: str) -> Promise:
+        values, mapped = self._split_map_args(builder, kwargs, where)
+        lengths = {
+            p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))
+        }
+        if len(set(lengths.values())) > 1:
+            raise GraphError(
+                f"task `{self.name}`.map at {where}: mapped lists have unequal lengths "
+                f"{lengths}; pass lists of the same length, or wrap the whole-passed one in "
+                "fk.unmapped(...)"
+            )
+        bindings = []
+        for pname, value in values.items():
+            binding = builder.binding_of(value)
+            ptype = self.param_types[pname]
+            if pname not in mapped:
+                check_binding(builder, f"task `{self.name}`", pname, ptype, binding, value, where)
+            bindings.append((pname, binding))
+        node = Node(
+            id=builder.new_id(self.name),
+            task=self,
+            bindings=tuple(bindings),
+            output_type=list[self.return_type],  # type: ignore[name-defined]
+            location=where,
+            mapped=tuple(p for p in values if p in mapped),
+        )
+        builder.add(node)
+        return Promise(
+            builder, OutputRef(node.id), node.output_type, f"mapped output of `{node.id}`"
+        )
+
+    def _map_now(self, kwargs: dict[str, Any], where: str) -> list[Any]:
+        values, mapped = self._split_map_args(None, kwargs, where)
+        lengths = {len(values[p]) for p in mapped}
+        if len(lengths) > 1:
+            raise GraphError(f"task `{self.name}`.map: mapped lists have unequal lengths")
+        n = lengths.pop()
+        return [
+            self.fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()})
+            for i in range(n)
+        ]
+
+
+def _item_fits(value: Any, ptype: Any) -> bool:
+    if isinstance(value, Promise):
+        return typecheck.is_assignable(value.type, ptype)
+    return typecheck.check_value(value, ptype)
+
+
+def static_type(value: Any) -> Any:
+    """The static type of what a workflow body passes: a promise's type, or the inferred
+    type of a plain value (lists/tuples/dicts holding promises included)."""
+    if isinstance(value, Promise):
+        return value.type
+    if isinstance(value, (list, tuple)) and not hasattr(type(value), "_fields"):
+        if any(isinstance(v, Promise) for v in value) or any(
+            isinstance(v, (list, tuple, dict)) for v in value
+        ):
+            items = [static_type(v) for v in value]
+            if isinstance(value, tuple):
+                return tuple[tuple(items)] if items else tuple[()]  # type: ignore[misc]
+            return list[Union[tuple(items)]] if items else list[Any]  # type: ignore[misc]
+    if isinstance(value, dict) and any(isinstance(v, Promise) for v in value.values()):
+        vals = [static_type(v) for v in value.values()]
+        return dict[str, Union[tuple(vals)]]  # type: ignore[misc]
+    return typecheck.infer_type(value)
+
+
+def describe_source(builder: Builder, binding: Binding, value: Any) -> str:
+    """How an error message names where a value comes from."""
+    if isinstance(binding, OutputRef):
+        node = builder.nodes.get(binding.node)
+        task = node.name if node else binding.node
+        out = "" if binding.index is None else f" output `{_output_name(node, binding.index)}`"
+        return f"task `{task}`{out or ' output'}"
+    if isinstance(binding, InputRef):
+        return f"workflow input `{binding.name}`"
+    if isinstance(binding, Literal):
+        text = repr(binding.value)
+        return f"the value {text if len(text) < 40 else text[:37] + '...'}"
+    return "a literal list or dict"
+
+
+def _output_name(node: Node | None, index: int) -> str:
+    if node is None:
+        return str(index)
+    return str(node.task.outputs[index][0])
+
+
+def check_binding(
+    builder: Builder,
+    consumer: str,
+    pname: str,
+    ptype: Any,
+    binding: Binding,
+    value: Any,
+    where: str,
+) -> None:
+    """Raise :class:`TypeMismatchError` when ``binding`` cannot feed parameter ``pname``."""
+    if isinstance(binding, Literal):
+        ok = typecheck.check_value(binding.value, ptype)
+        src_type = type(binding.value)
+    else:
+        src_type = static_type(value)
+        ok = typecheck.is_assignable(src_type, ptype)
+    if not ok:
+        _mismatch(
+            builder, consumer, pname, ptype, describe_source(builder, binding, value), src_type, where
+        )
+
+
+def _mismatch(
+    builder: Builder,
+    consumer: str,
+    pname: str,
+    ptype: Any,
+    source: str,
+    src_type: Any,
+    where: str,
+) -> None:
+    raise TypeMismatchError(
+        f"workflow `{builder.workflow}`: {source} ({typecheck.type_repr(src_type)}) cannot be "
+        f"passed to {consumer} parameter `{pname}` ({typecheck.type_repr(ptype)}) at "
+        f"{where}. Fix: make the annotations agree, or convert the value in a task in between."
+    )
+
+
+@overload
+def task(fn: Callable[P, R], /) -> TaskDef[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    cache: bool = False,
+    version: str | None = None,
+    cache_ignore: Sequence[str] = (),
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | None = None,
+    resources: Resources | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
+
+
+def task(fn: Any = None, /, **options: Any) -> Any:
+    """Declare a task. Bare (``@fk.task``) or with options::
+
+        @fk.task(cache=True, retries=2, retry_delay=0.5, timeout=600,
+                 resources=fk.Resources(cpus=2), version=None, cache_ignore=("verbose",))
+        def train(data: pa.Table, depth: int, verbose: bool = False) -> Model: ...
+
+    ``retry_delay`` is the first back-off; it doubles after each failed attempt.
+    """
+    if fn is not None:
+        return TaskDef(fn, **options)
+    return lambda f: TaskDef(f, **options)
+
+
+@overload
+def dynamic(fn: Callable[P, R], /) -> TaskDef[P, R]: ...
+
+
+@overload
+def dynamic(
+    *, retries: int = 0, retry_delay: float = 0.0, name: str | None = None
+) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
+
+
+def dynamic(fn: Any = None, /, **options: Any) -> Any:
+    """A task whose body runs at run time with real values and may call tasks.
+
+    The calls build a sub-graph that the engine then runs (data-dependent fan-out,
+    branches, loops). The body returns promises, lists of promises, or plain values::
+
+        @fk.dynamic
+        def retrain_if_drifted(report: DriftReport, data: pa.Table) -> str:
+            if report.drifted:
+                return promote(train(data))
+            return "kept"
+    """
+    if fn is not None:
+        return TaskDef(fn, dynamic=True, **options)
+    return lambda f: TaskDef(f, dynamic=True, **options)
