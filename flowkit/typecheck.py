@@ -115,6 +115,44 @@ class Signature:
     """The return type (``Annotated`` stripped at the top level); ``NoneType`` for ``-> None``."""
     return_annotation: Any
     """The resolved return annotation as written, ``Annotated`` metadata included."""
+    kind: str = "task"
+    """What the function is ("task", "workflow", ...), for messages."""
+    inspect_signature: inspect.Signature | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map a call's arguments to parameter names, defaults applied, in parameter order.
+
+        Raises :class:`GraphError` naming the function for a missing, unexpected or doubled
+        argument.
+        """
+        sig = self.inspect_signature
+        if sig is None:
+            sig = inspect.Signature(
+                [
+                    inspect.Parameter(p.name, p.kind, default=p.default, annotation=p.annotation)
+                    for p in self.params
+                ]
+            )
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise GraphError(
+                f"{self.kind} `{self.name}`: {exc}; its parameters are ({self.describe_params()})"
+            ) from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def describe_params(self) -> str:
+        """``x: int, depth: int = 3`` for messages."""
+        parts = []
+        for p in self.params:
+            text = f"{p.name}: {type_repr(p.type)}"
+            if p.has_default:
+                text += f" = {p.default!r}"
+            parts.append(text)
+        return ", ".join(parts)
 
     def param(self, name: str) -> Param:
         """The parameter called *name* (``KeyError`` if there is none)."""
@@ -180,10 +218,11 @@ def resolve_signature(
     if sig.return_annotation is inspect.Signature.empty:
         raise GraphError(
             f"{what}: the return value has no type annotation; add one, e.g. "
-            f"`def {label}(...) -> int:` (use `-> None` when it returns nothing)"
+            f"`def {getattr(fn, '__name__', label)}(...) -> int:` "
+            f"(use `-> None` when it returns nothing)"
         )
 
-    hints = _resolve_hints(fn, sig, what, localns)
+    hints = _resolve_hints(fn, sig, kind, what, localns)
     params = tuple(
         Param(
             name=p.name,
@@ -196,13 +235,19 @@ def resolve_signature(
     )
     ret = hints["return"]
     return Signature(
-        name=label, params=params, return_type=strip_annotated(ret), return_annotation=ret
+        name=label,
+        params=params,
+        return_type=strip_annotated(ret),
+        return_annotation=ret,
+        kind=kind,
+        inspect_signature=sig,
     )
 
 
 def _resolve_hints(
     fn: Callable[..., Any],
     sig: inspect.Signature,
+    kind_word: str,
     what: str,
     localns: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -247,9 +292,9 @@ def _resolve_hints(
             module = getattr(target, "__module__", "?")
             raise GraphError(
                 f"{what}: cannot resolve the type `{missing}` used in {where} "
-                f"(annotation {_ann_text(ann)!s}); it is not defined in module `{module}`. "
-                f"Import or define it at module level (names imported only under "
-                f"`if TYPE_CHECKING:` are not available when the decorator runs)"
+                f"(annotation {_ann_text(ann)!s}); it is not defined in module `{module}` "
+                f"when the decorator runs. Import or define it at module level, above the "
+                f"{kind_word} (names imported only under `if TYPE_CHECKING:` are not available)"
             ) from exc
         except Exception as exc:
             where = "the return annotation" if pname == "return" else f"parameter `{pname}`"
@@ -345,6 +390,8 @@ def _norm(tp: Any) -> Any:
                 return Any
         elif _LITERAL_STRING is not None and tp is _LITERAL_STRING:
             return str
+        elif type(tp).__name__ == "TypeAliasType" and hasattr(tp, "__value__"):
+            tp = tp.__value__  # `type X = ...` (Python 3.12+)
         else:
             return tp
 
@@ -359,7 +406,13 @@ def _is_namedtuple(tp: Any) -> bool:
 
 
 def _is_typeddict(tp: Any) -> bool:
-    return bool(typing.is_typeddict(tp))
+    # typing.is_typeddict misses typing_extensions.TypedDict on some versions; look at the shape.
+    return typing.is_typeddict(tp) or (
+        isinstance(tp, type)
+        and issubclass(tp, dict)
+        and hasattr(tp, "__required_keys__")
+        and hasattr(tp, "__total__")
+    )
 
 
 @lru_cache(maxsize=512)
@@ -450,15 +503,15 @@ def _assignable(src: Any, dst: Any) -> bool:
     if not issubclass(s_cls, d_cls):
         return False
 
-    d_args = typing.get_args(dst)
-    if not d_args:
+    if not typing.get_args(dst):
         return True  # bare target: its parameters are Any
-    return _args_assignable(src, s_cls, d_cls, d_args)
+    return _args_assignable(src, dst, s_cls, d_cls)
 
 
-def _args_assignable(src: Any, s_cls: type, d_cls: type, d_args: tuple[Any, ...]) -> bool:
+def _args_assignable(src: Any, dst: Any, s_cls: type, d_cls: type) -> bool:
+    d_args = typing.get_args(dst)
     if d_cls is tuple:
-        return _tuple_assignable(src, d_args)
+        return _tuple_assignable(src, dst)
     if issubclass(d_cls, cabc.Callable) and not issubclass(d_cls, type):  # type: ignore[arg-type]
         return True  # callable signatures are not compared (permissive)
 
@@ -527,8 +580,8 @@ def _tuple_shape(tp: Any) -> tuple[str, list[Any]] | None:
     return ("fixed", list(args))
 
 
-def _tuple_assignable(src: Any, d_args: tuple[Any, ...]) -> bool:
-    dshape = _tuple_shape(tuple[d_args])  # type: ignore[valid-type]
+def _tuple_assignable(src: Any, dst: Any) -> bool:
+    dshape = _tuple_shape(dst)
     sshape = _tuple_shape(src)
     if dshape is None or sshape is None:
         return True
@@ -609,6 +662,79 @@ def output_types(tp: Any) -> tuple[list[tuple[str, Any]], bool]:
         if shape is not None and shape[0] == "fixed" and shape[1]:
             return [(str(i), t) for i, t in enumerate(shape[1])], True
     return [("0", tp)], False
+
+
+def explain_mismatch(src: Any, dst: Any) -> str:
+    """Why *src* is not assignable to *dst*, with the likely fix; ``""`` when it is assignable.
+
+    One sentence for a :class:`~flowkit.errors.TypeMismatchError` message, e.g. "the value may
+    be None, which `int` does not accept; declare the parameter as `int | None` ...".
+    """
+    if is_assignable(src, dst):
+        return ""
+    s, d = _norm(src), _norm(dst)
+    s_txt, d_txt = type_repr(src), type_repr(dst)
+
+    if _is_union(s):
+        bad = [m for m in typing.get_args(s) if not is_assignable(m, d)]
+        good = [m for m in typing.get_args(s) if is_assignable(m, d)]
+        if bad == [NoneType] and good:
+            return (
+                f"the value may be None, which `{d_txt}` does not accept; declare the parameter "
+                f"as `{d_txt} | None`, or make the producer return `{type_repr(_union(good))}`"
+            )
+        return f"the value may be `{type_repr(bad[0])}`, which `{d_txt}` does not accept"
+
+    elem = element_type(s)
+    if elem is not None and is_assignable(elem, d):
+        return (
+            f"the value is a list of `{type_repr(elem)}` but the parameter takes one "
+            f"`{d_txt}`; use `.map(...)` to call the task once per element"
+        )
+    d_elem = element_type(d)
+    if d_elem is not None and is_assignable(s, d_elem):
+        return f"the parameter takes a `{d_txt}`, not a single `{s_txt}`"
+
+    s_shape = _tuple_shape(s)
+    d_shape = _tuple_shape(d)
+    if s_shape is not None and s_shape[0] == "fixed" and len(s_shape[1]) > 1 and d_shape is None:
+        n = len(s_shape[1])
+        names = ", ".join(f"out{i}" for i in range(n))
+        return (
+            f"the value is a tuple of {n} outputs (`{s_txt}`); unpack it first, "
+            f"e.g. `{names} = producer(...)`, and pass one of them"
+        )
+    if s_shape is not None and d_shape is not None and d_shape[0] == "fixed":
+        if s_shape[0] == "var":
+            return f"`{s_txt}` has no fixed length but the parameter takes exactly `{d_txt}`"
+        if len(s_shape[1]) != len(d_shape[1]):
+            return (
+                f"the value has {len(s_shape[1])} elements but the parameter takes "
+                f"{len(d_shape[1])} (`{s_txt}` vs `{d_txt}`)"
+            )
+
+    # Same kind of container: point at the first parameter that differs.
+    s_args, d_args = typing.get_args(s), typing.get_args(d)
+    s_origin, d_origin = typing.get_origin(s), typing.get_origin(d)
+    if (
+        s_origin is not None
+        and s_origin is d_origin
+        and s_origin is not Literal
+        and len(s_args) == len(d_args)
+    ):
+        for a, b in zip(s_args, d_args, strict=True):
+            if a is not Ellipsis and not is_assignable(a, b):
+                return (
+                    f"`{s_txt}` is not assignable to `{d_txt}`: `{type_repr(a)}` is not "
+                    f"assignable to `{type_repr(b)}`"
+                )
+    if d is NoneType:
+        return f"the parameter only accepts None, not `{s_txt}`"
+    return f"`{s_txt}` is not assignable to `{d_txt}`"
+
+
+def _union(members: list[Any]) -> Any:
+    return members[0] if len(members) == 1 else typing.Union[tuple(members)]  # noqa: UP007
 
 
 def infer_type(value: Any, *, sample: int = 1000) -> Any:
@@ -720,7 +846,10 @@ def _typing_name(obj: Any) -> str:
 # Runtime checks
 
 _Checker = Callable[[Any], bool]
-_CHECKERS: dict[Any, _Checker] = {}
+# Keyed by id(): hashing a typing object (a Union builds a frozenset) costs more than the check
+# itself, and some annotations are unhashable. The entry keeps the annotation alive, so its id
+# cannot be reused while cached.
+_CHECKERS: dict[int, tuple[Any, _Checker]] = {}
 _CHECKER_CACHE_MAX = 4096
 _PROMOTE: dict[type, type] = {
     int: numbers.Integral,
@@ -736,15 +865,19 @@ def check_value(value: Any, tp: Any) -> bool:
     """
     if type(tp) is type:  # fast path: a plain class
         return isinstance(value, tp) or _class_fallback(value, tp)
-    try:
-        checker = _CHECKERS[tp]
-    except KeyError:
-        checker = _compile(tp)
-        if len(_CHECKERS) < _CHECKER_CACHE_MAX:
-            _CHECKERS[tp] = checker
-    except TypeError:  # unhashable annotation (e.g. Annotated with a dict)
-        checker = _compile(tp)
-    return checker(value)
+    return checker_for(tp)(value)
+
+
+def checker_for(tp: Any) -> Callable[[Any], bool]:
+    """A compiled, cached ``value -> bool`` check for annotation *tp* (see :func:`check_value`)."""
+    entry = _CHECKERS.get(id(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    checker = _compile(tp)
+    if len(_CHECKERS) >= _CHECKER_CACHE_MAX:
+        _CHECKERS.clear()  # annotations are few; a full cache means transient ones, drop them
+    _CHECKERS[id(tp)] = (tp, checker)
+    return checker
 
 
 def _class_fallback(value: Any, cls: type) -> bool:
@@ -760,6 +893,10 @@ def _true(value: Any) -> bool:
     return True
 
 
+def _false(value: Any) -> bool:
+    return False
+
+
 def _compile(tp: Any) -> _Checker:
     try:
         return _compile_inner(tp)
@@ -773,13 +910,11 @@ def _compile_inner(tp: Any) -> _Checker:
     if tp is Any or tp is object:
         return _true
     if tp in _NEVER:
-        return lambda v: False
+        return _false
     if type(tp) is type:
-        cls: type = tp
-        return lambda v: isinstance(v, cls) or _class_fallback(v, cls)
+        return _class_checker(tp)
     if _is_union(tp):
-        members = typing.get_args(tp)
-        return lambda v: any(check_value(v, m) for m in members)
+        return _union_checker(typing.get_args(tp))
     origin = typing.get_origin(tp)
     if origin is Literal:
         allowed = typing.get_args(tp)
@@ -803,15 +938,36 @@ def _compile_inner(tp: Any) -> _Checker:
     if not args:
         return base
     if issubclass(origin, cabc.Mapping) and len(args) == 2:
-        k_tp, v_tp = args
-        return lambda v: base(v) and _first_item_ok(v, k_tp, v_tp)
+        k_ok, v_ok = checker_for(args[0]), checker_for(args[1])
+
+        def check_mapping(v: Any) -> bool:
+            if not base(v):
+                return False
+            for k in v:  # the first item only
+                return k_ok(k) and v_ok(v[k])
+            return True
+
+        return check_mapping
     if len(args) == 1 and issubclass(origin, cabc.Collection):
-        e_tp = args[0]
+        e_ok = checker_for(args[0])
         if issubclass(origin, cabc.Sequence):
-            return lambda v: base(v) and (len(v) == 0 or check_value(v[0], e_tp))
-        if not issubclass(origin, cabc.Iterator):
-            return lambda v: base(v) and _first_elem_ok(v, e_tp)
+            return lambda v: base(v) and (len(v) == 0 or e_ok(v[0]))
+        return lambda v: base(v) and _first_elem_ok(v, e_ok)
     return base  # iterators, generators, user generics: container only (never consume)
+
+
+def _class_checker(cls: type) -> _Checker:
+    return lambda v: isinstance(v, cls) or _class_fallback(v, cls)
+
+
+def _union_checker(members: tuple[Any, ...]) -> _Checker:
+    checkers = tuple(checker_for(m) for m in members)
+    plain = tuple(m for m in members if type(m) is type)
+    if plain:
+        # One isinstance over the plain classes answers most values; the members' own
+        # checks (numeric tower, generics) run only when it fails.
+        return lambda v: isinstance(v, plain) or any(c(v) for c in checkers)
+    return lambda v: any(c(v) for c in checkers)
 
 
 def _isinstance_checker(cls: type) -> _Checker:
@@ -819,23 +975,17 @@ def _isinstance_checker(cls: type) -> _Checker:
         isinstance(None, cls)
     except TypeError:
         return _true  # a non-runtime-checkable protocol or similar
-    return lambda v: isinstance(v, cls) or _class_fallback(v, cls)
+    return _class_checker(cls)
 
 
-def _first_elem_ok(v: Any, e_tp: Any) -> bool:
+def _first_elem_ok(v: Any, e_ok: _Checker) -> bool:
     # Sets and other sized collections: one step of iteration, never a scan.
     if isinstance(v, cabc.Sequence):
-        return len(v) == 0 or check_value(v[0], e_tp)
+        return len(v) == 0 or e_ok(v[0])
     if not isinstance(v, (cabc.Set, cabc.Mapping, cabc.KeysView, cabc.ValuesView)):
         return True  # an arbitrary collection might be costly or one-shot to iterate
     for x in v:
-        return check_value(x, e_tp)
-    return True
-
-
-def _first_item_ok(v: Any, k_tp: Any, v_tp: Any) -> bool:
-    for k in v:
-        return check_value(k, k_tp) and check_value(v[k], v_tp)
+        return e_ok(x)
     return True
 
 
@@ -845,14 +995,20 @@ def _tuple_checker(tp: Any) -> _Checker:
         return lambda v: isinstance(v, tuple)
     kind, items = shape
     if kind == "var":
-        e_tp = items[0]
-        return lambda v: isinstance(v, tuple) and (len(v) == 0 or check_value(v[0], e_tp))
-    n = len(items)
-    return lambda v: (
-        isinstance(v, tuple)
-        and len(v) == n
-        and all(check_value(x, t) for x, t in zip(v, items, strict=True))
-    )
+        e_ok = checker_for(items[0])
+        return lambda v: isinstance(v, tuple) and (len(v) == 0 or e_ok(v[0]))
+    checkers = tuple(checker_for(t) for t in items)
+    n = len(checkers)
+
+    def check_tuple(v: Any) -> bool:
+        if not isinstance(v, tuple) or len(v) != n:
+            return False
+        for ok, x in zip(checkers, v, strict=True):
+            if not ok(x):
+                return False
+        return True
+
+    return check_tuple
 
 
 def _type_checker(target: Any) -> _Checker:
@@ -879,7 +1035,9 @@ __all__ = [
     "Signature",
     "annotated_metadata",
     "check_value",
+    "checker_for",
     "element_type",
+    "explain_mismatch",
     "infer_type",
     "is_assignable",
     "is_list_type",

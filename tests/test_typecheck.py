@@ -693,3 +693,110 @@ def test_check_value_unhashable_annotation() -> None:
     tp = Annotated[int, {"unhashable": True}]
     assert check_value(3, tp)
     assert not check_value("x", tp)
+
+
+def test_checker_for_is_cached_and_handles_generic_union_members() -> None:
+    from flowkit.typecheck import checker_for
+
+    tp = Optional[list[int]]
+    assert checker_for(tp) is checker_for(tp)
+    assert check_value(None, tp) and check_value([1], tp)
+    assert not check_value(["a"], tp) and not check_value(3, tp)
+    assert check_value(True, float | None)  # numeric tower inside a union
+
+
+# --------------------------------------------------------------------------------------------
+# Binding calls and explaining mismatches
+
+
+def test_bind_applies_defaults_in_parameter_order() -> None:
+    def train(data: int, depth: int = 3, *, verbose: bool = False) -> int:
+        return data
+
+    sig = resolve_signature(train)
+    assert sig.bind((1,), {"verbose": True}) == {"data": 1, "depth": 3, "verbose": True}
+    assert list(sig.bind((), {"depth": 2, "data": 5})) == ["data", "depth", "verbose"]
+    assert sig.describe_params() == "data: int, depth: int = 3, verbose: bool = False"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "pattern"),
+    [
+        ((), {}, "missing a required argument: 'data'"),
+        ((1,), {"nope": 2}, "unexpected keyword argument 'nope'"),
+        ((1, 2, 3), {}, "too many positional arguments"),
+        ((1,), {"data": 2}, "multiple values for argument 'data'"),
+    ],
+)
+def test_bind_errors_name_the_task(
+    args: tuple[Any, ...], kwargs: dict[str, Any], pattern: str
+) -> None:
+    def train(data: int, depth: int = 3) -> int:
+        return data
+
+    sig = resolve_signature(train, kind="task")
+    with pytest.raises(
+        GraphError, match=rf"task `train`: .*{pattern}.*\(data: int, depth: int = 3\)"
+    ):
+        sig.bind(args, kwargs)
+
+
+def test_signature_records_kind_and_positional_only() -> None:
+    def pipe(x: int, /, y: str = "a") -> str:
+        return y
+
+    sig = resolve_signature(pipe, kind="workflow")
+    assert sig.kind == "workflow"
+    assert sig.param("x").kind is inspect.Parameter.POSITIONAL_ONLY
+    assert sig.bind((1,), {}) == {"x": 1, "y": "a"}
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "fragment"),
+    [
+        (
+            Optional[int],
+            int,
+            "may be None, which `int` does not accept; declare the parameter as "
+            "`int | None`, or make the producer return `int`",
+        ),
+        (int | str | None, int, "may be `str`"),
+        (list[int], int, "use `.map(...)`"),
+        (int, list[int], "takes a `list[int]`, not a single `int`"),
+        (tuple[pa.Table, pa.Table], pa.Table, "tuple of 2 outputs"),
+        (tuple[int, str], tuple[int, str, int], "has 2 elements but the parameter takes 3"),
+        (tuple[int, ...], tuple[int, int], "no fixed length"),
+        (dict[str, str], dict[str, int], "`str` is not assignable to `int`"),
+        (list[Optional[int]], list[int], "`int | None` is not assignable to `int`"),
+        (str, int, "`str` is not assignable to `int`"),
+        (int, None, "only accepts None"),
+    ],
+)
+def test_explain_mismatch(src: Any, dst: Any, fragment: str) -> None:
+    from flowkit.typecheck import explain_mismatch
+
+    assert fragment in explain_mismatch(src, dst)
+
+
+def test_explain_mismatch_empty_when_assignable() -> None:
+    from flowkit.typecheck import explain_mismatch
+
+    assert explain_mismatch(list[bool], list[int]) == ""
+
+
+def test_typing_extensions_typeddict() -> None:
+    pytest.importorskip("typing_extensions")
+    from typing_extensions import TypedDict as TeTypedDict
+
+    class Row(TeTypedDict):
+        a: int
+
+    assert is_assignable(Row, Row)
+    assert is_assignable(Row, cabc.Mapping[str, Any])
+    assert not is_assignable(int, Row)
+    assert check_value({"a": 1}, Row) and not check_value([1], Row)
+
+
+def test_final_and_classvar_wrappers_are_looked_through() -> None:
+    assert is_assignable(typing.Final[int], float)
+    assert check_value(1, typing.Final[int])
