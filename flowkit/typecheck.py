@@ -330,18 +330,35 @@ def _closure_vars(fn: Any) -> dict[str, Any]:
 
 
 def _enclosing_locals(fn: Any) -> dict[str, Any]:
-    """Locals of the running function that defines *fn* (found by qualname on the stack)."""
+    """Locals of the running scopes that define *fn*, found on the stack by qualified name.
+
+    For ``test.<locals>.helper.<locals>.f`` these are the frames of ``helper`` and ``test``
+    (inner scopes win). They exist while a decorator applied inside them runs.
+    """
     qualname: str = getattr(fn, "__qualname__", "")
     if "<locals>" not in qualname:
         return {}
-    outer = qualname.rsplit(".<locals>.", 1)[0].rsplit(".", 1)[-1]
+    tokens = qualname.split(".")
+    scopes = {".".join(tokens[:k]): k for k in range(1, len(tokens)) if tokens[k - 1] != "<locals>"}
     fn_globals = getattr(fn, "__globals__", None)
-    frame = sys._getframe(1)
+    found: list[tuple[int, dict[str, Any]]] = []
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == outer and frame.f_globals is fn_globals:
-            return dict(frame.f_locals)
-        frame = frame.f_back  # type: ignore[assignment]
-    return {}
+        code = frame.f_code
+        # co_qualname is 3.11+; on 3.10 match the bare name of a scope.
+        name = getattr(code, "co_qualname", None)
+        depth = (
+            scopes.get(name)
+            if name is not None
+            else next((d for q, d in scopes.items() if q.rsplit(".", 1)[-1] == code.co_name), None)
+        )
+        if depth is not None and frame.f_globals is fn_globals:
+            found.append((depth, dict(frame.f_locals)))
+        frame = frame.f_back
+    merged: dict[str, Any] = {}
+    for _, names in sorted(found, key=lambda item: item[0]):
+        merged.update(names)  # deeper (inner) scopes last, so they win
+    return merged
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,7 +464,9 @@ def is_assignable(src: Any, dst: Any) -> bool:
     """
     try:
         return _assignable(src, dst)
-    except TypeError:
+    except GraphError:
+        raise
+    except Exception:
         # A construct issubclass()/get_args() cannot handle: stay permissive.
         logger.debug("cannot compare %r with %r; accepting", src, dst, exc_info=True)
         return True
@@ -812,7 +831,10 @@ def type_repr(tp: Any) -> str:
             return "tuple[()]"
         if isinstance(origin, type) and issubclass(origin, cabc.Callable) and len(args) == 2:  # type: ignore[arg-type]
             params, ret = args
-            p = "..." if params is Ellipsis else "[" + ", ".join(type_repr(a) for a in params) + "]"
+            if isinstance(params, (list, tuple)):
+                p = "[" + ", ".join(type_repr(a) for a in params) + "]"
+            else:
+                p = type_repr(params)  # `...` or a ParamSpec
             return f"Callable[{p}, {type_repr(ret)}]"
         if not args:
             return head
@@ -865,7 +887,13 @@ def check_value(value: Any, tp: Any) -> bool:
     """
     if type(tp) is type:  # fast path: a plain class
         return isinstance(value, tp) or _class_fallback(value, tp)
-    return checker_for(tp)(value)
+    try:
+        return checker_for(tp)(value)
+    except Exception:
+        # A value whose container misbehaves when indexed, or an exotic annotation: the check
+        # is a safety net, not a validator, so it must never be the thing that fails a task.
+        logger.debug("runtime check of %r against %r failed; accepting", value, tp, exc_info=True)
+        return True
 
 
 def checker_for(tp: Any) -> Callable[[Any], bool]:

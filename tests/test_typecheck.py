@@ -800,3 +800,56 @@ def test_typing_extensions_typeddict() -> None:
 def test_final_and_classvar_wrappers_are_looked_through() -> None:
     assert is_assignable(typing.Final[int], float)
     assert check_value(1, typing.Final[int])
+
+
+def test_resolves_locals_of_nested_enclosing_scopes() -> None:
+    class Outer:
+        pass
+
+    def helper() -> Any:
+        class Inner:
+            pass
+
+        def f(x: Outer, y: Inner) -> Inner:
+            raise NotImplementedError
+
+        return resolve_signature(f), Inner
+
+    sig, inner = helper()
+    assert sig.param("x").type is Outer
+    assert sig.param("y").type is inner and sig.return_type is inner
+
+
+def test_unresolvable_local_name_still_errors() -> None:
+    def f(x: NotDefinedAnywhere) -> int:  # type: ignore[name-defined]  # noqa: F821
+        return 0
+
+    with pytest.raises(GraphError, match=r"`NotDefinedAnywhere` used in parameter `x`"):
+        resolve_signature(f)
+
+
+class BrokenSeq(list[int]):
+    def __getitem__(self, i: Any) -> Any:
+        raise RuntimeError("boom")
+
+
+def test_check_value_never_raises() -> None:
+    assert check_value(BrokenSeq([1]), list[int]) is True
+
+
+def test_type_repr_callable_with_paramspec() -> None:
+    P = typing.ParamSpec("P")
+    assert type_repr(cabc.Callable[P, int]) == "Callable[~P, int]"
+    assert type_repr(cabc.Callable[..., int]) == "Callable[..., int]"
+
+
+def test_numpy_array_types() -> None:
+    np = pytest.importorskip("numpy")
+    npt = pytest.importorskip("numpy.typing")
+    f64 = npt.NDArray[np.float64]
+    i64 = npt.NDArray[np.int64]
+    assert is_assignable(np.ndarray, f64) and is_assignable(f64, np.ndarray)
+    assert is_assignable(f64, f64)
+    assert not is_assignable(f64, i64)
+    assert check_value(np.zeros(3), f64)
+    assert not check_value([1.0], f64)
