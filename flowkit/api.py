@@ -55,9 +55,7 @@ def run(
     the_store.check()
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
-    record = Run(
-        id=new_run_id(), workflow=workflow.name, inputs=values, backend=the_backend.name
-    )
+    record = Run(id=new_run_id(), workflow=workflow.name, inputs=values, backend=the_backend.name)
     the_store.write_run(record.id, record.to_dict())
     group.emit("on_run_start", record)
     try:

@@ -44,7 +44,9 @@ _BUILTIN: dict[str, str] = {
     "threads": "flowkit.backends.threads:ThreadsBackend",
 }
 # Names we know of that live in another distribution: the error says what to install.
-_KNOWN_PLUGINS: dict[str, str] = {"ray": "pip install 'flowkit[ray]'  (or: pip install flowkit-ray)"}
+_KNOWN_PLUGINS: dict[str, str] = {
+    "ray": "pip install 'flowkit[ray]'  (or: pip install flowkit-ray)"
+}
 
 
 @dataclass(frozen=True)

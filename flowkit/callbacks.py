@@ -21,7 +21,7 @@ class Output:
     ``value`` is fetched into the driver on first access (cheap on in-process backends,
     a transfer on Ray, so check ``type`` first when only some outputs matter)."""
 
-    __slots__ = ("_fetch", "_value", "_fetched", "type")
+    __slots__ = ("_fetch", "_fetched", "_value", "type")
 
     def __init__(self, fetch: Callable[[], Any], type_: Any) -> None:
         self._fetch = fetch

@@ -27,7 +27,7 @@ import queue
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -42,7 +42,17 @@ from flowkit.errors import (
     TaskTimeoutError,
     TypeMismatchError,
 )
-from flowkit.graph import Binding, DictOf, Graph, InputRef, ListOf, Literal, Node, OutputRef, refs_in
+from flowkit.graph import (
+    Binding,
+    DictOf,
+    Graph,
+    InputRef,
+    ListOf,
+    Literal,
+    Node,
+    OutputRef,
+    refs_in,
+)
 from flowkit.promise import Builder
 from flowkit.records import Run, TaskRecord
 from flowkit.runner import Meta, TaskRuntime, Template, run_call
@@ -58,7 +68,8 @@ _FLUSH_EVERY_SECONDS = 1.0
 _NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
 
 
-# One item of a mapped argument: ("binding", Binding, None) | ("handle", h, digest) | ("value", v, None)
+# One item of a mapped argument:
+# ("binding", Binding, None) | ("handle", h, digest) | ("value", v, None)
 _Item = tuple[str, Any, str | None]
 
 
@@ -75,7 +86,17 @@ class _MapResult:
 class _Call:
     """One submission unit: a task call with its inputs and its record."""
 
-    __slots__ = ("attempt", "flat", "known", "map_index", "node", "record", "rt", "task", "templates")
+    __slots__ = (
+        "attempt",
+        "flat",
+        "known",
+        "map_index",
+        "node",
+        "record",
+        "rt",
+        "task",
+        "templates",
+    )
 
     def __init__(
         self,
@@ -295,7 +316,12 @@ class Engine:
             delay = task.retry_delay * (2 ** (call.attempt - 1))
             log.warning(
                 "task `%s` (node `%s`) attempt %d failed (%s: %s); retrying in %.2f s",
-                task.name, call.record.node, call.attempt, type(exc).__name__, exc, delay,
+                task.name,
+                call.record.node,
+                call.attempt,
+                type(exc).__name__,
+                exc,
+                delay,
             )
             self.seq += 1
             heapq.heappush(self.retry_at, (time.monotonic() + delay, self.seq, call))
@@ -446,7 +472,7 @@ class Engine:
             return [("binding", item, None) for item in b.items]
         if isinstance(b, OutputRef) and isinstance(self.results.get(b.node), _MapResult):
             m: _MapResult = self.results[b.node]
-            return [("handle", h, d) for h, d in zip(m.handles, m.digests)]
+            return [("handle", h, d) for h, d in zip(m.handles, m.digests, strict=True)]
         return [("value", v, None) for v in self._value(b)]
 
     # -- dynamic --------------------------------------------------------------------------
@@ -465,11 +491,21 @@ class Engine:
                 with builder:
                     returned = task.fn(**kwargs)
                 output = builder.binding_of(returned)
-                check_output(builder, f"{self.graph.name}` dynamic task `{task.name}", task.return_type, output, returned)
+                check_output(
+                    builder,
+                    f"{self.graph.name}` dynamic task `{task.name}",
+                    task.return_type,
+                    output,
+                    returned,
+                )
                 break
             except Exception as e:
                 if attempt > task.retries or isinstance(e, FlowkitError):
-                    rec.status, rec.ended, rec.error = "failed", time.time(), f"{type(e).__name__}: {e}"
+                    rec.status, rec.ended, rec.error = (
+                        "failed",
+                        time.time(),
+                        f"{type(e).__name__}: {e}",
+                    )
                     self.unflushed.append(rec)
                     self.callbacks.emit("on_task_error", rec, e)
                     self.failure = (rec, task.name, e)
@@ -567,9 +603,11 @@ class Engine:
     def _flush(self, force: bool = False) -> None:
         if not self.unflushed:
             return
-        if not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_SECONDS and len(
-            self.unflushed
-        ) < _FLUSH_EVERY_RECORDS:
+        if (
+            not force
+            and time.monotonic() - self.last_flush < _FLUSH_EVERY_SECONDS
+            and len(self.unflushed) < _FLUSH_EVERY_RECORDS
+        ):
             return
         batch, self.unflushed = self.unflushed, []
         self.last_flush = time.monotonic()

@@ -49,7 +49,7 @@ class DictOf:
     items: tuple[tuple[str, Binding], ...]
 
 
-Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf]
+Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf]  # noqa: UP007 (runtime alias, 3.10)
 
 
 def refs_in(binding: Binding) -> Iterator[OutputRef]:

@@ -127,8 +127,9 @@ class Promise:
     def _misuse(self, action: str) -> NoReturn:
         raise GraphError(
             f"workflow `{self._builder.workflow}`: cannot "
-            f"{action.format(p=f'the promise for the {self._what}')} at {caller_location()}. Inside @fk.workflow a task call returns a placeholder, not a "
-            "value, so it cannot drive Python control flow or arithmetic. Move this logic into a "
+            f"{action.format(p=f'the promise for the {self._what}')} at {caller_location()}. "
+            "Inside @fk.workflow a task call returns a placeholder, not a value, so it cannot "
+            "drive Python control flow or arithmetic. Move this logic into a "
             "task, or into an @fk.dynamic task whose body runs with real values."
         )
 

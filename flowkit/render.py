@@ -43,7 +43,9 @@ def to_mermaid(graph: Any) -> str:
 def to_dot(graph: Any) -> str:
     lines = [f'digraph "{graph.name}" {{', "    rankdir=LR;"]
     for inp in graph.inputs:
-        lines.append(f'    "in:{inp.name}" [shape=ellipse, label="{inp.name}: {_type_name(inp.type)}"];')
+        lines.append(
+            f'    "in:{inp.name}" [shape=ellipse, label="{inp.name}: {_type_name(inp.type)}"];'
+        )
     for node in graph.nodes.values():
         lines.append(f'    "{node.id}" [shape=box, label="{_label(node)}"];')
     for node in graph.nodes.values():

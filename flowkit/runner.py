@@ -149,7 +149,7 @@ def store_outputs(
     assert rt.store is not None
     values = tuple(value) if rt.multi_output else (value,)
     artifacts = []
-    for (oname, _), v in zip(rt.outputs, values):
+    for (oname, _), v in zip(rt.outputs, values, strict=True):
         what = f"task `{rt.name}` output `{oname}`"
         try:
             artifacts.append(rt.store.put(v, what=what))

@@ -23,7 +23,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class unmapped:  # noqa: N801 - reads like a function at the call site: fk.unmapped(x)
+class unmapped:
     """Pass ``value`` whole to every call of a ``task.map``, even when its type would map."""
 
     __slots__ = ("value",)
@@ -119,7 +119,15 @@ class TaskDef(Generic[P, R]):
         bindings = []
         for pname, value in values.items():
             binding = builder.binding_of(value)
-            check_binding(builder, f"task `{self.name}`", pname, self.param_types[pname], binding, value, where)
+            check_binding(
+                builder,
+                f"task `{self.name}`",
+                pname,
+                self.param_types[pname],
+                binding,
+                value,
+                where,
+            )
             bindings.append((pname, binding))
         node = Node(
             id=builder.new_id(self.name),
@@ -165,15 +173,14 @@ class TaskDef(Generic[P, R]):
             raise GraphError(
                 f"task `{self.name}`.map at {where}: no argument is mapped. Pass a list[P] for a "
                 f"parameter of type P (parameters: "
-                f"{', '.join(f'{p}: {typecheck.type_repr(t)}' for p, t in self.param_types.items())})"
+                + ", ".join(f"{p}: {typecheck.type_repr(t)}" for p, t in self.param_types.items())
+                + ")"
             )
         return values, mapped
 
     def _trace_map(self, builder: Builder, kwargs: dict[str, Any], where: str) -> Promise:
         values, mapped = self._split_map_args(builder, kwargs, where)
-        lengths = {
-            p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))
-        }
+        lengths = {p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))}
         if len(set(lengths.values())) > 1:
             raise GraphError(
                 f"task `{self.name}`.map at {where}: mapped lists have unequal lengths "
@@ -230,10 +237,10 @@ def static_type(value: Any) -> Any:
             items = [static_type(v) for v in value]
             if isinstance(value, tuple):
                 return tuple[tuple(items)] if items else tuple[()]  # type: ignore[misc]
-            return list[Union[tuple(items)]] if items else list[Any]  # type: ignore[misc]
+            return list[Union[tuple(items)]] if items else list[Any]  # type: ignore[misc]  # noqa: UP007
     if isinstance(value, dict) and any(isinstance(v, Promise) for v in value.values()):
         vals = [static_type(v) for v in value.values()]
-        return dict[str, Union[tuple(vals)]]  # type: ignore[misc]
+        return dict[str, Union[tuple(vals)]]  # type: ignore[misc]  # noqa: UP007
     return typecheck.infer_type(value)
 
 
@@ -276,7 +283,13 @@ def check_binding(
         ok = typecheck.is_assignable(src_type, ptype)
     if not ok:
         _mismatch(
-            builder, consumer, pname, ptype, describe_source(builder, binding, value), src_type, where
+            builder,
+            consumer,
+            pname,
+            ptype,
+            describe_source(builder, binding, value),
+            src_type,
+            where,
         )
 
 

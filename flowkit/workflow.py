@@ -159,7 +159,9 @@ def inline(
     for inp in wf.inputs:
         value = bound.arguments[inp.name]
         binding = builder.binding_of(value)
-        check_binding(builder, f"sub-workflow `{wf.name}`", inp.name, inp.type, binding, value, where)
+        check_binding(
+            builder, f"sub-workflow `{wf.name}`", inp.name, inp.type, binding, value, where
+        )
         inputs[inp.name] = binding
     ids: dict[str, str] = {}
     for node in wf.graph.nodes.values():
@@ -219,10 +221,10 @@ def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], WorkflowD
 def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
     """Declare a workflow; its body is traced once, now, into ``.graph``::
 
-        @fk.workflow
-        def pipeline(n: int = 1000) -> float:
-            data = load(n)
-            return score(train(data), data)
+    @fk.workflow
+    def pipeline(n: int = 1000) -> float:
+        data = load(n)
+        return score(train(data), data)
     """
     if fn is not None:
         return WorkflowDef(fn, name)

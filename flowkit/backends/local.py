@@ -48,7 +48,7 @@ class LocalBackend:
                 result = _with_alarm(fn, args, spec)
             else:
                 result = _on_helper_thread(fn, args, spec)
-        except BaseException as e:  # noqa: BLE001 - every failure belongs to the future
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             fut.set_exception(e)
@@ -81,7 +81,7 @@ def _on_helper_thread(fn: Callable[..., Any], args: Sequence[Any], spec: Submiss
     def target() -> None:
         try:
             box["result"] = fn(*args)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             box["error"] = e
 
     t = threading.Thread(target=target, name=f"flowkit-local-{spec.name}", daemon=True)
