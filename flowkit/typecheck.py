@@ -8,14 +8,14 @@ Policy
   ``*args``/``**kwargs`` are rejected (the graph binds inputs by name). An unresolvable name is a
   :class:`~flowkit.errors.GraphError` naming the function, the parameter and the name. A function
   defined inside another function may annotate with that function's local classes: when a name is
-  missing we look for the enclosing function's frame on the call stack (it is running while a
-  decorator applies) and use its locals.
+  missing we look for the enclosing functions' frames on the call stack (they are running while
+  a decorator applies) and use their locals.
 * **Assignability** (:func:`is_assignable`) follows PEP 484 where that is unambiguous: subclasses,
   the numeric tower (``bool`` -> ``int`` -> ``float`` -> ``complex``), ``Any`` on either side,
   ``object`` as target, unions on both sides, ``None``, ``Literal``, ``Annotated`` (metadata
   ignored), ``NewType`` and ``TypeVar`` (as their supertype / bound), ``NamedTuple`` (as its class,
   and as a tuple of its field types), generics of the builtin and ``collections.abc`` containers.
-  Two deliberate choices:
+  Three deliberate choices:
 
   - **Containers are covariant**: ``list[bool]`` is accepted for ``list[int]`` and
     ``dict[str, int]`` for ``dict[str, float]``. mypy rejects these for mutable containers, but a
@@ -26,15 +26,15 @@ Policy
     user generic whose parameters we cannot map) is treated as assignable: a false "mismatch"
     would block a valid program, and the runtime return check still runs. Clear mismatches
     (``str`` -> ``int``, ``list[str]`` -> ``list[int]``, ``int | None`` -> ``int``) are rejected.
-  - ``NewType`` targets accept their supertype (``int`` -> ``UserId``), as the brief for flowkit
-    asks: NewType is treated as its supertype on both sides.
+  - ``NewType`` is treated as its supertype on both sides, so ``int`` is accepted for ``UserId``
+    (at run time they are the same objects; a NewType marks intent, it does not convert).
 * **Runtime checks** (:func:`check_value`) are cheap by design: the container type and at most the
   *first* element of a list/set/dict (never a scan), the exact arity of fixed tuples, unions,
   ``Literal`` values, ``isinstance`` for classes. Numeric tower at run time: an ``int`` annotation
   accepts any :class:`numbers.Integral` (so ``numpy.int64`` passes), ``float`` any
   :class:`numbers.Real`, ``complex`` any :class:`numbers.Complex`. A ``NamedTuple`` annotation
   accepts a plain tuple of the right arity. Parametrised generics and protocols it cannot check
-  pass.
+  pass, and a check never raises: it is a safety net for return values, not a validator.
 """
 
 from __future__ import annotations
