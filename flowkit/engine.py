@@ -409,9 +409,10 @@ class Engine:
         map_index: int | None = None,
     ) -> _Call:
         flat: list[Any] = []
-        templates = []
+        templates: list[tuple[str, Template]] = []
         known: dict[str, str] = {}
         for name, b in bindings.items():
+            tmpl: Template
             if items is not None and name in items:
                 kind, payload, digest = items[name]
                 if kind == "handle":

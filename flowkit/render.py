@@ -68,7 +68,7 @@ def to_text(graph: Any) -> str:
 def _describe(binding: Any) -> str:
     kind = type(binding).__name__
     if kind == "OutputRef":
-        return binding.node + ("" if binding.index is None else f"[{binding.index}]")
+        return str(binding.node) + ("" if binding.index is None else f"[{binding.index}]")
     if kind == "InputRef":
         return f"input {binding.name}"
     if kind == "Literal":

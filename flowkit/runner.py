@@ -96,8 +96,8 @@ def run_call(
                 value = tuple(loaded) if rt.multi_output else loaded[0]
                 if rt.multi_output and hasattr(rt.return_type, "_make"):
                     value = rt.return_type._make(value)
-                digests = tuple(a.digest for a in hit.outputs)
-                return Meta(key, True, digests, started, time.time()), value
+                hit_digests = tuple(a.digest for a in hit.outputs)
+                return Meta(key, True, hit_digests, started, time.time()), value
     value = rt.fn(**kwargs)
     check_return(rt, value)
     digests: tuple[str | None, ...] = (None,) * len(rt.outputs)

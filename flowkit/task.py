@@ -75,7 +75,7 @@ class TaskDef(Generic[P, R]):
             raise ValueError(
                 f"task `{self.name}`: retries and retry_delay must be >= 0 and timeout > 0"
             )
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         kind = "dynamic" if self.dynamic else "task"
@@ -151,7 +151,7 @@ class TaskDef(Generic[P, R]):
         return promises
 
     def _split_map_args(
-        self, builder: Builder | None, kwargs: dict[str, Any], where: str
+        self, kwargs: dict[str, Any], where: str
     ) -> tuple[dict[str, Any], set[str]]:
         """Bind ``map`` arguments and decide which ones are mapped (the type-driven rule)."""
         whole = {k for k, v in kwargs.items() if isinstance(v, unmapped)}
@@ -179,7 +179,7 @@ class TaskDef(Generic[P, R]):
         return values, mapped
 
     def _trace_map(self, builder: Builder, kwargs: dict[str, Any], where: str) -> Promise:
-        values, mapped = self._split_map_args(builder, kwargs, where)
+        values, mapped = self._split_map_args(kwargs, where)
         lengths = {p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))}
         if len(set(lengths.values())) > 1:
             raise GraphError(
@@ -198,7 +198,7 @@ class TaskDef(Generic[P, R]):
             id=builder.new_id(self.name),
             task=self,
             bindings=tuple(bindings),
-            output_type=list[self.return_type],  # type: ignore[name-defined]
+            output_type=typecheck.list_of(self.return_type),
             location=where,
             mapped=tuple(p for p in values if p in mapped),
         )
@@ -208,14 +208,14 @@ class TaskDef(Generic[P, R]):
         )
 
     def _map_now(self, kwargs: dict[str, Any], where: str) -> list[Any]:
-        values, mapped = self._split_map_args(None, kwargs, where)
+        values, mapped = self._split_map_args(kwargs, where)
         lengths = {len(values[p]) for p in mapped}
         if len(lengths) > 1:
             raise GraphError(f"task `{self.name}`.map: mapped lists have unequal lengths")
         n = lengths.pop()
+        fn: Callable[..., Any] = self.fn
         return [
-            self.fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()})
-            for i in range(n)
+            fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()}) for i in range(n)
         ]
 
 
@@ -276,8 +276,8 @@ def check_binding(
 ) -> None:
     """Raise :class:`TypeMismatchError` when ``binding`` cannot feed parameter ``pname``."""
     if isinstance(binding, Literal):
-        ok = typecheck.check_value(binding.value, ptype)
-        src_type = type(binding.value)
+        src_type = typecheck.infer_type(binding.value)
+        ok = typecheck.is_assignable(src_type, ptype)
     else:
         src_type = static_type(value)
         ok = typecheck.is_assignable(src_type, ptype)
@@ -293,6 +293,9 @@ def check_binding(
         )
 
 
+_GENERIC_FIX = "Fix: make the annotations agree, or convert the value in a task in between."
+
+
 def _mismatch(
     builder: Builder,
     consumer: str,
@@ -305,7 +308,7 @@ def _mismatch(
     raise TypeMismatchError(
         f"workflow `{builder.workflow}`: {source} ({typecheck.type_repr(src_type)}) cannot be "
         f"passed to {consumer} parameter `{pname}` ({typecheck.type_repr(ptype)}) at "
-        f"{where}. Fix: make the annotations agree, or convert the value in a task in between."
+        f"{where}. {typecheck.explain_mismatch(src_type, ptype) or _GENERIC_FIX}"
     )
 
 

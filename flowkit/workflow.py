@@ -50,7 +50,7 @@ class WorkflowDef(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
-        self.signature = typecheck.resolve_signature(fn)
+        self.signature = typecheck.resolve_signature(fn, kind="workflow", name=name)
         self.inputs = tuple(
             WorkflowInput(
                 name=p.name,
