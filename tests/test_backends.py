@@ -1,0 +1,200 @@
+"""The backends that ship with flowkit: the conformance suite, the registry, local specifics."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowkit as fk
+from flowkit.backend import (
+    ENTRY_POINT_GROUP,
+    AttemptTimeout,
+    Submission,
+    backend_class,
+    get_backend,
+)
+from flowkit.backends import LocalBackend, ThreadsBackend
+from flowkit.testing import BackendContract
+
+
+class TestLocalContract(BackendContract):
+    def make_backend(self) -> fk.Backend:
+        return LocalBackend()
+
+
+class TestThreadsContract(BackendContract):
+    def make_backend(self) -> fk.Backend:
+        return ThreadsBackend(max_workers=4)
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+def test_builtin_names() -> None:
+    names = fk.available_backends()
+    assert {"local", "threads"} <= set(names)
+    assert names == sorted(names)
+    assert isinstance(get_backend("local"), LocalBackend)
+    assert isinstance(get_backend("threads"), ThreadsBackend)
+
+
+def test_builtins_are_registered_as_entry_points() -> None:
+    # pyproject declares them, so an installed flowkit lists them like any plugin
+    registered = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    assert registered["local"] == "flowkit.backends.local:LocalBackend"
+    assert registered["threads"] == "flowkit.backends.threads:ThreadsBackend"
+
+
+def test_instance_is_returned_as_is() -> None:
+    backend = ThreadsBackend(max_workers=2)
+    assert get_backend(backend) is backend
+    assert backend.capacity == 4
+
+
+def test_unknown_name_lists_available_and_how_to_install() -> None:
+    with pytest.raises(fk.BackendNotFoundError) as info:
+        backend_class("nope")
+    msg = str(info.value)
+    assert "'nope'" in msg
+    for name in fk.available_backends():
+        assert name in msg
+    assert ENTRY_POINT_GROUP in msg
+    assert "backend instance" in msg
+
+
+def test_known_plugin_name_says_what_to_install() -> None:
+    if "ray" in fk.available_backends():
+        pytest.skip("the ray plugin is installed here")
+    with pytest.raises(fk.BackendNotFoundError, match=r"pip install 'flowkit\[ray\]'"):
+        get_backend("ray")
+
+
+def test_unknown_name_through_run(tmp_path: Path) -> None:
+    from flowkit.testing import chain
+
+    with pytest.raises(fk.BackendNotFoundError, match=r"available: .*local"):
+        fk.run(chain, x=1, backend="nope", store=str(tmp_path / "s"))
+
+
+def test_object_that_is_not_a_backend(tmp_path: Path) -> None:
+    from flowkit.testing import chain
+
+    with pytest.raises(fk.BackendNotFoundError, match=r"is not a backend.*submit\(\)"):
+        get_backend(object())  # type: ignore[arg-type]
+    with pytest.raises(fk.BackendNotFoundError, match="is not a backend"):
+        fk.run(chain, x=1, backend=42, store=str(tmp_path / "s"))  # type: ignore[arg-type]
+
+
+def test_threads_rejects_bad_max_workers() -> None:
+    with pytest.raises(ValueError, match="max_workers"):
+        ThreadsBackend(max_workers=0)
+
+
+def test_threads_submit_outside_with_block() -> None:
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        ThreadsBackend().submit(lambda: (None, 1), (), Submission("t"))
+
+
+# -- local specifics ---------------------------------------------------------------------------
+
+
+def _sleep_then(seconds: float, value: int) -> tuple[None, int]:
+    time.sleep(seconds)
+    return None, value
+
+
+def test_local_timeout_with_alarm_in_main_thread() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    backend = LocalBackend()
+    fut = backend.submit(_sleep_then, (5.0, 1), Submission("nap", timeout=0.2))
+    # the alarm interrupted the sleep in place: submit returned with the error set
+    assert isinstance(fut.exception(), AttemptTimeout)
+    assert "nap" in str(fut.exception())
+    # the alarm is disarmed and the previous handler restored
+    import signal
+
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    ok = backend.submit(_sleep_then, (0.0, 7), Submission("quick", timeout=0.2))
+    assert ok.result() == (None, 7)
+
+
+def test_local_timeout_off_the_main_thread() -> None:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        backend = LocalBackend()
+        box["late"] = backend.submit(_sleep_then, (2.0, 1), Submission("nap", timeout=0.2))
+        box["ok"] = backend.submit(_sleep_then, (0.0, 3), Submission("quick", timeout=1.0))
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(10)
+    assert isinstance(box["late"].exception(), AttemptTimeout)
+    assert box["ok"].result() == (None, 3)
+
+
+def test_local_timeout_in_a_run_off_the_main_thread(tmp_path: Path) -> None:
+    from flowkit.testing import timing_out
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    box: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            fk.run(
+                timing_out,
+                folder=str(folder),
+                seconds=2.0,
+                backend="local",
+                store=str(tmp_path / "s"),
+            )
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(10)
+    assert isinstance(box.get("error"), fk.TaskTimeoutError)
+
+
+def test_local_errors_go_to_the_future() -> None:
+    def fail() -> tuple[None, int]:
+        raise KeyError("x")
+
+    fut = LocalBackend().submit(fail, (), Submission("f"))
+    assert isinstance(fut.exception(), KeyError)
+
+
+@fk.task
+def log_call(folder: str, name: str) -> str:
+    with open(os.path.join(folder, "order.log"), "a", encoding="utf-8") as f:
+        f.write(name + "\n")
+    return name
+
+
+@fk.workflow
+def independent(folder: str) -> list[str]:
+    return [log_call(folder, n) for n in ("e", "b", "d", "a", "c")]
+
+
+def test_local_is_serial_in_graph_order(tmp_path: Path) -> None:
+    orders = []
+    for i in range(2):
+        folder = tmp_path / f"marks{i}"
+        folder.mkdir()
+        run = fk.run(independent, folder=str(folder), backend="local", store=str(tmp_path / "s"))
+        assert run.output == ["e", "b", "d", "a", "c"]
+        orders.append((folder / "order.log").read_text().split())
+        assert [t.node for t in run.tasks] == list(independent.graph.nodes)
+        # each call ended before the next one started
+        for a, b in zip(run.tasks, run.tasks[1:], strict=False):
+            assert a.ended is not None and b.started is not None and a.ended <= b.started
+    assert orders[0] == orders[1] == ["e", "b", "d", "a", "c"]
