@@ -693,8 +693,9 @@ class _Walker:
                 return
         module = sys.modules.get(target)
         if not isinstance(module, types.ModuleType):
-            self._bind_unimported(target, bindings)
-            return
+            module = self._load_unimported(target, bindings)
+            if module is None:
+                return
         if not imp.names:
             bindings[f"import {target}"] = self.ref(module)
             return
@@ -707,29 +708,40 @@ class _Walker:
                     value, constant_name=self._relative(target, name)
                 )
 
-    def _bind_unimported(self, target: str, bindings: dict[str, str]) -> None:
-        """An import inside the task of a module the driver has not imported."""
+    def _load_unimported(self, target: str, bindings: dict[str, str]) -> types.ModuleType | None:
+        """A module imported inside the task that the driver has not imported yet.
+
+        Installed and stdlib modules count by version without being imported. A user module
+        is imported now, as the task itself would: its code can only be fingerprinted loaded.
+        """
         top = target.split(".", 1)[0]
         try:
             spec = importlib.util.find_spec(top)  # a top-level name runs no package code
         except (ImportError, ValueError):
-            return
+            return None
         if spec is None:
-            return
+            return None  # not importable here: the task would fail, nothing to fingerprint
         if spec.origin in ("built-in", "frozen"):
             origin = _Origin("stdlib", top)
         else:
             locations = list(spec.submodule_search_locations or [])
             path = spec.origin or (locations[0] if locations else "")
             origin = _path_origin(path) if path else _USER
-        if origin.kind == "user":
+        if origin.kind != "user" or top in _INSTALLED_TOPLEVELS:
+            kind = "installed" if top in _INSTALLED_TOPLEVELS else origin.kind
+            bindings[f"import {target}"] = self._module_version(_Origin(kind, top))
+            return None
+        try:
+            return importlib.import_module(target)
+        except Exception as exc:
             logger.warning(
-                "the task imports user module %r inside its body, but it is not imported yet, "
-                "so its code cannot be fingerprinted; import it at the top of the task's module",
+                "the task imports user module %r inside its body; importing it to fingerprint "
+                "its code failed (%s: %s), so edits to it will not invalidate cached results",
                 target,
+                type(exc).__name__,
+                exc,
             )
-            return
-        bindings[f"import {target}"] = self._module_version(_Origin(origin.kind, top))
+            return None
 
     # ---- references --------------------------------------------------------------------
 
@@ -798,12 +810,19 @@ class _Walker:
         return label
 
     def _helper(self, fn: types.FunctionType) -> str:
-        name = self._relative(_module_name_of(fn), fn.__qualname__)
-        label, new = self._claim(fn, f"helper `{name}`")
+        module = _module_name_of(fn)
+        name = self._relative(module, fn.__qualname__)
+        label = f"helper `{name}`"
+        if _wrapped(fn) is not None:
+            # A user decorator's wrapper (functools.wraps copied the wrapped name onto it):
+            # name it after the decorator, so the wrapped function keeps "helper `name`".
+            code_name = getattr(fn.__code__, "co_qualname", fn.__code__.co_name)
+            decorator = self._relative(module, code_name.split(".<locals>.", 1)[0])
+            label = f"decorator `{decorator}` on `{name}`"
+        label, new = self._claim(fn, label)
         if new:
             self.components[label] = ""  # claimed: cycles see the name, not a half-made digest
-            prefix = label[len("helper `") : -1] + "."
-            self.components[label] = _sha256_json(["function", self._function(fn, prefix)])
+            self.components[label] = _sha256_json(["function", self._function(fn, name + ".")])
         return label
 
     def _class(self, cls: type) -> str:
