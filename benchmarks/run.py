@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Run the standard workloads (W0-W6 + the 100k scale run) and print the table.
+
+    python benchmarks/run.py                 # everything: ~10 minutes on 2 cores
+    python benchmarks/run.py --only W3       # one workload (+ the floors/W0 it is compared with)
+    python benchmarks/run.py --quick         # 1 run per entry, no warm-up: a sanity pass
+    python benchmarks/run.py --list          # the entries
+
+Every measurement is a fresh process (``python <script>``), timed from outside with
+``os.wait4``: wall from a monotonic clock around fork..reap, cpu = user+sys of the child
+and its reaped descendants, peak RSS = the largest of them; the process group is killed
+afterwards. Per workload: each entry's state ($BENCH_STATE) is wiped, fill runs (W3, W4
+hit) and 1 warm-up per entry run unmeasured, then the entries are interleaved round by
+round (A B C A B C ...) so the drift of a shared machine hits all of them alike.
+Results: ``benchmarks/results/`` (runs.jsonl, summary.json, table.txt, report.md, logs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import matrix  # noqa: E402
+import report  # noqa: E402
+from matrix import Entry  # noqa: E402
+
+TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT", 900))
+
+
+def command(e: Entry, fill: bool = False) -> tuple[list[str], dict[str, str]]:
+    argv = [sys.executable]
+    argv += [os.path.join(HERE, e.script), *e.args] if e.script else ["-c", "pass"]
+    env = dict(os.environ)
+    env.update(e.env)
+    env["BENCH_STATE"] = matrix.state_for(e)
+    env.pop("BENCH_FILL", None)
+    if fill:
+        env["BENCH_FILL"] = "1"
+    return argv, env
+
+
+def run_once(argv: list[str], env: dict[str, str], cwd: str, log_path: str) -> dict[str, Any]:
+    with open(log_path, "ab") as log:
+        log.write(f"\n### {' '.join(argv[1:])}\n".encode())
+        log.flush()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        killer = threading.Timer(TIMEOUT_S, _killpg, (p.pid,))
+        killer.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        killer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+    _killpg(p.pid)  # whatever the run left behind in its own process group (Ray)
+    return {
+        "wall": wall,
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "rss_mb": ru.ru_maxrss / 1024.0,
+        "rc": p.returncode,
+    }
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def phases_from(log_path: str, start: int) -> list[dict[str, Any]]:
+    out = []
+    with open(log_path, "rb") as f:
+        f.seek(start)
+        for line in f.read().decode("utf-8", "replace").splitlines():
+            if line.startswith("BENCH {"):
+                try:
+                    out.append(json.loads(line[6:]))
+                except ValueError:
+                    pass
+    return out
+
+
+def tail(path: str, n: int = 15) -> str:
+    with open(path, "rb") as f:
+        return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-n:])
+
+
+def select(patterns: list[str]) -> tuple[list[Entry], list[str]]:
+    """Entries matching the patterns (ids, globs, or workload names like W3), plus what
+    their figures are computed against; minus those whose requirements are missing."""
+    pats = [p.lower() for p in patterns]
+    chosen = {
+        e.id
+        for e in matrix.E
+        if any(
+            fnmatch.fnmatch(e.id, p) or e.w == p or fnmatch.fnmatch(e.id, p + "/*") for p in pats
+        )
+    }
+    todo = list(chosen)
+    while todo:
+        for dep in matrix.BY_ID[todo.pop()].needs():
+            if dep not in chosen and dep in matrix.BY_ID:
+                chosen.add(dep)
+                todo.append(dep)
+    keep, skipped = [], []
+    for e in matrix.E:
+        if e.id not in chosen:
+            continue
+        missing = [m for m in e.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            skipped.append(f"{e.id} ({', '.join(missing)} not importable)")
+        else:
+            keep.append(e)
+    return keep, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=["*"],
+        help="entry ids, globs or workload names (W0..W6, scale)",
+    )
+    ap.add_argument("--quick", action="store_true", help="1 run per entry, no warm-up")
+    ap.add_argument("--reps", type=int, help="override the repetitions of every entry")
+    ap.add_argument("--warmup", type=int, help="override the warm-up runs of every entry")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--keep-state", action="store_true", help="leave $BENCH_STATE dirs behind")
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.reps = 1 if a.reps is None else a.reps
+        a.warmup = 0 if a.warmup is None else a.warmup
+    sel, skipped = select(a.only)
+    if a.list:
+        for e in sel:
+            print(f"{e.id:28} {e.script or '-c pass'} {' '.join(e.args)}  reps={e.reps}")
+        for s in skipped:
+            print(f"# skipped {s}")
+        return 0
+    logs = os.path.join(a.out, "logs")
+    os.makedirs(logs, exist_ok=True)
+    raw_path = os.path.join(a.out, "runs.jsonl")
+    open(raw_path, "w").close()
+    machine = report.machine_info()
+    for s in skipped:
+        print(f"# skipped {s}", flush=True)
+    results: dict[str, list[dict[str, Any]]] = {}
+    t_start = time.perf_counter()
+    for w in matrix.WORKLOADS:
+        es = [e for e in sel if e.w == w]
+        if not es:
+            continue
+        jobs = []
+        for e in es:
+            st = matrix.state_for(e)
+            shutil.rmtree(st, ignore_errors=True)
+            os.makedirs(st, exist_ok=True)
+            log = os.path.join(logs, e.id.replace("/", "_") + ".log")
+            open(log, "wb").close()
+            jobs.append((e, st, log))
+        for e, st, log in jobs:  # fill and warm-up runs, not counted
+            if e.fill:
+                r = run_once(*command(e, fill=True), st, log)
+                print(f"# fill {e.id}: {r['wall']:.2f}s rc={r['rc']}", flush=True)
+                if r["rc"]:
+                    print(tail(log), flush=True)
+            for _ in range(e.warmup if a.warmup is None else a.warmup):
+                run_once(*command(e), st, log)
+        rounds = max(a.reps or e.reps for e in es)
+        for i in range(rounds):
+            for e, st, log in jobs:
+                if i >= (a.reps or e.reps):
+                    continue
+                start = os.path.getsize(log)
+                r = run_once(*command(e), st, log)
+                r["phases"] = phases_from(log, start)
+                r.update(id=e.id, round=i)
+                results.setdefault(e.id, []).append(r)
+                with open(raw_path, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+                if r["rc"]:
+                    print(
+                        f"# FAILED {e.id} round {i + 1} rc={r['rc']} (log {log}):\n{tail(log)}",
+                        flush=True,
+                    )
+            print(f"# {w} round {i + 1}/{rounds} done", flush=True)
+        if not a.keep_state:
+            for _e, st, _log in jobs:
+                shutil.rmtree(st, ignore_errors=True)
+    table = report.text_table(results)
+    print(table)
+    with open(os.path.join(a.out, "table.txt"), "w") as f:
+        f.write(table + "\n")
+    S = report.summaries(results)
+    with open(os.path.join(a.out, "summary.json"), "w") as f:
+        json.dump(
+            {"machine": machine, "summaries": S, "targets": report.targets(S), "skipped": skipped},
+            f,
+            indent=1,
+        )
+    notes = f"Session: {time.perf_counter() - t_start:.0f} s; command: {' '.join(sys.argv)}"
+    if skipped:
+        notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(report.markdown(results, machine, notes))
+    print(f"# wrote {a.out}/(runs.jsonl, summary.json, table.txt, report.md)")
+    return 1 if any(r["rc"] for rs in results.values() for r in rs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
