@@ -340,8 +340,8 @@ def task(fn: Any = None, /, **options: Any) -> Any:
     ``retry_delay`` is the first back-off; it doubles after each failed attempt.
     """
     if fn is not None:
-        return TaskDef(fn, **options)
-    return lambda f: TaskDef(f, **options)
+        return _make(fn, options, _TASK_OPTIONS, "task")
+    return lambda f: _make(f, options, _TASK_OPTIONS, "task")
 
 
 @overload
@@ -367,5 +367,36 @@ def dynamic(fn: Any = None, /, **options: Any) -> Any:
             return "kept"
     """
     if fn is not None:
-        return TaskDef(fn, dynamic=True, **options)
-    return lambda f: TaskDef(f, dynamic=True, **options)
+        return _make(fn, options, _DYNAMIC_OPTIONS, "dynamic")
+    return lambda f: _make(f, options, _DYNAMIC_OPTIONS, "dynamic")
+
+
+_TASK_OPTIONS = (
+    "cache",
+    "version",
+    "cache_ignore",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "resources",
+    "name",
+)
+# A dynamic body runs in the driver: cache, timeout and resources would be silently ignored.
+_DYNAMIC_OPTIONS = ("retries", "retry_delay", "name")
+
+
+def _make(
+    fn: Any, options: dict[str, Any], allowed: tuple[str, ...], kind: str
+) -> TaskDef[Any, Any]:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        note = (
+            " (its body runs in the driver; set cache, timeout and resources on the tasks it calls)"
+            if kind == "dynamic"
+            else ""
+        )
+        raise TypeError(
+            f"@fk.{kind} on `{getattr(fn, '__name__', fn)}`: unknown option(s) "
+            f"{', '.join(unknown)}; the options are {', '.join(allowed)}{note}"
+        )
+    return TaskDef(fn, dynamic=kind == "dynamic", **options)
