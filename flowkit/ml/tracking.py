@@ -1,0 +1,279 @@
+"""``MLflowTracker``: one MLflow run per flowkit run, with no MLflow code inside tasks.
+
+What is logged (names are made MLflow-safe: ``[`` ``]`` and other characters become ``/``/``_``):
+
+* **params** — the workflow inputs (lists/dicts as JSON, other objects by type and a short repr);
+* **tags** — ``flowkit.run_id``, ``flowkit.workflow``, ``flowkit.backend``, and at the end
+  ``flowkit.status``, ``flowkit.tasks_run`` / ``flowkit.tasks_cached`` / ``flowkit.tasks_failed``
+  and ``flowkit.error`` for a failed run, plus any ``tags=`` given;
+* **metrics from tasks** — every output whose declared type is :data:`flowkit.ml.Metrics`
+  (``dict[str, float]``, also as an element of a tuple / NamedTuple return). If exactly one task
+  call produced metrics they are logged under their own names (``accuracy``); otherwise each is
+  prefixed with its node (``evaluate/accuracy``), and the calls of a mapped node become the
+  *steps* of one metric (``evaluate[3]`` → ``evaluate/accuracy`` at step 3), which MLflow plots
+  as a curve over the fan-out. Non-numeric values are skipped.
+* **per-task metrics** — ``flowkit/<node>/duration_s`` and ``flowkit/<node>/cached`` (1 for a
+  cache hit), stepped the same way; run-level ``flowkit/duration_s``.
+* **status** — the MLflow run ends ``FINISHED`` or ``FAILED`` with the flowkit run.
+
+Policy: everything goes through one explicit ``MlflowClient`` (never MLflow's global active
+run), and a run's state lives in thread-local storage, so one tracker can observe concurrent
+``fk.run`` calls made from different threads (each run's hooks come from its own thread).
+Metrics are buffered in the driver and sent with ``log_batch`` (per-task timings every
+``flush_every`` task ends, task metrics at the end, when their names can be decided). A failing
+MLflow call is logged by flowkit's callback machinery and never fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import re
+import threading
+import time
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flowkit.callbacks import Callback, Output
+from flowkit.ml import uris
+from flowkit.records import Run, TaskRecord
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+_MAX_PARAM = 6000  # MLflow's limit on a param value
+_MAX_TAG = 8000
+_BATCH_METRICS = 1000
+_BATCH_PARAMS = 100
+_MAP_ITEM = re.compile(r"^(.*)\[(\d+)\]$")
+_BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+
+
+def is_metrics_type(tp: Any) -> bool:
+    """True for ``dict[str, float]`` (``ml.Metrics``), also behind ``Annotated``/``typing.Dict``."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return typing.get_origin(tp) is dict and typing.get_args(tp) == (str, float)
+
+
+def metrics_in(tp: Any, value: Any) -> list[Mapping[str, Any]]:
+    """The ``Metrics`` parts of an output: the output itself, or elements of a tuple return."""
+    if is_metrics_type(tp):
+        return [value] if isinstance(value, Mapping) else []
+    hints = getattr(tp, "__annotations__", None) if hasattr(tp, "_fields") else None
+    if hints:  # NamedTuple
+        fields = list(hints.values())
+    elif typing.get_origin(tp) is tuple:
+        fields = list(typing.get_args(tp))
+    else:
+        return []
+    if not isinstance(value, tuple) or len(value) != len(fields):
+        return []
+    pairs = zip(fields, value, strict=True)
+    return [v for t, v in pairs if is_metrics_type(t) and isinstance(v, Mapping)]
+
+
+def has_metrics(tp: Any) -> bool:
+    if is_metrics_type(tp):
+        return True
+    if hasattr(tp, "_fields"):
+        return any(is_metrics_type(t) for t in getattr(tp, "__annotations__", {}).values())
+    return typing.get_origin(tp) is tuple and any(is_metrics_type(t) for t in typing.get_args(tp))
+
+
+def metric_key(*parts: str) -> str:
+    """An MLflow-valid metric name from parts (bad characters → ``_``, no empty segments)."""
+    text = "/".join(p for p in parts if p)
+    segments = [_BAD_KEY_CHARS.sub("_", s) for s in text.split("/")]
+    return "/".join(s if s not in ("", ".", "..") else "_" for s in segments)
+
+
+def node_base_and_step(node: str) -> tuple[str, int]:
+    """``train[3]`` → ``("train", 3)``; ``evaluate`` → ``("evaluate", 0)``."""
+    m = _MAP_ITEM.match(node)
+    return (m.group(1), int(m.group(2))) if m else (node, 0)
+
+
+def param_value(value: Any) -> str:
+    """A workflow input as an MLflow param value (short, readable, never huge)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = str(value)
+    elif isinstance(value, (list, tuple, dict)):
+        try:
+            text = json.dumps(value, default=repr)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        shape = getattr(value, "shape", None)
+        text = f"<{type(value).__name__}{' shape=' + str(shape) if shape is not None else ''}>"
+    return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+
+
+@dataclass
+class _State:
+    """One flowkit run's MLflow run and what is still to be sent."""
+
+    run_id: str
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)
+    task_metrics: list[tuple[str, str, int, Mapping[str, Any]]] = field(default_factory=list)
+    pending_since: int = 0
+
+
+class MLflowTracker(Callback):
+    """Log each flowkit run as an MLflow run (see the module docs for what is logged).
+
+    Example::
+
+        tracker = ml.MLflowTracker(tracking_uri="http://127.0.0.1:5000", experiment="digits")
+        run = fk.run(pipeline, backend="threads", callbacks=[tracker])
+        tracker.last_run_id            # the MLflow run id
+
+    ``tracking_uri=None`` uses ``$MLFLOW_TRACKING_URI`` or the embedded sqlite registry under
+    the flowkit store; ``experiment=None`` uses the workflow name.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        flush_every: int = 200,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self.flush_every = max(1, int(flush_every))
+        #: The MLflow run id of the latest run this tracker started (from any thread).
+        self.last_run_id: str | None = None
+        self._local = threading.local()
+        self._client: MlflowClient | None = None
+        self._uri = ""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MLflowTracker(tracking_uri={self.tracking_uri!r}, experiment={self.experiment!r})"
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _mlflow(self) -> MlflowClient:
+        with self._lock:
+            if self._client is None:
+                self._client, self._uri = uris.client(self.tracking_uri)
+            return self._client
+
+    @property
+    def _state(self) -> _State | None:
+        state: _State | None = getattr(self._local, "state", None)
+        return state
+
+    def _send_metrics(self, state: _State, items: Iterable[tuple[str, float, int]]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step) for k, v, step in items]
+        for i in range(0, len(batch), _BATCH_METRICS):
+            self._mlflow().log_batch(state.run_id, metrics=batch[i : i + _BATCH_METRICS])
+
+    def _flush(self, state: _State) -> None:
+        if state.metrics:
+            items, state.metrics = state.metrics, []
+            self._send_metrics(state, items)
+        state.pending_since = 0
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def on_run_start(self, run: Run) -> None:
+        from mlflow.entities import Param
+
+        self._local.state = None
+        c = self._mlflow()
+        experiment_id = uris.ensure_experiment(c, self._uri, self.experiment or run.workflow)
+        tags = {
+            "flowkit.run_id": run.id,
+            "flowkit.workflow": run.workflow,
+            "flowkit.backend": run.backend,
+            **self.tags,
+        }
+        mlrun = c.create_run(
+            experiment_id,
+            start_time=int(run.started * 1000),
+            tags=tags,
+            run_name=f"{run.workflow}-{run.id}",
+        )
+        state = _State(mlrun.info.run_id)
+        self._local.state = state
+        self.last_run_id = state.run_id
+        params = [Param(metric_key(str(k)), param_value(v)) for k, v in run.inputs.items()]
+        for i in range(0, len(params), _BATCH_PARAMS):
+            c.log_batch(state.run_id, params=params[i : i + _BATCH_PARAMS])
+        log.info("MLflow run %s tracks flowkit run %s (%s)", state.run_id, run.id, self._uri)
+
+    def on_task_end(self, record: TaskRecord, output: Output) -> None:
+        state = self._state
+        if state is None:
+            return
+        base, step = node_base_and_step(record.node)
+        if record.duration is not None:
+            state.metrics.append((metric_key("flowkit", base, "duration_s"), record.duration, step))
+        state.metrics.append((metric_key("flowkit", base, "cached"), float(record.cached), step))
+        if has_metrics(output.type):  # fetch the value only when it can hold metrics
+            for part in metrics_in(output.type, output.value):
+                state.task_metrics.append((record.node, base, step, dict(part)))
+        state.pending_since += 1
+        if state.pending_since >= self.flush_every:
+            self._flush(state)
+
+    def on_task_error(self, record: TaskRecord, error: BaseException) -> None:
+        state = self._state
+        if state is None:
+            return
+        base, step = node_base_and_step(record.node)
+        if record.duration is not None:
+            state.metrics.append((metric_key("flowkit", base, "duration_s"), record.duration, step))
+
+    def on_run_end(self, run: Run) -> None:
+        from mlflow.entities import RunTag
+
+        state = self._state
+        if state is None:
+            return
+        self._local.state = None
+        c = self._mlflow()
+        try:
+            prefix = len(state.task_metrics) != 1
+            for _node, base, step, values in state.task_metrics:
+                for name, value in values.items():
+                    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                        continue
+                    v = float(value)
+                    if math.isnan(v) or math.isinf(v):
+                        continue  # MLflow stores them, but no plot or comparison can use them
+                    key = metric_key(base, str(name)) if prefix else metric_key(str(name))
+                    state.metrics.append((key, v, step))
+            if run.duration is not None:
+                state.metrics.append(("flowkit/duration_s", run.duration, 0))
+            self._flush(state)
+            summary = run.summary()
+            end_tags = {
+                "flowkit.status": run.status,
+                "flowkit.tasks_run": str(summary["run"]),
+                "flowkit.tasks_cached": str(summary["cached"]),
+                "flowkit.tasks_failed": str(summary["failed"]),
+            }
+            if run.error:
+                end_tags["flowkit.error"] = run.error[:_MAX_TAG]
+            c.log_batch(state.run_id, tags=[RunTag(k, v) for k, v in end_tags.items()])
+        finally:
+            status = "FINISHED" if run.status == "succeeded" else "FAILED"
+            end = int((run.ended or time.time()) * 1000)
+            c.set_terminated(state.run_id, status, end_time=end)
+
+
+__all__ = ["MLflowTracker", "has_metrics", "is_metrics_type", "metrics_in"]
