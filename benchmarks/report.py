@@ -55,6 +55,10 @@ def summarize(runs: list[Run]) -> dict[str, float]:
             if p["phase"] != "run":
                 extras.setdefault("ph_" + p["phase"], []).append(float(p["s"]))
     s.update({k: med(v) for k, v in extras.items()})
+    for k in ("state_bytes", "state_disk"):  # measured by the harness after the last round
+        vals = [r[k] for r in runs if k in r]
+        if vals:
+            s["x_" + k] = float(vals[-1])
     return s
 
 

@@ -35,15 +35,21 @@ sys.path.insert(0, HERE)
 
 import matrix  # noqa: E402
 import report  # noqa: E402
+from common import disk_bytes, du  # noqa: E402
 from matrix import Entry  # noqa: E402
 
 TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT", 900))
+NOT_INHERITED = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONPROFILEIMPORTTIME")
 
 
 def command(e: Entry, fill: bool = False) -> tuple[list[str], dict[str, str]]:
     argv = [sys.executable]
     argv += [os.path.join(HERE, e.script), *e.args] if e.script else ["-c", "pass"]
     env = dict(os.environ)
+    # A user's interpreter writes .pyc files and buffers stdout; a sandbox's settings must
+    # not make every measured run recompile numpy/sklearn/flowkit from source.
+    for var in NOT_INHERITED:
+        env.pop(var, None)
     env.update(e.env)
     env["BENCH_STATE"] = matrix.state_for(e)
     env.pop("BENCH_FILL", None)
@@ -209,8 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             print(f"# {w} round {i + 1}/{rounds} done", flush=True)
-        if not a.keep_state:
-            for _e, st, _log in jobs:
+        for e, st, _log in jobs:  # what the entry left on disk (caches, stores), not timed
+            size = {"id": e.id, "state_bytes": du(st), "state_disk": disk_bytes(st)}
+            if results.get(e.id):
+                results[e.id][-1].update(size)
+            with open(raw_path, "a") as f:
+                f.write(json.dumps(size) + "\n")
+            if not a.keep_state:
                 shutil.rmtree(st, ignore_errors=True)
     table = report.text_table(results)
     print(table)
