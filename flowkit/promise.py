@@ -167,7 +167,15 @@ class Promise:
         self._misuse("compare {p}")
 
     __le__ = __gt__ = __ge__ = __lt__
-    __hash__ = object.__hash__
+
+    # `p == 3` would otherwise be a silent False (and `if p == 3:` a silently wrong branch).
+    def __eq__(self, other: object) -> bool:
+        self._misuse("compare {p} with ==")
+
+    def __ne__(self, other: object) -> bool:
+        self._misuse("compare {p} with !=")
+
+    __hash__ = object.__hash__  # promises stay usable as dict keys and in sets (by identity)
 
 
 def _binary(name: str) -> Any:
