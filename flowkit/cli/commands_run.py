@@ -1,0 +1,159 @@
+"""``flowkit run FILE.py[:WORKFLOW] [--backend NAME] [--store URL] [--no-cache | --refresh]
+[--PARAM VALUE ...]``.
+
+Output policy: the workflow's output (its ``repr``, shortened) goes to stdout, alone, so
+``flowkit run wf.py > out.txt`` keeps just the result; the run summary (id, status, tasks
+run / cached / failed, wall time), errors and the progress line go to stderr.
+
+Exit codes: 0 the run succeeded; 1 a task failed (the message names the task, the node,
+the attempts and the run id; ``--traceback`` adds the task's traceback); 2 the run could
+not start (bad file, input, backend or store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import reprlib
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from flowkit.api import run as fk_run
+from flowkit.callbacks import Callback
+from flowkit.cli import wfargs
+from flowkit.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_store_option,
+    add_traceback_option,
+    format_duration,
+    plural,
+    store_url,
+)
+from flowkit.cli.progress import progress_for
+from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
+from flowkit.records import Run
+
+_OUTPUT_CHARS = 2000
+_OUTPUT_LINES = 40
+
+DESCRIPTION = """\
+Run a workflow defined in a Python file.
+
+FILE.py is imported as a module (its `if __name__ == "__main__":` block does not run);
+:WORKFLOW picks a workflow when the file defines several. Workflow inputs are options,
+converted by their annotations: --n 5, --depths 2,4,8 or --depths '[2,4,8]', --flag true.
+
+exit codes: 0 success, 1 a task failed, 2 bad usage or bad input
+"""
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", metavar="FILE.py[:WORKFLOW]")
+    p.add_argument(
+        "--backend",
+        metavar="NAME",
+        default=None,
+        help="local, threads, ray or any installed backend (default: $FLOWKIT_BACKEND or local)",
+    )
+    add_store_option(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    mode.add_argument(
+        "--refresh", action="store_true", help="recompute cached tasks and overwrite their entries"
+    )
+    add_traceback_option(p)
+
+
+class _Last(Callback):
+    """Keeps the run record, so the summary can be printed after a failure too."""
+
+    def __init__(self) -> None:
+        self.run: Run | None = None
+
+    def on_run_start(self, run: Run) -> None:
+        self.run = run
+
+
+def command(argv: Sequence[str]) -> int:
+    ns, wf, inputs = wfargs.parse("flowkit run", DESCRIPTION, add_options, argv)
+    cache: bool | str = False if ns.no_cache else ("refresh" if ns.refresh else True)
+    last = _Last()
+    callbacks: list[Callback] = [last]
+    progress = progress_for(sys.stderr, wf.graph)
+    if progress is not None:
+        callbacks.append(progress)
+    try:
+        record = fk_run(
+            wf,
+            backend=ns.backend,
+            store=store_url(ns.store),
+            cache=cache,
+            callbacks=callbacks,
+            **inputs,
+        )
+    except TaskFailedError as e:
+        _report_failure(e, last.run, ns)
+        return EXIT_FAILED
+    except (BackendNotFoundError, StoreError) as e:
+        raise UsageError(str(e)) from e
+    except FlowkitError as e:
+        if last.run is None:  # refused before it started: bad inputs, a graph error
+            raise UsageError(f"{type(e).__name__}: {e}") from e
+        _report_failure(e, last.run, ns)
+        return EXIT_FAILED
+    if record.output is not None:
+        print(format_output(record.output))
+    print(summary_line(record), file=sys.stderr)
+    return EXIT_OK
+
+
+def summary_line(run: Run) -> str:
+    """``run <id> succeeded in 1.23s: 5 tasks run, 3 cached, 0 failed``."""
+    s = run.summary()
+    return (
+        f"run {run.id} {run.status} in {format_duration(run.duration)}: "
+        f"{plural(s['run'], 'task')} run, {s['cached']} cached, {s['failed']} failed"
+    )
+
+
+def _report_failure(e: FlowkitError, run: Run | None, ns: argparse.Namespace) -> None:
+    err = sys.stderr
+    if ns.traceback:
+        remote = getattr(e, "remote_traceback", None)
+        if remote:
+            print(remote.rstrip(), file=err)
+        else:
+            traceback.print_exception(e, file=err)
+    print(f"flowkit run: {e}", file=err)
+    if run is not None:
+        print(summary_line(run), file=err)
+        store = f" --store {ns.store}" if ns.store else ""
+        hint = "" if ns.traceback else "; add --traceback for the task's traceback"
+        print(f"details: flowkit runs show {run.id}{store}{hint}", file=err)
+
+
+_repr = reprlib.Repr()
+_repr.maxlevel = 4
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = _repr.maxdeque = 30
+_repr.maxdict = 30
+_repr.maxstring = 400
+_repr.maxlong = 200
+_repr.maxother = _OUTPUT_CHARS
+
+
+def format_output(value: Any) -> str:
+    """A readable, bounded ``repr``: long containers elided (``...``), then at most 40
+    lines and 2000 characters, with a note saying how much was cut."""
+    if isinstance(value, (list, tuple, dict, set, frozenset, str, int)):
+        text = _repr.repr(value)
+    else:
+        text = repr(value)
+    lines = text.splitlines() or [""]
+    cut = len(lines) > _OUTPUT_LINES or len(text) > _OUTPUT_CHARS
+    if cut:
+        kept = "\n".join(lines[:_OUTPUT_LINES])[:_OUTPUT_CHARS]
+        return f"{kept}\n... ({len(text)} characters in all, shortened)"
+    return text

@@ -1,0 +1,372 @@
+"""Workflow parameters as typed command-line options.
+
+Each workflow input ``name: T`` becomes ``--name VALUE`` (``--long-name`` works too for
+``long_name``). The text is converted by the annotation:
+
+=====================  ==================================================================
+annotation             accepted text
+=====================  ==================================================================
+``int`` / ``float``    ``5``, ``-2``, ``0.5``, ``1e-3``
+``bool``               ``true/false``, ``yes/no``, ``1/0``, ``on/off`` (any case)
+``str``                the text as is
+``pathlib.Path``       a path (``fk.File`` / ``fk.Directory`` likewise)
+``Optional[X]``        ``none`` or ``null`` for None, else as ``X``
+``Union[A, B]``        the first member that accepts the text
+``list[T]``, ``tuple``  ``1,2,3`` (each item converted as ``T``) or JSON ``[1, 2, 3]``
+``dict[K, V]``         JSON ``{"a": 1}`` (keys converted as ``K``)
+``Literal[...]``       one of the values
+an ``Enum``            a member name or value
+``Any``                JSON if it parses, else the text
+=====================  ==================================================================
+
+Other types (a ``pyarrow.Table``, a model) cannot be written on a command line: such a
+parameter must have a default, and giving it is an error that says so. Inputs with a
+default are optional; the others are required. Defaults are applied by the workflow (the
+option only carries what was given), so the values are exactly what ``fk.run`` would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import types
+import typing
+from collections import abc
+from pathlib import PurePath
+from typing import Any, Union
+
+from flowkit import typecheck
+from flowkit.files import Directory, File
+from flowkit.workflow import WorkflowDef
+
+_TRUE = frozenset({"true", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "no", "n", "off", "0"})
+_NONE = frozenset({"none", "null"})
+_NoneType = type(None)
+_SEQUENCES = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    abc.Sequence,
+    abc.MutableSequence,
+    abc.Set,
+    abc.MutableSet,
+    abc.Collection,
+    abc.Iterable,
+)
+_MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+
+# Names the `run` / `cache explain` commands use themselves; a workflow input with one of
+# these names is given as --input-NAME instead.
+RESERVED = frozenset({"help", "h", "backend", "store", "no_cache", "refresh", "traceback"})
+
+
+class ParamError(ValueError):
+    """Text that does not convert to the parameter's type."""
+
+
+def describe(tp: Any) -> str:
+    """The type and what text it takes, for help and error messages."""
+    tp = typecheck.strip_annotated(tp)
+    name = typecheck.type_repr(tp)
+    hint = _hint(tp)
+    return f"{name} ({hint})" if hint else name
+
+
+def _hint(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return "true/false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        inner = [a for a in args if a is not _NoneType]
+        more = " or none" if _NoneType in args else ""
+        if len(inner) == 1:
+            h = _hint(inner[0])
+            return f"{h}{more}" if h else more.removeprefix(" or ")
+        return more.removeprefix(" or ")
+    if tp in _SEQUENCES or origin in _SEQUENCES:
+        return "comma-separated or a JSON list"
+    if tp in _MAPPINGS or origin in _MAPPINGS:
+        return "a JSON object"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(m.name for m in tp)
+    return ""
+
+
+def supported(tp: Any) -> bool:
+    """True if a value of type ``tp`` can be written on a command line."""
+    tp = typecheck.strip_annotated(tp)
+    if tp is Any or tp is object or tp in (bool, int, float, str, _NoneType):
+        return True
+    if _is_union(tp):
+        return all(supported(a) for a in typing.get_args(tp))
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return True
+    if isinstance(tp, type) and issubclass(tp, (PurePath, File, Directory, enum.Enum)):
+        return True
+    if tp in _SEQUENCES or tp in _MAPPINGS:
+        return True
+    if origin in _SEQUENCES or origin in _MAPPINGS:
+        return all(a is Ellipsis or supported(a) for a in typing.get_args(tp))
+    return False
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Convert command-line ``text`` to a value of type ``tp`` (see the module table).
+
+    >>> parse_value("2,4,8", list[int])
+    [2, 4, 8]
+    """
+    tp = typecheck.strip_annotated(tp)
+    if tp is Any or tp is object:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    if tp is _NoneType:
+        if text.strip().lower() in _NONE:
+            return None
+        raise ParamError(text)
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        if _NoneType in args and text.strip().lower() in _NONE:
+            return None
+        for member in args:
+            if member is _NoneType:
+                continue
+            try:
+                return parse_value(text, member)
+            except ParamError:
+                continue
+        raise ParamError(text)
+    if tp is bool:
+        word = text.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ParamError(text)
+    if tp is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ParamError(text) from None
+    if tp is float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise ParamError(text) from None
+    if tp is str:
+        return text
+    origin = typing.get_origin(tp)
+    if tp in _SEQUENCES or origin in _SEQUENCES:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            return coerce(_json(stripped), tp)
+        items = [] if not stripped else stripped.split(",")
+        return _collect([("text", item.strip()) for item in items], tp)
+    if tp in _MAPPINGS or origin in _MAPPINGS:
+        return coerce(_json(text), tp)
+    return _scalar(text, tp)
+
+
+def _scalar(text: str, tp: Any) -> Any:
+    """Literal, enum and path-like types (the ones that are not containers or builtins)."""
+    if typing.get_origin(tp) is typing.Literal:
+        for choice in typing.get_args(tp):
+            if str(choice) == text or repr(choice) == text:
+                return choice
+        raise ParamError(text)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if member.name == text or str(member.value) == text:
+                return member
+        raise ParamError(text)
+    if isinstance(tp, type) and issubclass(tp, (PurePath, File, Directory)):
+        if not text:
+            raise ParamError(text)
+        return tp(text)
+    raise ParamError(text)
+
+
+def coerce(value: Any, tp: Any) -> Any:
+    """Convert a JSON-decoded ``value`` to type ``tp`` (ints to floats, strings to paths...)."""
+    tp = typecheck.strip_annotated(tp)
+    if tp is Any or tp is object:
+        return value
+    if value is None:
+        if tp is _NoneType or (_is_union(tp) and _NoneType in typing.get_args(tp)):
+            return None
+        raise ParamError(value)
+    if _is_union(tp):
+        for member in typing.get_args(tp):
+            if member is _NoneType:
+                continue
+            try:
+                return coerce(value, member)
+            except ParamError:
+                continue
+        raise ParamError(value)
+    if isinstance(value, str) and tp is not str:
+        return parse_value(value, tp)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ParamError(value)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ParamError(value)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ParamError(value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ParamError(value)
+    origin = typing.get_origin(tp)
+    if tp in _SEQUENCES or origin in _SEQUENCES:
+        if not isinstance(value, list):
+            raise ParamError(value)
+        return _collect([("json", v) for v in value], tp)
+    if tp in _MAPPINGS or origin in _MAPPINGS:
+        if not isinstance(value, dict):
+            raise ParamError(value)
+        args = typing.get_args(tp)
+        ktype, vtype = args if len(args) == 2 else (Any, Any)
+        return {
+            (k if ktype in (Any, str) else parse_value(k, ktype)): coerce(v, vtype)
+            for k, v in value.items()
+        }
+    if typing.get_origin(tp) is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ParamError(value)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if member.value == value:
+                return member
+    raise ParamError(value)
+
+
+def _collect(items: list[tuple[str, Any]], tp: Any) -> Any:
+    """Build the container ``tp`` from raw items (``("text", s)`` or ``("json", v)``)."""
+    origin = typing.get_origin(tp) or tp
+    args = typing.get_args(tp)
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if args == ((),):
+            args = ()
+        if len(items) != len(args):
+            raise ParamError(items)
+        types_ = list(args)
+    else:
+        types_ = [args[0] if args else Any] * len(items)
+    out = [
+        parse_value(raw, t) if kind == "text" else coerce(raw, t)
+        for (kind, raw), t in zip(items, types_, strict=True)
+    ]
+    if origin is tuple:
+        return tuple(out)
+    if origin in (set, abc.Set, abc.MutableSet):
+        return set(out)
+    if origin is frozenset:
+        return frozenset(out)
+    return out
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ParamError(text) from None
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+class Converter:
+    """The ``type=`` of an option: converts text, or raises argparse's error naming the type."""
+
+    def __init__(self, name: str, tp: Any) -> None:
+        self.name = name
+        self.tp = tp
+        self.__name__ = typecheck.type_repr(tp)
+
+    def __call__(self, text: str) -> Any:
+        if not supported(self.tp):
+            raise argparse.ArgumentTypeError(
+                f"input `{self.name}` has type {typecheck.type_repr(self.tp)}, which cannot be "
+                "given on the command line; use its default or call fk.run from Python"
+            )
+        try:
+            return parse_value(text, self.tp)
+        except ParamError:
+            raise argparse.ArgumentTypeError(
+                f"expected {describe(self.tp)}, got {text!r}"
+            ) from None
+
+
+def option_names(name: str) -> list[str]:
+    """``--name`` (and ``--long-name`` for ``long_name``); ``--input-NAME`` for reserved names."""
+    if name in RESERVED:
+        return [f"--input-{name}".replace("_", "-")]
+    names = [f"--{name}"]
+    dashed = f"--{name.replace('_', '-')}"
+    if dashed != names[0]:
+        names.append(dashed)
+    return names
+
+
+def add_workflow_options(parser: argparse.ArgumentParser, wf: WorkflowDef[..., Any]) -> None:
+    """One option per workflow input; values land in the namespace under ``input:NAME``."""
+    group = parser.add_argument_group(
+        f"inputs of workflow `{wf.name}`",
+        "values are converted by the annotations; inputs without a default are required",
+    )
+    for inp in wf.inputs:
+        if inp.has_default:
+            text = repr(inp.default)
+            default = text if len(text) <= 40 else text[:37] + "..."
+            note = f"default: {default}"
+        else:
+            note = "required"
+        group.add_argument(
+            *option_names(inp.name),
+            dest=f"input:{inp.name}",
+            metavar=inp.name.upper(),  # the type goes in the help: brackets upset argparse
+            type=Converter(inp.name, inp.type),
+            # a required input of an unwritable type is reported by check_runnable instead
+            required=not inp.has_default and supported(inp.type),
+            default=argparse.SUPPRESS,
+            help=f"{describe(inp.type)}; {note}".replace("%", "%%"),
+        )
+
+
+def workflow_inputs(ns: argparse.Namespace) -> dict[str, Any]:
+    """The inputs given on the command line (defaults are left to the workflow)."""
+    return {k.split(":", 1)[1]: v for k, v in vars(ns).items() if k.startswith("input:")}
+
+
+def check_runnable(wf: WorkflowDef[..., Any]) -> str | None:
+    """Why ``wf`` cannot be run from the command line (a required input of a type that
+    cannot be written as text), or None."""
+    for inp in wf.inputs:
+        if not inp.has_default and not supported(inp.type):
+            return (
+                f"workflow `{wf.name}` input `{inp.name}` has type "
+                f"{typecheck.type_repr(inp.type)} and no default, so it cannot be given on "
+                "the command line; give it a default or call fk.run from Python"
+            )
+    return None
