@@ -1,6 +1,9 @@
 """Tracing a ``@fk.workflow`` into a typed graph: promises, outputs, sub-workflows, maps,
 type checks at decoration, promise misuse, and workflow inputs."""
 
+# The old typing spellings (Optional, Union) are part of what is under test.
+# ruff: noqa: UP007, UP045
+
 # No `from __future__ import annotations` here: the tasks below are annotated with types held
 # in local variables, which only works with eagerly evaluated annotations. String annotations
 # and the future import are tested through module files (see core_fixtures.modules).
@@ -161,13 +164,13 @@ def test_namedtuple_outputs_unpack_and_have_fields() -> None:
     def wf(n: int) -> int:
         s = stats(numbers(n))
         low, high, label = s
-        seen.update(s=s, low=low, label=label)
+        seen.update(s=s, low=low, high=high, label=label)
         return add(s.high, low)
 
     s = seen["s"]
     assert isinstance(s, NamedPromises)
     assert s.high.type is int and seen["label"].type is str
-    assert s.low is seen["low"]
+    assert s.low is seen["low"] and s.high is seen["high"]
     (node,) = [n for n in wf.graph if n.name == "add"]
     assert dict(node.bindings) == {"a": OutputRef("stats", 1), "b": OutputRef("stats", 0)}
     with pytest.raises(AttributeError, match=r"no output named 'mean'.*'low', 'high', 'label'"):
@@ -180,9 +183,7 @@ def test_literals_and_containers_of_promises() -> None:
         return total([double(x), 3, x])
 
     node = wf.graph.nodes["total"]
-    assert node.bindings == (
-        ("xs", ListOf((OutputRef("double"), Literal(3), InputRef("x")))),
-    )
+    assert node.bindings == (("xs", ListOf((OutputRef("double"), Literal(3), InputRef("x")))),)
 
     @fk.workflow
     def plain(x: int) -> int:
@@ -561,7 +562,7 @@ MISUSES = {
     "contains": lambda p: 1 in p,
     "int": lambda p: int(p),
     "f-string": lambda p: f"model-{p}",
-    "format": lambda p: "{:>4}".format(p),
+    "format": lambda p: f"{p:>4}",
     "call": lambda p: p(),
 }
 
