@@ -1,0 +1,218 @@
+"""``RayBackend``: flowkit's backend protocol on a Ray cluster.
+
+Each call becomes one Ray task with ``num_returns=2``: the small ``meta`` comes back to
+the driver and completes the future, while the value stays in Ray's object store. The
+future resolves to ``(meta, value_ref)``; passing ``value_ref`` to a later call lets Ray
+hand the value to that call directly (same node: zero-copy; another node: one transfer),
+and :meth:`RayBackend.fetch` brings it to the driver only when asked.
+
+Ray's own task retries are off (``max_retries=0``): the engine owns retries, so a worker
+that dies surfaces as a failed attempt (``ray.exceptions.WorkerCrashedError``) like any
+other failure. A timed-out attempt is cancelled with ``ray.cancel(force=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any
+
+import ray
+
+from flowkit.backend import Submission
+from flowkit.resources import Resources
+from flowkit_ray import connection, storecheck
+from flowkit_ray.completion import Completer, RayFuture
+from flowkit_ray.errors import RayBackendError, user_exception
+from flowkit_ray.functions import RemoteFunctions
+from flowkit_ray.usercode import UserModules
+
+logger = logging.getLogger(__name__)
+
+MIN_IN_FLIGHT = 64
+IN_FLIGHT_PER_CPU = 4
+
+
+class RayBackend:
+    """Run flowkit tasks as Ray tasks.
+
+    Args:
+        address: ``"host:port"`` of a running cluster (join as a driver) or
+            ``"ray://host:port"`` (Ray Client). ``None``: ``RAY_ADDRESS`` when set, else
+            start a local Ray. Ignored when Ray is already initialised in this process
+            (that session is reused and left running).
+        runtime_env: Ray runtime environment (``pip``, ``env_vars``, ``working_dir``,
+            ...). Job-wide when this backend connects; per task when it reuses a session.
+        num_cpus, num_gpus: size of a local Ray this backend starts.
+        max_in_flight: calls the engine keeps submitted at once (default: 4 x cluster
+            CPUs, at least 64).
+        user_modules: ``"auto"`` ships every imported module that is not installed to the
+            workers by value; a list names the modules; ``None`` turns this off.
+        init_options: extra keyword arguments for ``ray.init`` (e.g.
+            ``{"log_to_driver": False, "namespace": "ml"}``).
+
+    Example::
+
+        with RayBackend(address="ray://head:10001") as ray_backend:
+            fk.run(pipeline, backend=ray_backend, store="s3://bucket/flowkit")
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        runtime_env: Mapping[str, Any] | None = None,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        max_in_flight: int | None = None,
+        user_modules: str | Iterable[str] | None = "auto",
+        init_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise RayBackendError(f"RayBackend(max_in_flight={max_in_flight}): must be >= 1")
+        self.address = address
+        self.runtime_env = dict(runtime_env) if runtime_env else None
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_in_flight = max_in_flight
+        self.init_options = dict(init_options or {})
+        self._user_modules_setting = user_modules
+        self._depth = 0
+        self._conn: connection.Connection | None = None
+        self._completer: Completer | None = None
+        self._functions: RemoteFunctions | None = None
+        self._capacity = max_in_flight or MIN_IN_FLIGHT
+        self._largest: dict[str, float] = {}
+        self._warned: set[Resources] = set()
+        self._node_addresses: list[str] | None = None
+
+    def __repr__(self) -> str:
+        where = self.address or "local"
+        state = "connected" if self._conn else "not connected"
+        return f"RayBackend({where!r}, {state})"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> RayBackend:
+        if self._depth == 0:
+            self._open()
+        self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._close()
+
+    def _open(self) -> None:
+        conn = connection.connect(
+            self.address,
+            runtime_env=self.runtime_env,
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            init_options=self.init_options,
+        )
+        self._conn = conn
+        shipped = _shipped_dirs(self.runtime_env)
+        modules = UserModules(self._user_modules_setting, shipped)
+        # A session we did not start does not have our runtime_env: apply it per task.
+        per_task_env = None if conn.owned else self.runtime_env
+        self._functions = RemoteFunctions(per_task_env, before_export=modules.refresh)
+        self._completer = Completer()
+        cpus = connection.cluster_cpus()
+        self._capacity = self.max_in_flight or max(MIN_IN_FLIGHT, int(IN_FLIGHT_PER_CPU * cpus))
+        self._largest = connection.largest_node()
+        logger.debug("Ray backend open: %s, capacity %d", conn, self._capacity)
+
+    def _close(self) -> None:
+        completer, conn = self._completer, self._conn
+        self._completer = self._functions = self._conn = None
+        self._node_addresses = None
+        try:
+            if completer is not None:
+                closed = RayBackendError("the Ray backend was closed before this call finished")
+                completer.close(closed)
+        finally:
+            if conn is not None:
+                connection.disconnect(conn)
+
+    # -- the protocol ------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """Calls to keep in flight: ``max_in_flight``, or 4 x cluster CPUs (at least 64)."""
+        return self._capacity
+
+    def submit(
+        self, fn: Callable[..., tuple[Any, Any]], args: Sequence[Any], spec: Submission
+    ) -> Future[tuple[Any, Any]]:
+        """Start ``fn(*args)`` as a Ray task; the future gives ``(meta, value_ref)``."""
+        functions, completer = self._functions, self._completer
+        if functions is None or completer is None:
+            raise RayBackendError(
+                "RayBackend.submit() called outside its context: use `with RayBackend(...) "
+                "as backend:` or pass the backend to fk.run(), which enters it"
+            )
+        n = spec.static_args
+        entry = functions.get(fn, args, n)
+        remote = entry.options(spec.name, spec.resources)
+        if spec.resources not in self._warned:
+            self._check_fits(spec)
+        meta_ref, value_ref = remote.remote(*entry.prefix, *args[n:])
+        fut = RayFuture(meta_ref, value_ref)
+        completer.watch(fut)
+        return fut
+
+    def fetch(self, handle: Any) -> Any:
+        """``ray.get`` a value handle (anything else is returned as it is)."""
+        if not isinstance(handle, ray.ObjectRef):
+            return handle
+        try:
+            return ray.get(handle)
+        except ray.exceptions.RayError as e:
+            raise user_exception(e) from None
+
+    # -- extras the engine may call ---------------------------------------------
+
+    def check_store(self, url: str) -> None:
+        """Fail for a store the workers cannot share, warn for a local path on a cluster
+        with nodes on other hosts (see :mod:`flowkit_ray.storecheck`)."""
+        if self._node_addresses is None:
+            self._node_addresses = connection.node_addresses() if self._conn else []
+        storecheck.check(url, self._node_addresses)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _check_fits(self, spec: Submission) -> None:
+        # Ray waits forever for a request no node can meet (an autoscaler might add one),
+        # so say so once per resource shape instead of hanging silently.
+        self._warned.add(spec.resources)
+        res = spec.resources
+        wanted = {"CPU": res.cpus, "GPU": res.gpus, "memory": res.memory_bytes or 0}
+        short = {k: v for k, v in wanted.items() if v and v > self._largest.get(k, 0.0)}
+        if short and self._largest:
+            logger.warning(
+                "task %r asks for %s but the largest Ray node offers %s; Ray will wait "
+                "until a node that fits joins the cluster",
+                spec.name,
+                short,
+                {k: self._largest.get(k, 0.0) for k in short},
+            )
+
+
+def _shipped_dirs(runtime_env: Mapping[str, Any] | None) -> list[str]:
+    """Local directories Ray puts on the workers' path for this runtime_env."""
+    if not runtime_env:
+        return []
+    dirs = [runtime_env.get("working_dir")]
+    dirs.extend(runtime_env.get("py_modules") or [])
+    return [d for d in dirs if isinstance(d, str) and "://" not in d]

@@ -1,0 +1,159 @@
+"""Ray remote functions for flowkit calls, made once per task and reused for every call.
+
+Policy for ``Submission.static_args`` (leading args that are the same objects for every
+call of a task, e.g. the runner's per-task runtime):
+
+* small (pickled under ``INLINE_LIMIT``): bound into the remote function's closure. Ray
+  pickles a remote function once, exports it to the cluster once, and each worker
+  unpickles it once, so a call ships only its own arguments. Measured on 500 trivial
+  calls with a 2 KB static arg: 364 ms bound vs 518 ms pickled with every call vs 415+ ms
+  ``ray.put`` once and passed as a ref (resolving a ref argument costs more than it saves
+  for small objects).
+* large: ``ray.put`` once per backend and passed as a leading ``ObjectRef`` argument, so
+  Ray's function export stays small and big buffers are read zero-copy from the object
+  store.
+
+Entries are cached by the ``id()`` of the function and of each static arg while holding
+references to them (so an id is never reused for another object), at most
+``CACHE_SIZE`` of them, the oldest dropped first.
+Ray options (name, resources, runtime_env) are made once per entry and spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ray
+import ray.cloudpickle
+
+from flowkit.resources import Resources
+
+_dumps: Callable[[Any], bytes] = ray.cloudpickle.dumps  # vendored, untyped
+
+
+logger = logging.getLogger(__name__)
+
+INLINE_LIMIT = 1 << 20  # bytes of pickled static args bound into the function itself
+CACHE_SIZE = 256  # remote functions kept per backend (one per task per run in practice)
+
+Key = tuple[int, ...]
+
+
+def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any]:
+    if not static:
+
+        def call(*args: Any) -> Any:
+            return fn(*args)
+    else:
+
+        def call(*args: Any) -> Any:
+            return fn(*static, *args)
+
+    _name_like(call, fn)
+    return call
+
+
+def _unpacking(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(static: tuple[Any, ...], *args: Any) -> Any:
+        return fn(*static, *args)
+
+    _name_like(call, fn)
+    return call
+
+
+def _name_like(call: Callable[..., Any], fn: Callable[..., Any]) -> None:
+    # Ray names the task and its errors after the function: show the caller's name.
+    call.__name__ = getattr(fn, "__name__", "call")
+    call.__qualname__ = getattr(fn, "__qualname__", call.__name__)
+    # __module__ stays ours: cloudpickle must ship this closure by value, never look up
+    # a same-named function elsewhere.
+
+
+class Entry:
+    """One remote function, the args it needs in front of each call, and its options."""
+
+    __slots__ = ("_options", "keep", "prefix", "remote_fn", "runtime_env")
+
+    def __init__(
+        self,
+        remote_fn: Any,
+        prefix: tuple[Any, ...],
+        keep: tuple[Any, ...],
+        runtime_env: dict[str, Any] | None,
+    ) -> None:
+        self.remote_fn = remote_fn
+        self.prefix = prefix
+        self.keep = keep  # holds fn and static args so their ids stay theirs
+        self.runtime_env = runtime_env
+        self._options: dict[tuple[str, Resources], Any] = {}
+
+    def options(self, name: str, resources: Resources) -> Any:
+        """The remote function with Ray options for this task name and resources."""
+        try:
+            return self._options[name, resources]
+        except KeyError:
+            pass
+        opts: dict[str, Any] = {
+            "name": name,
+            "num_cpus": resources.cpus,
+            "num_gpus": resources.gpus,
+        }
+        if resources.memory_bytes is not None:
+            opts["memory"] = resources.memory_bytes
+        if self.runtime_env:
+            opts["runtime_env"] = self.runtime_env
+        wrapped = self.remote_fn.options(**opts)
+        self._options[name, resources] = wrapped
+        return wrapped
+
+
+class RemoteFunctions:
+    """The bounded cache of :class:`Entry` objects of one backend."""
+
+    def __init__(
+        self,
+        runtime_env: dict[str, Any] | None = None,
+        before_export: Callable[[], None] | None = None,
+    ) -> None:
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._runtime_env = runtime_env
+        self._before_export = before_export
+
+    def get(self, fn: Callable[..., Any], args: Sequence[Any], n_static: int) -> Entry:
+        key = (id(fn), *[id(a) for a in args[:n_static]]) if n_static else (id(fn),)
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._make(fn, tuple(args[:n_static]))
+                self._entries[key] = entry
+                while len(self._entries) > CACHE_SIZE:
+                    self._entries.popitem(last=False)
+        return entry
+
+    def _make(self, fn: Callable[..., Any], static: tuple[Any, ...]) -> Entry:
+        if self._before_export is not None:
+            self._before_export()
+        size = len(_dumps(static)) if static else 0
+        prefix: tuple[Any, ...] = ()
+        if size <= INLINE_LIMIT:
+            call = _bound(fn, static)
+        else:
+            logger.debug("static args of %s are %d bytes: shipping them with ray.put", fn, size)
+            call, prefix = _unpacking(fn), (ray.put(static),)
+        remote_fn = ray.remote(num_returns=2, max_retries=0, retry_exceptions=False)(call)
+        return Entry(remote_fn, prefix, (fn, *static), self._runtime_env)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+__all__ = ["INLINE_LIMIT", "Entry", "RemoteFunctions"]

@@ -1,0 +1,285 @@
+"""RayBackend driven directly through flowkit's backend protocol, on the two-node cluster.
+
+The functions below are what the engine would submit: ``fn(*args) -> (meta, value)``.
+They live in this test module, which is not installed, so they also travel to the
+workers by value (the ``user_modules="auto"`` policy).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from conftest import RayCluster
+from flowkit_ray import RayBackend, RayBackendError
+
+import flowkit.backend as fkb
+from flowkit.backend import Submission
+from flowkit.errors import StoreError
+from flowkit.resources import Resources
+
+
+def spec(name: str = "t", static: int = 0, **resources: Any) -> Submission:
+    return Submission(name, Resources(**resources), static_args=static)
+
+
+@pytest.fixture
+def backend(ray_cluster: RayCluster) -> Any:
+    with RayBackend(address=ray_cluster.address) as b:
+        yield b
+
+
+# -- functions run on the workers -------------------------------------------------------
+
+
+def square(x: int) -> tuple[dict[str, Any], int]:
+    return {"pid": os.getpid()}, x * x
+
+
+def add(a: int, b: int) -> tuple[None, int]:
+    return None, a + b
+
+
+def with_static(rt: Any, x: int) -> tuple[str, int]:
+    return rt.name, x + rt.offset
+
+
+def node_after(seconds: float) -> tuple[str, None]:
+    time.sleep(seconds)
+    return ray.get_runtime_context().get_node_id(), None
+
+
+def assigned() -> tuple[tuple[dict[str, float], str], None]:
+    ctx = ray.get_runtime_context()
+    return (ctx.get_assigned_resources(), ctx.get_node_id()), None
+
+
+class Custom(ValueError):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Custom, (self.args[0], self.code))
+
+
+def fail_custom(message: str) -> tuple[None, None]:
+    raise Custom(message, 7)
+
+
+def attempt(folder: str, fail_first: bool) -> tuple[int, int]:
+    path = os.path.join(folder, "attempts")
+    with open(path, "a") as f:
+        f.write("x")
+    n = os.path.getsize(path)
+    if fail_first and n == 1:
+        raise RuntimeError("first attempt fails")
+    return n, n
+
+
+def die(folder: str) -> tuple[None, None]:
+    with open(os.path.join(folder, "died"), "a") as f:
+        f.write("x")
+    os.kill(os.getpid(), 9)
+    return None, None  # pragma: no cover
+
+
+def sleep_forever(folder: str) -> tuple[None, None]:
+    with open(os.path.join(folder, "pid.tmp"), "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(os.path.join(folder, "pid.tmp"), os.path.join(folder, "pid"))
+    time.sleep(600)
+    return None, None  # pragma: no cover
+
+
+class Counted:
+    """Counts how often the driver pickles it (Ray pickles in the driver process)."""
+
+    pickles = 0
+
+    def __init__(self, name: str, offset: int) -> None:
+        self.name = name
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        type(self).pickles += 1
+        return (Counted, (self.name, self.offset))
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split()[1:2] == ["Z"] for line in f if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+
+
+# -- registration and lifecycle ---------------------------------------------------------
+
+
+def test_registered_under_its_name() -> None:
+    assert "ray" in fkb.available_backends()
+    assert isinstance(fkb.get_backend("ray"), RayBackend)
+    assert isinstance(RayBackend(), fkb.Backend)
+
+
+def test_reuses_an_initialised_session_and_leaves_it(ray_cluster: RayCluster) -> None:
+    with RayBackend(address=ray_cluster.address) as b, b:  # nested entries are fine
+        assert b.submit(square, (3,), spec()).result(60)[0]["pid"] > 0
+    assert ray.is_initialized()
+
+
+def test_submit_outside_the_context_is_an_error() -> None:
+    with pytest.raises(RayBackendError, match="with RayBackend"):
+        RayBackend().submit(square, (1,), spec())
+
+
+def test_capacity(backend: RayBackend, ray_cluster: RayCluster) -> None:
+    assert backend.capacity >= 64
+    with RayBackend(address=ray_cluster.address, max_in_flight=5) as small:
+        assert small.capacity == 5
+
+
+# -- results, handles, static args ------------------------------------------------------
+
+
+def test_meta_comes_back_and_the_value_stays_in_the_store(backend: RayBackend) -> None:
+    meta, handle = backend.submit(square, (7,), spec("square")).result(60)
+    assert meta["pid"] != os.getpid()
+    assert isinstance(handle, ray.ObjectRef)
+    assert backend.fetch(handle) == 49
+
+
+def test_handles_chain_between_calls(backend: RayBackend) -> None:
+    _, a = backend.submit(square, (3,), spec()).result(60)
+    _, b = backend.submit(square, (4,), spec()).result(60)
+    _, c = backend.submit(add, (a, b), spec("add")).result(60)
+    _, d = backend.submit(add, (c, 100), spec("add")).result(60)
+    assert backend.fetch(d) == 125
+
+
+def test_static_args_are_shipped_once(backend: RayBackend) -> None:
+    rt = Counted("runtime", 1000)
+    futures = [backend.submit(with_static, (rt, i), spec(static=1)) for i in range(5)]
+    assert [f.result(60)[0] for f in futures] == ["runtime"] * 5
+    after_five = Counted.pickles
+    futures = [backend.submit(with_static, (rt, i), spec(static=1)) for i in range(25)]
+    results = [backend.fetch(f.result(60)[1]) for f in futures]
+    assert results == [1000 + i for i in range(25)]
+    assert Counted.pickles == after_five  # 25 more calls did not pickle it again
+
+
+def test_large_static_args_go_through_the_object_store(backend: RayBackend) -> None:
+    big = Counted("x" * (2 << 20), 5)  # pickles to more than the inline limit
+    futures = [backend.submit(with_static, (big, i), spec(static=1)) for i in range(3)]
+    assert [backend.fetch(f.result(60)[1]) for f in futures] == [5, 6, 7]
+
+
+# -- resources and placement ------------------------------------------------------------
+
+
+def test_resources_become_ray_task_options(backend: RayBackend, ray_cluster: RayCluster) -> None:
+    (got, _), _ = backend.submit(assigned, (), spec(cpus=0.5, memory="100Mi")).result(60)
+    assert got["CPU"] == 0.5
+    assert got["memory"] == 100 * 2**20
+    (got, node), _ = backend.submit(assigned, (), spec(cpus=0, gpus=1)).result(60)
+    assert got.get("GPU") == 1
+    assert node == ray_cluster.worker_node_id  # only the worker node has a GPU
+
+
+def test_calls_run_on_both_nodes(backend: RayBackend, ray_cluster: RayCluster) -> None:
+    futures = [backend.submit(node_after, (0.3,), spec()) for _ in range(8)]
+    nodes = {f.result(120)[0] for f in futures}
+    assert nodes == {ray_cluster.head_node_id, ray_cluster.worker_node_id}
+
+
+def test_a_request_no_node_can_meet_is_reported(
+    backend: RayBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flowkit_ray"):
+        fut = backend.submit(square, (1,), spec("huge", cpus=64))
+    fut.cancel()
+    assert "asks for {'CPU': 64}" in caplog.text
+    assert "largest Ray node offers {'CPU': 1.0}" in caplog.text
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+def test_user_exception_keeps_its_type_and_remote_traceback(backend: RayBackend) -> None:
+    fut = backend.submit(fail_custom, ("kaput",), spec("fail_custom"))
+    err = fut.exception(60)
+    assert type(err) is Custom
+    assert (str(err), err.code) == ("kaput", 7)
+    tb = err.remote_traceback  # type: ignore[attr-defined]
+    assert "in fail_custom" in tb and "Custom: kaput" in tb
+    assert "pid=" in tb  # where it ran
+    assert "\x1b[" not in tb  # no terminal colours
+
+
+def test_retry_is_a_resubmit_and_ray_does_not_retry_itself(
+    backend: RayBackend, tmp_path: Path
+) -> None:
+    folder = str(tmp_path)
+    err = backend.submit(attempt, (folder, True), spec()).exception(60)
+    assert isinstance(err, RuntimeError)
+    assert (tmp_path / "attempts").read_text() == "x"
+    meta, handle = backend.submit(attempt, (folder, True), spec()).result(60)
+    assert meta == 2 and backend.fetch(handle) == 2
+
+
+def test_a_killed_worker_surfaces_as_an_error(backend: RayBackend, tmp_path: Path) -> None:
+    err = backend.submit(die, (str(tmp_path),), spec("die")).exception(120)
+    assert isinstance(err, ray.exceptions.WorkerCrashedError)
+    assert (tmp_path / "died").read_text() == "x"  # one attempt: Ray's retries are off
+    assert backend.fetch(backend.submit(square, (5,), spec()).result(60)[1]) == 25
+
+
+def test_cancel_kills_the_running_call(backend: RayBackend, tmp_path: Path) -> None:
+    fut = backend.submit(sleep_forever, (str(tmp_path),), spec("sleep_forever"))
+    assert _wait_for((tmp_path / "pid").exists)
+    pid = int((tmp_path / "pid").read_text())
+    assert fut.cancel()
+    assert fut.cancelled()
+    assert _wait_for(lambda: _process_gone(pid))
+    assert backend.fetch(backend.submit(square, (6,), spec()).result(60)[1]) == 36
+
+
+def test_closing_cancels_calls_still_running(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    with RayBackend(address=ray_cluster.address) as b:
+        fut = b.submit(sleep_forever, (str(tmp_path),), spec())
+        assert _wait_for((tmp_path / "pid").exists)
+    assert fut.cancelled()
+    assert _wait_for(lambda: _process_gone(int((tmp_path / "pid").read_text())))
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+def test_store_reachability(backend: RayBackend, tmp_path: Path) -> None:
+    backend.check_store(str(tmp_path))  # every node is this machine: fine
+    backend.check_store(f"file://{tmp_path}")
+    backend.check_store("s3://bucket/prefix")
+    with pytest.raises(StoreError, match="in-memory"):
+        backend.check_store("memory://flowkit")
+
+
+def test_future_results_pickle(backend: RayBackend) -> None:
+    # meta objects are plain data the engine may keep in records
+    meta, _ = backend.submit(square, (2,), spec()).result(60)
+    assert pickle.loads(pickle.dumps(meta)) == meta
