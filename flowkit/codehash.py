@@ -328,7 +328,7 @@ class _Import:
 class _CodeInfo:
     """What one code object (with its nested code) contributes; immutable, so memoised."""
 
-    encoding: Json
+    digest: str  # sha256 of the normalised code (nested code objects by their digests)
     global_chains: tuple[tuple[str, ...], ...]  # LOAD_GLOBAL name + attribute chain
     deref_chains: tuple[tuple[str, ...], ...]  # free-variable loads + attribute chain
     imports: tuple[_Import, ...]
@@ -348,17 +348,26 @@ _CONST_OPS = frozenset(dis.hasconst)
 _NAME_OPS = frozenset(dis.hasname) | frozenset(dis.haslocal) | frozenset(dis.hasfree)
 _JUMP_OPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs) | frozenset(getattr(dis, "hasjump", ()))
 
-_code_cache: weakref.WeakKeyDictionary[types.CodeType, _CodeInfo] = weakref.WeakKeyDictionary()
+# Memo of code analyses by id, each entry holding a weak reference that proves the id still
+# names the same (immutable) code object; dead entries are dropped by the weakref callback.
+_code_cache: dict[int, tuple[weakref.ref[types.CodeType], _CodeInfo]] = {}
 _code_lock = threading.Lock()
 
 
 def _code_info(code: types.CodeType) -> _CodeInfo:
-    with _code_lock:
-        info = _code_cache.get(code)
-    if info is None:
-        info = _analyse(code)
+    entry = _code_cache.get(id(code))
+    if entry is not None and entry[0]() is code:
+        return entry[1]
+    info = _analyse(code)
+    key = id(code)
+
+    def forget(ref: weakref.ref[types.CodeType]) -> None:
         with _code_lock:
-            _code_cache[code] = info
+            if _code_cache.get(key, (None,))[0] is ref:
+                del _code_cache[key]
+
+    with _code_lock:
+        _code_cache[key] = (weakref.ref(code, forget), info)
     return info
 
 
@@ -377,7 +386,7 @@ def _encode_const(value: object) -> Json:
     if isinstance(value, frozenset):
         return {"$frozenset": sorted((_encode_const(v) for v in value), key=_canonical_json)}
     if isinstance(value, types.CodeType):
-        return {"$code": [value.co_name, _code_info(value).encoding]}
+        return {"$code": [value.co_name, _code_info(value).digest]}
     if value is Ellipsis:
         return {"$ellipsis": True}
     return {"$const": type(value).__qualname__, "repr": repr(value)}
@@ -449,12 +458,15 @@ def _analyse(code: types.CodeType) -> _CodeInfo:
         global_chains.extend(sub.global_chains)
         deref_chains.extend(c for c in sub.deref_chains if c[0] in code.co_freevars)
         imports.extend(sub.imports)
-    return _CodeInfo(encoding, _dedupe(global_chains), _dedupe(deref_chains), _dedupe(imports))
+    return _CodeInfo(
+        _sha256_json(encoding), _dedupe(global_chains), _dedupe(deref_chains), _dedupe(imports)
+    )
 
 
 def _attr_chain(instructions: list[dis.Instruction], start: int) -> list[str]:
     chain: list[str] = []
-    for ins in instructions[start:]:
+    for pos in range(start, len(instructions)):
+        ins = instructions[pos]
         if ins.opcode in _DROPPED:
             continue
         if ins.opcode not in _ATTR_LOADS:
@@ -464,16 +476,18 @@ def _attr_chain(instructions: list[dis.Instruction], start: int) -> list[str]:
 
 
 def _read_import(instructions: list[dis.Instruction], pos: int) -> _Import:
+    """``LOAD_CONST level; LOAD_CONST fromlist; IMPORT_NAME module; [IMPORT_FROM name …]``."""
     consts = [i.argval for i in instructions[max(0, pos - 2) : pos] if i.opcode in _CONST_OPS]
     level = consts[0] if len(consts) == 2 and isinstance(consts[0], int) else 0
+    fromlist = consts[1] if len(consts) == 2 else None
     names: list[str] = []
-    for ins in instructions[pos + 1 :]:
-        if ins.opcode == _IMPORT_FROM:
-            names.append(str(ins.argval))
-        elif ins.opname.startswith(("STORE_", "POP_TOP")) or ins.opcode in _DROPPED:
-            continue
-        else:
-            break
+    if fromlist is not None:  # `import a.b as c` also uses IMPORT_FROM, but binds a.b itself
+        for i in range(pos + 1, len(instructions)):
+            ins = instructions[i]
+            if ins.opcode == _IMPORT_FROM:
+                names.append(str(ins.argval))
+            elif not (ins.opname.startswith("STORE_") or ins.opcode in _DROPPED):
+                break
     return _Import(level, str(instructions[pos].argval), tuple(names))
 
 
@@ -629,7 +643,7 @@ class _Walker:
             for k, v in sorted((fn.__kwdefaults__ or {}).items())
         }
         return {
-            "code": info.encoding,
+            "code": info.digest,
             "bindings": dict(sorted(bindings.items())),
             "closure": closure,
             "defaults": defaults,
@@ -874,8 +888,20 @@ class _Walker:
             return {"$unhashable": _type_name(type(member))}
 
     def _method(self, fn: object, label: str) -> Json:
-        if isinstance(fn, types.FunctionType) and _function_origin(fn).kind == "user":
-            return self._function(fn, prefix="", inline=True)
+        """A method is part of its class: inlined, through installed wrappers around it."""
+        wrappers: list[str] = []
+        while isinstance(fn, types.FunctionType):
+            origin = _function_origin(fn)
+            if origin.kind == "user":
+                return [wrappers, self._function(fn, prefix="", inline=True)]
+            inner = _wrapped(fn)
+            if inner is None:
+                break
+            self._installed(origin, value_level=False)
+            # Named by its own code: functools.wraps copied the user's names onto it.
+            code = fn.__code__
+            wrappers.append(f"{origin.top}:{getattr(code, 'co_qualname', code.co_name)}")
+            fn = inner
         return self.ref(fn)
 
     def _whole_module(self, module: types.ModuleType) -> str:
@@ -1033,8 +1059,14 @@ def _param_name(fn: types.FunctionType, default_index: int) -> str:
 
 
 def _annotation_text(annotation: object) -> str:
+    """An annotation as text without module names (``__main__.X`` vs ``pipeline.X``)."""
     if isinstance(annotation, str):
         return annotation
+    args = getattr(annotation, "__args__", None)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and isinstance(args, tuple):
+        inner = ", ".join(_annotation_text(a) for a in args)
+        return f"{_annotation_text(origin)}[{inner}]"
     if isinstance(annotation, type):
         return annotation.__qualname__
     return repr(annotation)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -586,3 +587,72 @@ def test_same_digest_run_as_script_or_imported(tmp_path: Path) -> None:
     ).stdout.strip()
     as_module = _digest_in_fresh_interpreter(tmp_path, "pipeline", "7")
     assert as_script == as_module
+
+
+def test_notebook_cells_are_user_code_and_re_execution_is_seen() -> None:
+    """Code exec'd into a module that has no file (a notebook's __main__) is user code."""
+    namespace = types.ModuleType("notebook_session")
+    cell_1 = "SCALE = 2\ndef clean(xs):\n    return [x * SCALE for x in xs]\n"
+    cell_2 = "def train(xs):\n    return sum(clean(xs))\n"
+    exec(compile(cell_1, "<cell 1>", "exec"), namespace.__dict__)
+    exec(compile(cell_2, "<cell 2>", "exec"), namespace.__dict__)
+    before = fingerprint(namespace.train)
+    assert {"helper `clean`", "constant `SCALE`"} <= set(before.components)
+    # The user edits and re-runs the first cell only: the task object is the same.
+    exec(compile(edit(cell_1, "x * SCALE", "x + SCALE"), "<cell 1>", "exec"), namespace.__dict__)
+    assert changes(before, fingerprint(namespace.train)) == ["helper `clean` changed"]
+
+
+def test_class_defined_inside_the_task_resolves_its_globals(project: Project) -> None:
+    src = """
+    OFFSET = 1
+
+    def train(xs):
+        class Local:
+            shift = OFFSET
+
+            def apply(self, x):
+                return x + self.shift
+
+        return [Local().apply(x) for x in xs]
+    """
+    before = project.fingerprint({"main": src})
+    after = project.fingerprint({"main": edit(src, "OFFSET = 1", "OFFSET = 2")})
+    assert changes(before, after) == ["constant `OFFSET` changed"]
+
+
+def test_import_as_binds_the_submodule(project: Project) -> None:
+    src = (
+        "def train(xs):\n    import json.decoder as dec\n    return dec.JSONDecoder().decode(xs)\n"
+    )
+    fp = project.fingerprint({"main": src})
+    assert fp.components["module `json`"].startswith("python==")
+
+
+def test_dataclass_fields_and_defaults_count(project: Project) -> None:
+    src = """
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Params:
+        lr: float = 0.1
+        layers: list = dataclasses.field(default_factory=lambda: [64, 32])
+
+    def train():
+        return Params()
+    """
+    before = project.fingerprint({"main": src})
+    assert set(before.components) == {
+        "function `train`",
+        "class `Params`",
+        "helper `Params.<lambda>`",  # the default_factory
+        "module `dataclasses`",
+        "bytecode",
+    }
+    for old, new, changed in [
+        ("0.1", "0.2", "class `Params`"),
+        ("lr: float", "lr: int", "class `Params`"),
+        ("[64, 32]", "[64, 16]", "helper `Params.<lambda>`"),
+    ]:
+        after = project.fingerprint({"main": edit(src, old, new)})
+        assert changes(before, after) == [f"{changed} changed"], (old, new)
