@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 MARKER = "flowkit-store.json"
 _OWN_NAMES = frozenset({MARKER, "objects", "index", "tasks", "runs", "files", "tmp"})
-_MMAP_MIN = 1 << 20  # local objects at least this big are memory-mapped, not read
+_MMAP_MIN = 1 << 20  # local objects this big are memory-mapped; remote ones checked before put
 _SPOOL_MAX = 16 << 20  # remote puts keep up to this much in memory before spilling to disk
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://(.*)$")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -370,7 +370,7 @@ class Store:
             import fsspec
         except ImportError as exc:
             raise StoreError(f"store {self.url} needs fsspec: pip install fsspec") from exc
-        options = {"use_listings_cache": False, **self.storage_options}
+        options = {"use_listings_cache": False, "skip_instance_cache": True, **self.storage_options}
         try:
             fs, root = fsspec.core.url_to_fs(self.url, **options)
         except ImportError as exc:
@@ -478,7 +478,8 @@ class Store:
             art = Artifact(w.hasher.digest(fmt), fmt, w.hasher.size)
             rel = self.object_path(art.digest)
             try:
-                if io_.size(rel) != art.size:
+                # Small objects are simply put again (same bytes); big ones are checked first.
+                if art.size < _MMAP_MIN or io_.size(rel) != art.size:
                     io_.upload(cast(IO[bytes], spool), rel)
             except Exception as exc:
                 raise StoreError(f"cannot write {what} to store {self.url}: {exc}") from exc

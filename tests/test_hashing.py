@@ -1,0 +1,136 @@
+"""Golden digests: every key-forming function is pinned, so the key format cannot drift.
+
+If one of these fails, a change altered cache keys or artifact digests for every user: make
+it deliberate (bump ``flowkit.store.STORE_FORMAT`` and document it in docs/store.md), then
+update the digests here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from flowkit import cache
+from flowkit.hashing import (
+    BlobHasher,
+    blob_digest,
+    call_key,
+    canonical_json,
+    code_digest,
+    hash_struct,
+    interface_digest,
+    is_digest,
+    list_digest,
+    version_digest,
+)
+
+A, B, C, D, E = ("a" * 64, "b" * 64, "c" * 64, "d" * 64, "e" * 64)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_canonical_json_sorts_keys_has_no_spaces_and_keeps_utf8() -> None:
+    assert canonical_json({"b": [1, 2.5, None, True], "a": "é"}) == (
+        b'{"a":"\xc3\xa9","b":[1,2.5,null,true]}'
+    )
+
+
+def test_canonical_json_refuses_nan() -> None:
+    with pytest.raises(ValueError):
+        canonical_json(float("nan"))
+
+
+def test_hash_struct_is_sha256_of_the_tagged_canonical_list() -> None:
+    assert hash_struct("blob", "json", "x") == sha(b'["blob","json","x"]')
+    assert hash_struct("blob", "json", "x") == (
+        "391922fa2913c6e792351a78399ed639ff3dad1598172308e63051af3392bc12"
+    )
+
+
+def test_tags_separate_domains() -> None:
+    assert hash_struct("list", [A]) != hash_struct("code", [A])
+    assert list_digest([A]) != hash_struct("code", [A])
+
+
+def test_blob_digest_golden() -> None:
+    content = sha(b"42")
+    assert blob_digest("json", content) == sha(f'["blob","json","{content}"]'.encode())
+    assert blob_digest("json", content) == (
+        "a7bdeb4280e8153aab6a0b549074721c7073db928364bc32bb0e376a80d2c49a"
+    )
+    assert blob_digest("pickle", content) != blob_digest("json", content)
+
+
+def test_streaming_hasher_equals_one_shot() -> None:
+    data = bytes(range(256)) * 1000
+    h = BlobHasher()
+    for i in range(0, len(data), 777):
+        h.update(memoryview(data)[i : i + 777])
+    assert h.size == len(data)
+    assert h.content_sha256() == sha(data)
+    assert h.digest("npy") == blob_digest("npy", sha(data))
+
+
+def test_code_and_version_digests_golden() -> None:
+    components = {"function `train`": A, "helper `clean`": B}
+    assert code_digest(components) == (
+        "ac16008eac1039b3eb389f7afff0e5cbd0eb4302f8923e7f670a76b96f0792dc"
+    )
+    assert code_digest(dict(reversed(components.items()))) == code_digest(components)
+    assert version_digest("1") == sha(b'["code","version","1"]')
+    assert version_digest("1") == (
+        "c30dfe6abcef20e24102d02814541540025256bcbce4bfccf2d03ddbbd2f347e"
+    )
+
+
+def test_interface_digest_golden() -> None:
+    assert interface_digest([[["x", "int"]], "int"]) == (
+        "d5314d330dc84ab58fea505a1db140b91cddcf99215a5c0cb091ddfe90624232"
+    )
+
+
+def test_call_key_golden_and_independent_of_input_order() -> None:
+    key = call_key("train", C, A, {"x": D, "y": E})
+    assert key == sha(f'["call","train","{C}","{A}",{{"x":"{D}","y":"{E}"}}]'.encode())
+    assert key == "c5a72451aacb8ff1bcfb5540caf22e727ae8a51ab96f06fdc7576536f053f667"
+    assert call_key("train", C, A, {"y": E, "x": D}) == key
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        ("other", C, A, {"x": D, "y": E}),
+        ("train", D, A, {"x": D, "y": E}),
+        ("train", C, B, {"x": D, "y": E}),
+        ("train", C, A, {"x": E, "y": E}),
+        ("train", C, A, {"x": D}),
+        ("train", C, A, {"x": D, "z": E}),
+    ],
+)
+def test_every_call_key_component_counts(changed: tuple[str, str, str, dict[str, str]]) -> None:
+    assert call_key(*changed) != call_key("train", C, A, {"x": D, "y": E})
+
+
+def test_list_digest_golden_and_ordered() -> None:
+    assert list_digest([A, B]) == (
+        "89d7128e55782faec7960463078a0e18e3fdaf4c9fc49af68ecab17b3872d7fe"
+    )
+    assert list_digest([B, A]) != list_digest([A, B])
+    assert list_digest([]) == sha(b'["list",[]]')
+
+
+def test_is_digest() -> None:
+    assert is_digest(A)
+    assert not is_digest("A" * 64)
+    assert not is_digest("a" * 63)
+
+
+def test_value_digests_of_json_values_golden() -> None:
+    # The artifact digest of 42 is the blob digest of its JSON bytes b"42".
+    assert cache.value_digest(42) == blob_digest("json", sha(b"42"))
+    assert cache.value_digest({"b": (1, 2), "a": [None, 1.5]}) == (
+        "1adb86db40acd2a290a4f98f277748c5d94f099c8a9e6aa2924cb90cbc3f37de"
+    )

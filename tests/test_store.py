@@ -1,0 +1,301 @@
+"""The store on a local folder, memory:// and a real S3 server (moto on loopback)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import pickle
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flowkit import cache
+from flowkit.errors import SerializationError, StoreError
+from flowkit.files import File
+from flowkit.hashing import blob_digest
+from flowkit.store import (
+    MARKER,
+    Artifact,
+    ObjectCorrupt,
+    ObjectMissing,
+    Store,
+    resolve_store,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import S3Stores
+
+VALUES: list[Any] = [
+    42,
+    {"a": (1, 2), "b": {3}},
+    np.arange(10.0),
+    pa.table({"x": [1, 2, 3]}),
+    b"\x00" * 10,
+]
+
+
+def raw_write(store: Store, rel: str, data: bytes) -> None:
+    """Overwrite a file of the store behind its back (to simulate damage)."""
+    store._io.write(rel, data)
+
+
+def raw_read(store: Store, rel: str) -> bytes:
+    return store._io.read(rel)
+
+
+def equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b))
+    if isinstance(a, pa.Table):
+        return bool(a.equals(b))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_put_get_round_trip(any_store: Store, value: Any) -> None:
+    art = any_store.put(value)
+    assert art.digest == cache.value_digest(value)
+    assert any_store.has(art)
+    assert equal(any_store.get(art), value)
+    assert any_store.put(value) == art  # write-once: same artifact, no error
+
+
+def test_object_is_named_by_its_digest_and_holds_exactly_the_bytes(any_store: Store) -> None:
+    art = any_store.put([1, 2])
+    data = raw_read(any_store, Store.object_path(art.digest))
+    assert data == b"[1,2]" and art.size == 5
+    import hashlib
+
+    assert art.digest == blob_digest("json", hashlib.sha256(data).hexdigest())
+
+
+def test_file_values_come_back_as_local_paths(any_store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "report.txt"
+    src.write_text("hello")
+    art = any_store.put(File(src))
+    src.unlink()
+    back = any_store.get(art)
+    assert isinstance(back, File)
+    assert back.read_text() == "hello" and back.name == "report.txt"
+
+
+def test_local_writes_leave_no_temporary_files(local_store: Store) -> None:
+    local_store.put(list(range(100)))
+    with pytest.raises(SerializationError):
+        local_store.put(lambda_with_lock())
+    assert os.listdir(Path(local_store.root) / "tmp") == []
+
+
+def lambda_with_lock() -> Any:
+    import threading
+
+    return {"lock": threading.Lock()}
+
+
+def test_large_local_arrow_table_is_memory_mapped(local_store: Store) -> None:
+    table = pa.table({"a": np.arange(1_000_000, dtype=np.float64)})
+    art = local_store.put(table)
+    before = pa.total_allocated_bytes()
+    back = Store(local_store.root).get(art)
+    assert back.equals(table)
+    assert pa.total_allocated_bytes() - before < art.size // 10
+
+
+# -- damage ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+def test_damaged_object_is_detected_removed_and_rewritten(
+    any_store: Store, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    art = any_store.put({"answer": 42})
+    rel = Store.object_path(art.digest)
+    good = raw_read(any_store, rel)
+    bad = {
+        "truncate": good[: len(good) // 2],
+        "flip": good[:3] + bytes([good[3] ^ 0x01]) + good[4:],
+        "empty": b"",
+        "garbage": b"x" * len(good),
+    }[damage]
+    raw_write(any_store, rel, bad)
+    with caplog.at_level(logging.WARNING, logger="flowkit.store"), pytest.raises(ObjectCorrupt):
+        any_store.get(art)
+    assert "damaged" in caplog.text
+    assert not any_store.has(art)
+    with pytest.raises(ObjectMissing):
+        any_store.get(art)
+    assert any_store.put({"answer": 42}) == art
+    assert any_store.get(art) == {"answer": 42}
+
+
+def test_missing_object(any_store: Store) -> None:
+    with pytest.raises(ObjectMissing):
+        any_store.get(Artifact("0" * 64, "json", 2))
+
+
+# -- marker and reachability -----------------------------------------------------------------
+
+
+def test_check_creates_the_marker_once(any_store: Store) -> None:
+    assert json.loads(raw_read(any_store, MARKER)) == {"format": 1}
+    any_store.check()
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [(b'{"format": 2}', "format 2"), (b"{not json", "damaged"), (b'{"other": 1}', "damaged")],
+)
+def test_unknown_or_damaged_format_is_refused(
+    any_store: Store, marker: bytes, message: str
+) -> None:
+    raw_write(any_store, MARKER, marker)
+    with pytest.raises(StoreError, match=message) as info:
+        any_store.check()
+    assert any_store.url in str(info.value)
+
+
+def test_non_empty_folder_without_marker_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(StoreError, match="not a flowkit store"):
+        Store(tmp_path).check()
+
+
+def test_unreachable_s3_endpoint_names_the_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = Store(
+        "s3://bucket/prefix", key="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}"
+    )
+    with pytest.raises(StoreError, match="unreachable") as info:
+        store.check()
+    assert "s3://bucket/prefix" in str(info.value)
+
+
+def test_missing_bucket_names_the_url(s3_stores: S3Stores) -> None:
+    store = Store("s3://no-such-bucket/p", **s3_stores.options)
+    with pytest.raises(StoreError, match="does not exist") as info:
+        store.check()
+    assert "s3://no-such-bucket/p" in str(info.value)
+
+
+def test_aws_environment_variables_are_honoured(
+    s3_stores: S3Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_stores.bucket()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_stores.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "flowkit-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "flowkit-test")
+    store = Store(f"s3://{bucket}/env")
+    store.check()
+    assert store.get(store.put("via env")) == "via env"
+
+
+# -- opening, pickling -----------------------------------------------------------------------
+
+
+def test_urls_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Store(f"file://{tmp_path}").root == str(tmp_path)
+    assert Store(tmp_path).local and Store(str(tmp_path)).url == str(tmp_path)
+    assert not Store("memory://x").local
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOWKIT_STORE", raising=False)
+    assert resolve_store(None).root == str(tmp_path / ".flowkit")
+    monkeypatch.setenv("FLOWKIT_STORE", "memory://from-env")
+    assert resolve_store().url == "memory://from-env"
+    store = Store("memory://given")
+    assert Store.open(store) is store
+
+
+def test_store_pickles_as_url_and_options(any_store: Store) -> None:
+    art = any_store.put([1, 2, 3])
+    any_store._io  # noqa: B018 - make sure a live filesystem exists before pickling
+    clone = pickle.loads(pickle.dumps(any_store))
+    assert clone == any_store
+    assert clone.get(art) == [1, 2, 3]
+
+
+# -- run records -----------------------------------------------------------------------------
+
+
+def test_run_records(any_store: Store) -> None:
+    any_store.write_run("20240101T000000.000001-aaaaaa", {"workflow": "old", "status": "succeeded"})
+    run_id = "20240102T000000.000001-bbbbbb"
+    any_store.write_run(run_id, {"workflow": "new", "status": "running"})
+    any_store.write_task_records(run_id, 1, [{"name": "b"}])
+    any_store.write_task_records(run_id, 0, [{"name": "a"}, {"name": "a2"}])
+    any_store.write_run(run_id, {"workflow": "new", "status": "failed"})
+    runs = any_store.list_runs()
+    assert [r["workflow"] for r in runs] == ["new", "old"]
+    assert runs[0]["id"] == run_id and runs[0]["status"] == "failed"
+    header, tasks = any_store.read_run("20240102")
+    assert header["status"] == "failed"
+    assert [t["name"] for t in tasks] == ["a", "a2", "b"]
+    assert any_store.list_runs(limit=1) == runs[:1]
+
+
+def test_read_run_errors(any_store: Store) -> None:
+    with pytest.raises(StoreError, match="no run"):
+        any_store.read_run("nope")
+    any_store.write_run("r-1", {})
+    any_store.write_run("r-2", {})
+    with pytest.raises(StoreError, match="ambiguous"):
+        any_store.read_run("r-")
+    with pytest.raises(StoreError, match="invalid run id"):
+        any_store.write_run("../escape", {})
+
+
+def test_killed_run_keeps_written_batches_and_damaged_batches_are_skipped(
+    any_store: Store,
+) -> None:
+    any_store.write_run("r", {"status": "running"})
+    any_store.write_task_records("r", 0, [{"name": "a"}])
+    any_store.write_task_records("r", 1, [{"name": "b"}])
+    raw_write(any_store, "runs/r/tasks-000001.json", b"{trunc")
+    _, tasks = any_store.read_run("r")
+    assert tasks == [{"name": "a"}]
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def _writer(store: Store, n: int, out: Any) -> None:
+    arts = []
+    for i in range(n):
+        arts.append(store.put({"value": i, "payload": "x" * (i * 100)}))
+        arts.append(store.put(np.full(50_000, i)))
+    store.write_task_records("shared", 0, [{"pid": os.getpid()}])
+    out.put([a.to_dict() for a in arts])
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_three_processes_writing_the_same_objects_all_succeed(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "local":
+        store = Store(tmp_path / "store")
+        store.check()
+    else:
+        store = request.getfixturevalue("s3_stores").new()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(store, 8, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert results[0] == results[1] == results[2]
+    for d in results[0]:
+        art = Artifact.from_dict(d)
+        assert store.get(art) is not None
+    if kind == "local":
+        assert os.listdir(Path(store.root) / "tmp") == []
+    assert store.read_run("shared")[1][0]["pid"] > 0
