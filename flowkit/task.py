@@ -179,6 +179,12 @@ class TaskDef(Generic[P, R]):
         return values, mapped
 
     def _trace_map(self, builder: Builder, kwargs: dict[str, Any], where: str) -> Promise:
+        if self.dynamic:
+            # The engine runs a dynamic body once per node, with whole values.
+            raise GraphError(
+                f"@fk.dynamic task `{self.name}`.map at {where}: a dynamic task cannot be mapped; "
+                "call it in a loop inside another @fk.dynamic task instead"
+            )
         values, mapped = self._split_map_args(kwargs, where)
         lengths = {p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))}
         if len(set(lengths.values())) > 1:
