@@ -133,9 +133,18 @@ def check_return(rt: TaskRuntime, value: Any) -> None:
     """Cheap runtime check of a returned value against the annotation."""
     if typecheck.check_value(value, rt.return_type):
         return
+    which = ""
+    if rt.multi_output and isinstance(value, tuple) and len(value) == len(rt.outputs):
+        for (oname, otype), v in zip(rt.outputs, value, strict=True):
+            if not typecheck.check_value(v, otype):
+                which = (
+                    f" (output `{oname}` is {type(v).__name__} {_short(v)}, expected "
+                    f"{typecheck.type_repr(otype)})"
+                )
+                break
     raise TypeMismatchError(
         f"task `{rt.name}` returned {type(value).__name__} {_short(value)} but is annotated "
-        f"-> {typecheck.type_repr(rt.return_type)}; fix the return annotation or the value"
+        f"-> {typecheck.type_repr(rt.return_type)}{which}; fix the return annotation or the value"
     )
 
 
