@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core_fixtures.backends import BoxedBackend
 
 import flowkit as fk
 from flowkit.backend import (
@@ -198,3 +199,10 @@ def test_local_is_serial_in_graph_order(tmp_path: Path) -> None:
         for a, b in zip(run.tasks, run.tasks[1:], strict=False):
             assert a.ended is not None and b.started is not None and a.ended <= b.started
     assert orders[0] == orders[1] == ["e", "b", "d", "a", "c"]
+
+
+class TestBoxedHandlesContract(BackendContract):
+    """A backend whose handles are not values (like Ray's ObjectRefs) keeps the contract."""
+
+    def make_backend(self) -> fk.Backend:
+        return BoxedBackend()
