@@ -51,7 +51,8 @@ def annotation_queue(
 ) -> str:
     """Append ``rows`` to the annotation queue ``name`` on ``store``; return the queue location.
 
-    ``store`` is an ``fk.Store``, a URL or path, or None for ``$FLOWKIT_STORE`` / ``./.flowkit``.
+    ``store`` is an ``fk.Store``, a URL or path, or None (or ``""``) for ``$FLOWKIT_STORE`` /
+    ``./.flowkit``.
 
     Example::
 
@@ -67,7 +68,7 @@ def annotation_queue(
             f"annotation_queue: name {name!r} must be letters, digits, '.', '_' or '-' "
             "and start with a letter or digit"
         )
-    st = Store.open(store)
+    st = Store.open(store or None)  # "" (e.g. an unset workflow input) means the default
     st.check()  # creates the store marker first, so the folder stays a valid flowkit store
     location = _location(st, name)
     if rows.num_rows == 0:
@@ -90,7 +91,7 @@ def read_annotation_queue(name: str = "annotations", store: StoreSpec = None) ->
     """Every row queued so far under ``name`` (an empty table when there are none)."""
     import pyarrow.dataset as ds
 
-    st = Store.open(store)
+    st = Store.open(store or None)
     fs, root = _filesystem(st)
     folder = f"{root}/annotations/{name}"
     if not fs.exists(folder):

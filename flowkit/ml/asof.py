@@ -39,10 +39,8 @@ def _time_values(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.nda
     """(values as int64 or float64, valid mask) of a time column."""
     arr = column.combine_chunks()
     t = arr.type
-    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
-        arr = arr.cast(pa.int64())
-    elif pa.types.is_duration(t):
-        arr = arr.cast(pa.int64())
+    if pa.types.is_temporal(t):  # dates, times, timestamps, durations: their integer ticks
+        arr = arr.view(pa.int64() if t.bit_width == 64 else pa.int32())
     elif not (pa.types.is_integer(t) or pa.types.is_floating(t)):
         raise DataValidationError(
             f"as_of_join: time column {name!r} has type {t}; it must be a timestamp, date, "

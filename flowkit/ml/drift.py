@@ -29,6 +29,7 @@ import pyarrow as pa
 from flowkit.ml.errors import DataValidationError, ParameterError
 from flowkit.ml.validate import require_rows
 
+# The methods: "psi" or "ks" (typed ``str`` so a literal in a workflow body type-checks).
 Method = Literal["psi", "ks"]
 DEFAULT_THRESHOLDS: dict[str, float] = {"psi": 0.2, "ks": 0.01}
 _EPS = 1e-4
@@ -80,8 +81,8 @@ def _kind(column: pa.ChunkedArray) -> str:
 
 def _numeric(column: pa.ChunkedArray) -> np.ndarray:
     arr = column.drop_null().combine_chunks()
-    if pa.types.is_temporal(arr.type):
-        arr = arr.cast(pa.int64())
+    if pa.types.is_temporal(arr.type):  # dates, times, timestamps: their integer ticks
+        arr = arr.view(pa.int64() if arr.type.bit_width == 64 else pa.int32())
     values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
     return values[~np.isnan(values)]
 
@@ -161,7 +162,7 @@ def drift(
     reference: pa.Table,
     current: pa.Table,
     columns: Sequence[str] | None = None,
-    method: Method = "psi",
+    method: str = "psi",
     threshold: float | Mapping[str, float] | None = None,
     *,
     bins: int = 10,
@@ -198,7 +199,7 @@ def drift(
             if col not in table.column_names:
                 problems[col] = f"missing from the {side} table"
     if problems:
-        detail = "; ".join(f"{c}: {w}" for c, w in problems.items())
+        detail = "; ".join(f"{c!r}: {w}" for c, w in problems.items())
         raise DataValidationError(
             f"drift: both tables need the compared columns ({detail}); "
             "add them or choose the columns to compare with columns=[...]",

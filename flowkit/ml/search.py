@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def grid(**param_lists: Sequence[Any]) -> list[dict[str, Any]]:
+def grid(**param_lists: Iterable[Any]) -> list[dict[str, Any]]:
     """The cross product of the given value lists, in order (last name varies fastest).
 
     Example::
@@ -40,18 +40,19 @@ def grid(**param_lists: Sequence[Any]) -> list[dict[str, Any]]:
         ml.grid(depth=[2, 4], lr=[0.1, 0.01])
         # [{'depth': 2, 'lr': 0.1}, {'depth': 2, 'lr': 0.01}, {'depth': 4, 'lr': 0.1}, ...]
     """
+    lists: dict[str, list[Any]] = {}
     for name, values in param_lists.items():
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
             raise ParameterError(
                 f"grid: {name}= must be a list of values, got {type(values).__name__}; "
                 f"write {name}=[{values!r}] for a single value"
             )
-        if len(values) == 0:
+        lists[name] = list(values)  # tuples, ranges, numpy arrays too
+        if not lists[name]:
             raise ParameterError(f"grid: {name}= is an empty list; give at least one value")
-    names = list(param_lists)
     return [
-        {n: _plain(v) for n, v in zip(names, combo, strict=True)}
-        for combo in itertools.product(*(param_lists[n] for n in names))
+        {n: _plain(v) for n, v in zip(lists, combo, strict=True)}
+        for combo in itertools.product(*lists.values())
     ]
 
 
