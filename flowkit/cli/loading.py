@@ -4,7 +4,8 @@ Policy:
 
 * The file is imported as a module named after its stem (``pipelines/train.py`` ->
   ``train``), not as ``__main__``, so its ``if __name__ == "__main__":`` block does not run.
-  If that name is taken by another module already imported, a private name is used. The
+  If that name is taken by another module already imported (other than one this loader
+  imported earlier), a private name is used. The
   module is registered in ``sys.modules`` while it executes (dataclasses and pickling by
   reference need that).
 * The file's folder goes first on ``sys.path``, as ``python FILE.py`` would do, so sibling
@@ -134,10 +135,15 @@ def load_workflow(spec: str) -> WorkflowDef[..., Any]:
     return select_workflow(load_module(target.path), target)
 
 
+# Module names this loader gave out (a later load may take such a name over).
+_GIVEN: set[str] = set()
+
+
 def _module_name(full: str) -> str:
     stem = os.path.splitext(os.path.basename(full))[0]
     existing = sys.modules.get(stem)
-    if stem.isidentifier() and (existing is None or _file_of(existing) == full):
+    if stem.isidentifier() and (existing is None or stem in _GIVEN or _file_of(existing) == full):
+        _GIVEN.add(stem)
         return stem
     safe = "".join(c if c.isalnum() else "_" for c in stem)
     return f"_flowkit_cli_{safe}"
