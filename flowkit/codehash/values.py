@@ -1,0 +1,162 @@
+"""Canonical encodings of values (constants, closure cells, defaults, class attributes).
+
+Policy: JSON-like values encode as themselves, with tags where JSON would be ambiguous (tuples,
+non-finite floats, bytes by sha256); dicts and sets are sorted by their elements' canonical JSON,
+so neither insertion order nor the hash seed matters. Functions, classes and modules inside a
+value encode by reference (the caller's ``ref`` callback, which fingerprints user code).
+numpy arrays encode by dtype, shape and a sha256 of their bytes. Any other object encodes through
+its pickle reduction (``__reduce_ex__(4)``), recursively, so a set inside an object's state is
+sorted too. What cannot be encoded raises :class:`Unstable`; ``encode_or_type`` turns that into
+the type name plus a logged warning, so fingerprinting never fails because of a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from flowkit import hashing
+
+logger = logging.getLogger(__name__)
+
+Json = Any  # a JSON-able structure
+
+MAX_DEPTH = 64
+_CODE_LIKE = (
+    types.FunctionType,
+    type,
+    types.ModuleType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
+
+
+class Unstable(Exception):
+    """A value has no stable encoding."""
+
+
+def is_code_like(value: object) -> bool:
+    """Functions, classes and modules: fingerprinted as code, never pickled."""
+    return isinstance(value, _CODE_LIKE)
+
+
+def wrapped(obj: object) -> object | None:
+    """The callable ``obj`` wraps through ``__wrapped__`` (TaskDef, lru_cache, wraps), if any."""
+    try:
+        inner = getattr(obj, "__wrapped__", None)
+    except Exception:  # proxies may raise anything from __getattr__
+        return None
+    return inner if inner is not None and inner is not obj and callable(inner) else None
+
+
+def type_name(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_unstable(label: str, value: object, reason: str) -> None:
+    """Warn once per process per (component, type)."""
+    key = (label, type_name(type(value)))
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning(
+        "%s: a value of type %s cannot be hashed stably (%s); only its type counts in the code "
+        "fingerprint, so changes to it will not invalidate cached results. Make it a plain "
+        "value (numbers, strings, lists, dicts, dataclasses) or pin the task with version=.",
+        label,
+        type_name(type(value)),
+        reason,
+    )
+
+
+def _sort_key(obj: Json) -> bytes:
+    return hashing.canonical_json(obj)
+
+
+class ValueEncoder:
+    """Encodes values; ``ref(obj)`` names the functions, classes and modules found inside."""
+
+    def __init__(self, ref: Callable[[object], str]) -> None:
+        self._ref = ref
+
+    def encode_or_type(self, value: object, label: str) -> Json:
+        """The encoding of ``value``, or its type name (with a warning) when it has none."""
+        try:
+            return self.encode(value)
+        except (Unstable, RecursionError) as exc:
+            warn_unstable(label, value, str(exc) or "nested too deeply")
+            return {"$unhashable": type_name(type(value))}
+
+    def encode(self, value: object) -> Json:
+        """The encoding of ``value``; raises :class:`Unstable`."""
+        return self._encode(value, 0, ())
+
+    def _encode(self, value: object, depth: int, stack: tuple[int, ...]) -> Json:
+        if depth > MAX_DEPTH:
+            raise Unstable("nested too deeply")
+        t = type(value)
+        if value is None or t is bool or t is str or t is int:
+            return value
+        if isinstance(value, float) and t is float:
+            return value if math.isfinite(value) else {"$float": repr(value)}
+        if isinstance(value, (bytes, bytearray)) and t in (bytes, bytearray):
+            return {f"${t.__name__}": hashlib.sha256(value).hexdigest()}
+        if id(value) in stack:
+            return {"$cycle": len(stack) - stack.index(id(value))}
+        inner = (*stack, id(value))
+        d = depth + 1
+        if isinstance(value, list) and t is list:
+            return [self._encode(v, d, inner) for v in value]
+        if isinstance(value, tuple) and t is tuple:
+            return {"$tuple": [self._encode(v, d, inner) for v in value]}
+        if isinstance(value, dict) and t is dict:
+            pairs = [
+                [self._encode(k, d, inner), self._encode(v, d, inner)] for k, v in value.items()
+            ]
+            return {"$dict": sorted(pairs, key=_sort_key)}
+        if isinstance(value, (set, frozenset)) and t in (set, frozenset):
+            elems = sorted((self._encode(v, d, inner) for v in value), key=_sort_key)
+            return {f"${t.__name__}": elems}
+        if isinstance(value, complex) and t is complex:
+            return {
+                "$complex": [self._encode(value.real, d, inner), self._encode(value.imag, d, inner)]
+            }
+        if is_code_like(value) or wrapped(value) is not None:
+            return {"$ref": self._ref(value)}
+        if t.__module__ == "numpy" and t.__name__ == "ndarray":
+            return self._ndarray(value, d, inner)
+        return self._reduced(value, d, inner)
+
+    def _ndarray(self, arr: Any, depth: int, stack: tuple[int, ...]) -> Json:
+        head = [arr.dtype.str, list(arr.shape)]
+        if arr.dtype.hasobject:  # the bytes would be pointers: encode the elements
+            return {"$ndarray": head, "items": self._encode(arr.ravel().tolist(), depth, stack)}
+        data = arr.tobytes(order="C")  # copies only a non-contiguous array
+        return {"$ndarray": head, "sha256": hashlib.sha256(data).hexdigest()}
+
+    def _reduced(self, value: object, depth: int, stack: tuple[int, ...]) -> Json:
+        try:
+            reduced = value.__reduce_ex__(4)
+        except Exception as exc:
+            raise Unstable(f"it cannot be pickled: {exc}") from None
+        if isinstance(reduced, str):  # a module-level singleton, pickled by name
+            return {"$global": [type_name(type(value)), reduced]}
+        if not isinstance(reduced, tuple) or len(reduced) < 2:
+            raise Unstable("its __reduce_ex__ returned an unexpected value")
+        func, args, *rest = reduced
+        state = rest[0] if rest else None
+        listitems = list(rest[1]) if len(rest) > 1 and rest[1] is not None else None
+        dictitems = dict(rest[2]) if len(rest) > 2 and rest[2] is not None else None
+        parts = (func, args, state, listitems, dictitems)
+        return {"$reduce": [self._encode(p, depth, stack) for p in parts]}
