@@ -234,9 +234,7 @@ def test_traceback_flag_shows_the_traceback(work: Path, capsys: Any) -> None:
         (["--n"], "argument --n: expected one argument"),
     ],
 )
-def test_bad_input_values_exit_2(
-    work: Path, capsys: Any, args: list[str], expected: str
-) -> None:
+def test_bad_input_values_exit_2(work: Path, capsys: Any, args: list[str], expected: str) -> None:
     code, _, err = cli(capsys, "run", "pipeline.py", "--store", "s", *args)
     assert code == 2
     line = one_line(err)
@@ -603,33 +601,47 @@ def record(node: str, *, cached: bool = False) -> TaskRecord:
     return TaskRecord(name=node.split("[")[0], node=node, cached=cached)
 
 
+def start(line: ProgressLine, run: Run, *nodes: str) -> list[TaskRecord]:
+    """What the engine does: create the calls' records (all of a map's items at once), then
+    start them."""
+    records = [record(n) for n in nodes]
+    run.tasks.extend(records)
+    for r in records:
+        line.on_task_start(r)
+    return records
+
+
 def test_progress_line_draws_in_place_and_clears() -> None:
     stream, clock = FakeTTY(), Clock()
+    run = Run(id="r", workflow="pipeline")
     # the graph of the fixture pipeline has 3 nodes: load, square (a map) and total
     line = ProgressLine(stream, _pipeline_graph(), clock=clock, ticker=False, width=200)
-    line.on_run_start(Run(id="r", workflow="pipeline"))
-    line.on_task_start(record("load"))
+    line.on_run_start(run)
+    [load] = start(line, run, "load")
     assert stream.getvalue() == ""  # quiet during the first second
     clock.now += 1.5
-    line.on_task_end(record("load", cached=True), fk.Output(lambda: None, int))
-    assert stream.getvalue() == "\r[1.50s] 1/3 done · 0 running · 1 cached\x1b[K"
-    for i in range(3):
-        line.on_task_start(record(f"square[{i}]"))
-    assert line.text() == "[1.50s] 1/5 done · 3 running · 1 cached"  # the map expanded
-    line.on_task_error(record("square[0]"), ValueError("x"))
+    load.cached = True
+    line.on_task_end(load, fk.Output(lambda: None, int))
+    assert stream.getvalue() == "\r[1.50s] 1/3 done, 0 running, 1 cached\x1b[K"
+    items = start(line, run, "square[0]", "square[1]", "square[2]")
+    assert line.text() == "[1.50s] 1/5 done, 3 running, 1 cached"  # the map expanded
+    line.on_task_error(items[0], ValueError("x"))
     clock.now += 10
     line.render()
-    assert stream.getvalue().endswith("\r[11.5s] 1/5 done · 2 running · 1 cached · 1 failed\x1b[K")
-    line.on_run_end(Run(id="r", workflow="pipeline"))
+    assert stream.getvalue().endswith("\r[11.5s] 1/5 done, 2 running, 1 cached, 1 failed\x1b[K")
+    line.on_run_end(run)
+    assert stream.getvalue().endswith("\r\x1b[K")
+    line.render()  # nothing is drawn after the end
     assert stream.getvalue().endswith("\r\x1b[K")
 
 
 def test_progress_line_is_cut_to_the_terminal_width() -> None:
     stream, clock = FakeTTY(), Clock()
     line = ProgressLine(stream, clock=clock, ticker=False, delay=0, width=20)
-    line.on_run_start(Run(id="r", workflow="w"))
-    line.on_task_start(record("a"))
-    assert stream.getvalue() == "\r[0.00s] 0/1 done · \x1b[K"
+    run = Run(id="r", workflow="w")
+    line.on_run_start(run)
+    start(line, run, "a")
+    assert stream.getvalue() == "\r[0.00s] 0/1 done, 1\x1b[K"
 
 
 def test_progress_only_on_a_terminal() -> None:

@@ -9,8 +9,10 @@ Policy:
   event and by a ticker thread every ``interval`` seconds, so the elapsed time moves even
   while one long task runs. It is erased when the run ends, leaving the terminal clean for
   the summary.
-* The total is what is known so far: calls started plus graph nodes not started yet (a
-  map node counts as one until it expands), so it can grow during the run.
+* The total is what is known so far: the calls the engine has created (it adds a record
+  to ``run.tasks`` per call, a whole map's items at once when the map expands) plus the
+  graph nodes that have none yet (a map node counts as one until it expands), so it can
+  grow during the run. Plain ASCII, so any terminal encoding can show it.
 * Hooks are called from the engine's thread and the ticker from its own, so state and
   drawing are guarded by one lock. A failure to draw is swallowed by the callback group.
 """
@@ -40,7 +42,7 @@ class TextStream(Protocol):
 
 
 class ProgressLine(Callback):
-    """Draws ``[12.3s] 5/12 done · 2 running · 3 cached · 0 failed`` on ``stream``."""
+    """Draws ``[12.3s] 5/12 done, 2 running, 3 cached`` (``, 1 failed``) on ``stream``."""
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class ProgressLine(Callback):
         self.width = width
         self._lock = threading.Lock()
         self._started_at: float | None = None
-        self._nodes_started: set[str] = set()
+        self._run: Run | None = None
         self._started = 0
         self._done = 0
         self._cached = 0
@@ -76,6 +78,7 @@ class ProgressLine(Callback):
     def on_run_start(self, run: Run) -> None:
         with self._lock:
             self._started_at = self.clock()
+            self._run = run
         if self.ticker:
             self._thread = threading.Thread(target=self._tick, name="flowkit-progress", daemon=True)
             self._thread.start()
@@ -83,7 +86,6 @@ class ProgressLine(Callback):
     def on_task_start(self, record: TaskRecord) -> None:
         with self._lock:
             self._started += 1
-            self._nodes_started.add(record.node.split("[", 1)[0])
             self._draw()
 
     def on_task_end(self, record: TaskRecord, output: Output) -> None:
@@ -120,14 +122,16 @@ class ProgressLine(Callback):
         ]
         if self._failed:
             parts.append(f"{self._failed} failed")
-        return " · ".join(parts)
+        return ", ".join(parts)
 
     def total(self) -> int:
-        """Calls started so far plus graph nodes that have not started any call."""
+        """Calls created so far plus graph nodes that have no call yet."""
+        records = list(self._run.tasks) if self._run is not None else []
+        known = max(len(records), self._started)
         if self.graph is None:
-            return self._started
-        pending = sum(1 for n in self.graph.nodes if n not in self._nodes_started)
-        return self._started + pending
+            return known
+        seen = {r.node.split("[", 1)[0] for r in records}
+        return known + sum(1 for n in self.graph.nodes if n not in seen)
 
     def render(self) -> None:
         """Redraw now (if the run has lasted ``delay``); the ticker and the hooks call this."""
