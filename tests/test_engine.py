@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -98,8 +99,6 @@ def test_map_fetches_only_the_list_it_must_count(store: str) -> None:
 @fk.task
 def nap(folder: str, i: int) -> int:
     record_attempt(folder, f"nap{i}")
-    import time
-
     time.sleep(0.05)
     return i
 
