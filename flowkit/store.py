@@ -41,23 +41,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
-import mmap
 import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any, cast
 
 from flowkit import files, serialize
 from flowkit.config import default_store_url
 from flowkit.errors import StoreError
+from flowkit.fsio import MMAP_MIN, FsspecIO, HashingWriter, LocalIO
 from flowkit.hashing import BlobHasher, canonical_json
 
 log = logging.getLogger(__name__)
@@ -65,7 +62,6 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 MARKER = "flowkit-store.json"
 _OWN_NAMES = frozenset({MARKER, "objects", "index", "tasks", "runs", "files", "tmp"})
-_MMAP_MIN = 1 << 20  # local objects this big are memory-mapped; remote ones checked before put
 _SPOOL_MAX = 16 << 20  # remote puts keep up to this much in memory before spilling to disk
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://(.*)$")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -104,31 +100,9 @@ class ObjectCorrupt(ObjectUnavailable):
     """The object or document failed its size or digest check."""
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only stream that hashes what passes through (to ``out`` if given)."""
-
-    def __init__(self, out: IO[bytes] | None) -> None:
-        super().__init__()
-        self.hasher = BlobHasher()
-        self._out = out
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        data = b if isinstance(b, bytes) else memoryview(b).cast("B")
-        self.hasher.update(data)
-        if self._out is not None:
-            self._out.write(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.hasher.size
-
-
 def hash_value(value: Any, *, what: str = "value") -> tuple[str, str, int]:
     """(digest, format, size) that :meth:`Store.put` would give ``value``, without storing."""
-    w = _HashingWriter(None)
+    w = HashingWriter(None)
     fmt = serialize.dump(value, cast(IO[bytes], w), what=what)
     return w.hasher.digest(fmt), fmt, w.hasher.size
 
@@ -148,162 +122,6 @@ def _unchecked(data: bytes, where: str) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise ObjectCorrupt(f"{where}: {exc}") from exc
-
-
-def _info_mtime(info: dict[str, Any]) -> float | None:
-    for k in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        v = info.get(k)
-        if isinstance(v, (int, float)):
-            return float(v)
-        if isinstance(v, datetime):
-            return v.timestamp()
-        if isinstance(v, str):
-            with contextlib.suppress(ValueError):
-                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-    return None
-
-
-class _LocalIO:
-    """Plain-``os`` access below a local root. Paths are ``/``-separated, relative."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self._dirs: set[str] = set()
-
-    def path(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
-
-    def _mkdirs(self, d: str) -> None:
-        if d not in self._dirs:
-            os.makedirs(d, exist_ok=True)
-            self._dirs.add(d)
-
-    def read(self, rel: str) -> bytes:
-        with open(os.path.join(self.root, rel), "rb") as f:
-            return f.read()
-
-    def read_object(self, rel: str, size: int) -> tuple[Any, str]:
-        p = os.path.join(self.root, rel)
-        with open(p, "rb") as f:
-            if size < _MMAP_MIN:
-                return f.read(), p
-            if os.fstat(f.fileno()).st_size == 0:
-                return b"", p
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), p
-
-    def temp(self) -> str:
-        d = os.path.join(self.root, "tmp")
-        self._mkdirs(d)
-        return os.path.join(d, uuid.uuid4().hex)
-
-    def commit(self, tmp: str, rel: str) -> None:
-        final = os.path.join(self.root, rel)
-        self._mkdirs(os.path.dirname(final))
-        os.replace(tmp, final)
-
-    def write(self, rel: str, data: bytes) -> None:
-        tmp = self.temp()
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            self.commit(tmp, rel)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    def size(self, rel: str) -> int | None:
-        try:
-            return os.stat(os.path.join(self.root, rel)).st_size
-        except FileNotFoundError:
-            return None
-
-    def touch(self, rel: str) -> None:
-        with contextlib.suppress(OSError):
-            os.utime(os.path.join(self.root, rel))
-
-    def list(self, rel: str) -> list[str]:
-        try:
-            return os.listdir(os.path.join(self.root, rel))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    def remove(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.root, rel))
-
-    def walk(self, rel: str) -> Iterator[tuple[str, int, float | None]]:
-        base = os.path.join(self.root, rel)
-        for dirpath, _, names in os.walk(base):
-            for n in names:
-                p = os.path.join(dirpath, n)
-                with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(p)
-                    yield (
-                        os.path.relpath(p, self.root).replace(os.sep, "/"),
-                        st.st_size,
-                        st.st_mtime,
-                    )
-
-
-class _FsspecIO:
-    """The same operations over an fsspec filesystem (remote or ``memory://``)."""
-
-    def __init__(self, fs: Any, root: str) -> None:
-        self.fs = fs
-        self.root = root.rstrip("/")
-
-    def path(self, rel: str) -> str:
-        return f"{self.root}/{rel}" if rel else self.root
-
-    def read(self, rel: str) -> bytes:
-        data: bytes = self.fs.cat_file(self.path(rel))
-        return data
-
-    def read_object(self, rel: str, size: int) -> tuple[Any, str | None]:
-        return self.read(rel), None
-
-    def write(self, rel: str, data: bytes) -> None:
-        self.fs.pipe_file(self.path(rel), data)
-
-    def upload(self, spool: IO[bytes], rel: str) -> None:
-        spool.seek(0)
-        if isinstance(spool, tempfile.SpooledTemporaryFile) and not spool._rolled:  # type: ignore[attr-defined]
-            self.fs.pipe_file(self.path(rel), spool.read())
-            return
-        with self.fs.open(self.path(rel), "wb") as out:  # visible only once complete
-            shutil.copyfileobj(spool, out, 8 << 20)
-
-    def size(self, rel: str) -> int | None:
-        try:
-            return int(self.fs.info(self.path(rel))["size"])
-        except FileNotFoundError:
-            return None
-
-    def touch(self, rel: str) -> None:
-        """Object stores cannot refresh a modification time; gc relies on entries instead."""
-
-    def list(self, rel: str) -> list[str]:
-        try:
-            entries = self.fs.ls(self.path(rel), detail=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
-
-    def remove(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self.path(rel))
-
-    def walk(self, rel: str) -> Iterator[tuple[str, int, float | None]]:
-        try:
-            found = self.fs.find(self.path(rel), detail=True)
-        except FileNotFoundError:
-            return
-        prefix = self.root + "/"
-        for name, info in found.items():
-            name = name.lstrip("/") if not self.root.startswith("/") else name
-            if name.startswith(prefix) and info.get("type") != "directory":
-                yield name[len(prefix) :], int(info.get("size") or 0), _info_mtime(info)
 
 
 class Store:
@@ -329,7 +147,7 @@ class Store:
             self.root = ""
             self.url = text
         self.storage_options = dict(storage_options)
-        self._io_: _LocalIO | _FsspecIO | None = _LocalIO(self.root) if self.local else None
+        self._io_: LocalIO | FsspecIO | None = LocalIO(self.root) if self.local else None
 
     # -- construction helpers --------------------------------------------------------------
 
@@ -360,12 +178,12 @@ class Store:
         self.__init__(state["url"], **state["storage_options"])  # type: ignore[misc]
 
     @property
-    def _io(self) -> _LocalIO | _FsspecIO:
+    def _io(self) -> LocalIO | FsspecIO:
         if self._io_ is None:
             self._io_ = self._connect()
         return self._io_
 
-    def _connect(self) -> _FsspecIO:
+    def _connect(self) -> FsspecIO:
         try:
             import fsspec
         except ImportError as exc:
@@ -377,7 +195,7 @@ class Store:
             raise StoreError(f"store {self.url}: {exc}") from exc
         except Exception as exc:
             raise StoreError(f"cannot open store {self.url}: {type(exc).__name__}: {exc}") from exc
-        return _FsspecIO(fs, root)
+        return FsspecIO(fs, root)
 
     # -- the format marker -----------------------------------------------------------------
 
@@ -430,7 +248,7 @@ class Store:
 
     def _check_bucket(self) -> None:
         io_ = self._io
-        if not isinstance(io_, _FsspecIO) or io_.root.startswith("/"):
+        if not isinstance(io_, FsspecIO) or io_.root.startswith("/"):
             return
         bucket = io_.root.split("/", 1)[0]
         try:
@@ -454,11 +272,11 @@ class Store:
     def put(self, value: Any, *, what: str = "value") -> Artifact:
         """Serialise ``value`` into the store; its digest is computed while the bytes stream out."""
         io_ = self._io
-        if isinstance(io_, _LocalIO):
+        if isinstance(io_, LocalIO):
             tmp = io_.temp()
             try:
                 with open(tmp, "wb") as f:
-                    w = _HashingWriter(f)
+                    w = HashingWriter(f)
                     fmt = serialize.dump(value, cast(IO[bytes], w), what=what)
                 art = Artifact(w.hasher.digest(fmt), fmt, w.hasher.size)
                 rel = self.object_path(art.digest)
@@ -473,13 +291,13 @@ class Store:
                 raise
             return art
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
-            w = _HashingWriter(cast(IO[bytes], spool))
+            w = HashingWriter(cast(IO[bytes], spool))
             fmt = serialize.dump(value, cast(IO[bytes], w), what=what)
             art = Artifact(w.hasher.digest(fmt), fmt, w.hasher.size)
             rel = self.object_path(art.digest)
             try:
                 # Small objects are simply put again (same bytes); big ones are checked first.
-                if art.size < _MMAP_MIN or io_.size(rel) != art.size:
+                if art.size < MMAP_MIN or io_.size(rel) != art.size:
                     io_.upload(cast(IO[bytes], spool), rel)
             except Exception as exc:
                 raise StoreError(f"cannot write {what} to store {self.url}: {exc}") from exc
