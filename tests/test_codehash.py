@@ -656,3 +656,59 @@ def test_dataclass_fields_and_defaults_count(project: Project) -> None:
     ]:
         after = project.fingerprint({"main": edit(src, old, new)})
         assert changes(before, after) == [f"{changed} changed"], (old, new)
+
+
+def test_partial_and_super_are_followed(project: Project) -> None:
+    src = """
+    import functools
+
+    class Base:
+        def __init__(self):
+            self.scale = 2
+
+    class Model(Base):
+        def __init__(self):
+            super().__init__()
+            self.bias = 1
+
+    def combine(x, y, *, weight):
+        return x * weight + y
+
+    weighted = functools.partial(combine, weight=0.5)
+
+    def train(x):
+        return weighted(x, Model().bias)
+    """
+    before = project.fingerprint({"main": src})
+    after = project.fingerprint({"main": edit(src, "x * weight + y", "x * weight - y")})
+    assert changes(before, after) == ["helper `combine` changed"]
+    after = project.fingerprint({"main": edit(src, "weight=0.5", "weight=0.25")})
+    assert changes(before, after) == ["constant `weighted` changed"]
+    after = project.fingerprint({"main": edit(src, "self.scale = 2", "self.scale = 3")})
+    assert changes(before, after) == ["class `Base` changed"]
+
+
+def test_user_module_used_as_a_value_counts_whole(project: Project) -> None:
+    main = """
+    from . import utils
+
+    def train(name, xs):
+        return getattr(utils, name)(xs)
+    """
+    files = {"utils": UTILS, "main": main}
+    before = project.fingerprint(files)
+    assert f"module `{project.package}.utils`" in before.components
+    after = project.fingerprint({**files, "utils": edit(UTILS, "return xs", "return xs[::-1]")})
+    assert changes(before, after) == [f"helper `{project.package}.utils.unused` changed"]
+
+
+def test_lazy_module_attribute_errors_are_ignored(project: Project) -> None:
+    lazy = "def __getattr__(name):\n    raise ImportError(f'optional dependency for {name}')\n"
+    main = """
+    from . import lazy
+
+    def train():
+        return lazy.missing_feature()
+    """
+    fp = project.fingerprint({"lazy": lazy, "main": main})
+    assert set(fp.components) == {"function `train`", "bytecode"}

@@ -203,7 +203,7 @@ class Walker:
         ):
             try:
                 nxt = getattr(value, chain[taken])
-            except AttributeError:
+            except Exception:  # AttributeError, or a lazy module's __getattr__ failing
                 return  # not resolvable now: ignored
             module, value, taken = value.__name__, nxt, taken + 1
         if taken > 1:
@@ -227,7 +227,7 @@ class Walker:
             bindings[f"import {target}"] = self.ref(module)
             return
         for name in imp.names:
-            value = getattr(module, name, None)
+            value = _safe_getattr(module, name)
             if value is None:
                 value = sys.modules.get(f"{target}.{name}")
             if value is not None:
@@ -354,11 +354,13 @@ class Walker:
             encoded = self._member(name, member, f"{label} member `{name}`")
             if encoded is not None:
                 members.append([name, encoded])
-        annotations = vars(cls).get("__annotations__", {})
+        annotations = vars(cls).get("__annotations__", None)
+        if not isinstance(annotations, dict):
+            annotations = {}
         return {
             "bases": [self.ref(b) for b in cls.__bases__ if b is not object],
             "metaclass": None if type(cls) is type else self.ref(type(cls)),
-            "annotations": {str(k): _annotation_text(v) for k, v in sorted(annotations.items())},
+            "annotations": {str(k): _annotation_text(v) for k, v in annotations.items()},
             "members": members,
         }
 
@@ -400,8 +402,10 @@ class Walker:
             return label
         self.components[label] = ""
         members: dict[str, str] = {}
-        for name, value in sorted(vars(module).items()):
-            if name.startswith("__") or isinstance(value, types.ModuleType):
+        for name, value in sorted(vars(module).items(), key=lambda item: str(item[0])):
+            if not isinstance(name, str) or name.startswith("__"):
+                continue
+            if isinstance(value, types.ModuleType):
                 continue
             defined_here = getattr(value, "__module__", module.__name__) == module.__name__
             if isinstance(value, (types.FunctionType, type)) and not defined_here:
@@ -409,6 +413,13 @@ class Walker:
             members[name] = self.ref(value, constant_name=self._relative(module.__name__, name))
         self.components[label] = sha256_json(["module", members])
         return label
+
+
+def _safe_getattr(obj: object, name: str) -> object | None:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a lazy module's __getattr__ may raise ImportError
+        return None
 
 
 def _qualified(obj: Any) -> str:
