@@ -198,7 +198,7 @@ def test_syntax_error_names_file_and_line(work: Path, capsys: Any) -> None:
     assert code == 2
     line = one_line(err)
     assert line.startswith("flowkit run: error: syntax error in ")
-    assert "broken.py:3:" in line
+    assert "syntax error in broken.py:3: " in line
 
 
 def test_exception_while_importing_names_the_line(work: Path, capsys: Any) -> None:

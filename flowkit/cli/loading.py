@@ -79,7 +79,9 @@ def load_module(path: str) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         sys.modules.pop(name, None)
-        where = f"{e.filename or path}:{e.lineno}" if e.lineno else (e.filename or path)
+        # the path as the user wrote it when the error is in the file itself
+        shown = path if not e.filename or os.path.abspath(e.filename) == full else e.filename
+        where = f"{shown}:{e.lineno}" if e.lineno else shown
         raise LoadError(f"syntax error in {where}: {e.msg}", e) from e
     except FlowkitError as e:
         sys.modules.pop(name, None)
