@@ -426,8 +426,8 @@ def test_explain_input_changed_and_upstream_missing(work: Path, capsys: Any) -> 
     out = explain(capsys, "total", "--n", "3")
     assert "task `total`: cannot tell" in out
     assert (
-        "input `xs` comes from `square`, whose list to map over comes from `load`, which has "
-        "no cache entry for these inputs: run the workflow first" in out
+        "input `xs` comes from `square`, whose input `x` (mapped over) comes from `load`, "
+        "which has no cache entry for these inputs: run the workflow first" in out
     )
     assert "the code and the known inputs match the newest entry" in out
     out = explain(capsys, "total", "--n", "2", "--offset", "1")
@@ -705,3 +705,34 @@ def test_python_dash_m_flowkit(work: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("flowchart LR")
+
+
+# -- the explainer keys calls exactly as the runner does -------------------------------------
+
+
+def test_explainer_keys_match_the_run_records(work: Path) -> None:
+    from flowkit.cli.explain import Explainer
+    from flowkit.cli.loading import load_workflow
+    from flowkit.store import Store
+    from flowkit.workflow import bind_inputs
+
+    wf = load_workflow(str(work / "shapes.py:shapes"))
+    run = fk.run(wf, store=str(work / "s"), n=7, verbose=True)
+    recorded = {t.node: t.key for t in run.tasks}
+    assert all(recorded.values())
+    explainer = Explainer(wf.graph, bind_inputs(wf, (), {"n": 7}), Store(str(work / "s")))
+    reports = [r for node in wf.graph for r in explainer.explain(node)]
+    assert {r.node: r.key for r in reports} == recorded  # verbose is in cache_ignore
+    assert {r.status for r in reports} == {"hit"}
+
+
+def test_explain_version_change(work: Path, capsys: Any) -> None:
+    assert cli(capsys, "run", "shapes.py:shapes", "--store", "s")[0] == 0
+    edit(work / "shapes.py", 'version="v1"', 'version="v2"')
+    code, out, _ = cli(capsys, "cache", "explain", "shapes.py:shapes", "inc", "--store", "s")
+    assert code == 0
+    assert "task `inc` (node `inc[0]`): miss\n  - version changed\n" in out
+    code, out, _ = cli(capsys, "cache", "explain", "shapes.py:shapes", "double", "--store", "s")
+    assert (
+        "input `x` (mapped over) comes from `inc`, which has no cache entry for these inputs" in out
+    )

@@ -131,12 +131,14 @@ class Explainer:
         bindings = dict(node.bindings)
         if not node.mapped:
             return [self._explain_call(node, rt, bindings, None, node.id)]
-        try:
-            per_param = {p: self._map_items(bindings[p]) for p in node.mapped}
-        except _Unknown as u:
-            changes, newest = self._newest_changes(rt, {}, None)
-            reason = _phrase("the list it maps over", u)
-            return [CallReport(node.id, node.name, "unknown", (reason,), changes, entry=newest)]
+        per_param = {}
+        for p in node.mapped:
+            try:
+                per_param[p] = self._map_items(bindings[p])
+            except _Unknown as u:
+                changes, newest = self._newest_changes(rt, {}, None)
+                reason = _phrase(f"input `{p}` (mapped over)", u)
+                return [CallReport(node.id, node.name, "unknown", (reason,), changes, entry=newest)]
         n = min(len(v) for v in per_param.values()) if per_param else 0
         return [
             self._explain_call(
@@ -313,13 +315,15 @@ class Explainer:
         bindings = dict(node.bindings)
         if not node.mapped:
             return _Resolved(node, rt, (self._entry(node, rt, bindings, None),))
-        try:
-            per_param = {p: self._map_items(bindings[p]) for p in node.mapped}
-        except _Unknown as u:
-            raise _Unknown(
-                f"`{node.name}`, whose list to map over comes from {u.reason}",
-                run_first=u.run_first,
-            ) from None
+        per_param = {}
+        for p in node.mapped:
+            try:
+                per_param[p] = self._map_items(bindings[p])
+            except _Unknown as u:
+                raise _Unknown(
+                    f"`{node.name}`, whose input `{p}` (mapped over) comes from {u.reason}",
+                    run_first=u.run_first,
+                ) from None
         n = min(len(v) for v in per_param.values()) if per_param else 0
         return _Resolved(
             node,
