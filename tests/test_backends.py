@@ -113,9 +113,11 @@ def _sleep_then(seconds: float, value: int) -> tuple[None, int]:
 def test_local_timeout_with_alarm_in_main_thread() -> None:
     assert threading.current_thread() is threading.main_thread()
     backend = LocalBackend()
+    before = set(threading.enumerate())
     fut = backend.submit(_sleep_then, (5.0, 1), Submission("nap", timeout=0.2))
-    # the alarm interrupted the sleep in place: submit returned with the error set
+    # the alarm interrupted the sleep in place: no helper thread was left sleeping
     assert isinstance(fut.exception(), AttemptTimeout)
+    assert set(threading.enumerate()) <= before
     assert "nap" in str(fut.exception())
     # the alarm is disarmed and the previous handler restored
     import signal
@@ -128,6 +130,7 @@ def test_local_timeout_with_alarm_in_main_thread() -> None:
 
 def test_local_timeout_off_the_main_thread() -> None:
     box: dict[str, Any] = {}
+    before = set(threading.enumerate())
 
     def target() -> None:
         backend = LocalBackend()
@@ -139,6 +142,8 @@ def test_local_timeout_off_the_main_thread() -> None:
     t.join(10)
     assert isinstance(box["late"].exception(), AttemptTimeout)
     assert box["ok"].result() == (None, 3)
+    # off the main thread the late call was abandoned on a helper thread (SIGALRM is main-only)
+    assert [t.name for t in set(threading.enumerate()) - before] == ["flowkit-local-nap"]
 
 
 def test_local_timeout_in_a_run_off_the_main_thread(tmp_path: Path) -> None:
