@@ -736,3 +736,10 @@ def test_explain_version_change(work: Path, capsys: Any) -> None:
     assert (
         "input `x` (mapped over) comes from `inc`, which has no cache entry for these inputs" in out
     )
+
+
+def test_sys_exit_while_importing_is_a_usage_error(work: Path, capsys: Any) -> None:
+    (work / "exits.py").write_text("import sys\n\nsys.exit(3)\n")
+    code, _, err = cli(capsys, "graph", "exits.py")
+    assert code == 2
+    assert "exits.py called sys.exit(3) while being imported" in one_line(err)

@@ -12,7 +12,9 @@ module; see ``docs/cli.md``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -107,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error(f"flowkit {label}: interrupted")
         return 130
-    except BrokenPipeError:  # `flowkit runs list | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `flowkit runs list | head`: the reader left; stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            # as the Python docs advise: no second BrokenPipeError when stdout is flushed at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception:
         traceback.print_exc(file=sys.stderr)

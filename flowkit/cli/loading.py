@@ -86,6 +86,13 @@ def load_module(path: str) -> ModuleType:
     except FlowkitError as e:
         sys.modules.pop(name, None)
         raise LoadError(f"{path}: {type(e).__name__}: {e}", e) from e
+    except SystemExit as e:
+        sys.modules.pop(name, None)
+        raise LoadError(
+            f"{path} called sys.exit({e.code!r}) while being imported; move that call under "
+            '`if __name__ == "__main__":`',
+            e,
+        ) from e
     except Exception as e:
         sys.modules.pop(name, None)
         where = _innermost_user_frame(e, full) or path
