@@ -60,6 +60,9 @@ def run(
     group.emit("on_run_start", record)
     try:
         with the_backend:
+            check_store = getattr(the_backend, "check_store", None)
+            if cache is not False and check_store is not None and _uses_cache(workflow):
+                check_store(the_store.url)  # workers read and write the store themselves
             record.output = execute(
                 workflow.graph, values, the_backend, the_store, cache, group, record
             )
@@ -76,6 +79,10 @@ def run(
             log.exception("could not write the record of run %s", record.id)
         group.emit("on_run_end", record)
     return record
+
+
+def _uses_cache(workflow: WorkflowDef[..., Any]) -> bool:
+    return any(getattr(node.task, "cache", False) for node in workflow.graph.nodes.values())
 
 
 workflow_module.set_default_runner(run)

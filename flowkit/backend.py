@@ -17,6 +17,10 @@ The contract of :meth:`Backend.submit`:
 * ``future.cancel()`` is called when an attempt times out; a backend that can stop a
   running call (Ray) should do so, others may let it finish and be ignored.
 
+Optional hook: ``check_store(url: str) -> None``. A backend whose workers run elsewhere
+implements it to refuse (raise) or warn about a store they cannot reach; ``fk.run`` calls it
+after ``__enter__`` when the run uses the cache, before any task runs.
+
 Backends are context managers: ``__enter__`` acquires what they need (a thread pool, a Ray
 connection) and ``__exit__`` releases only what they acquired themselves.
 
