@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
+from flowkit import typecheck
 from flowkit.errors import GraphError
 from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, Node, OutputRef
 
@@ -74,6 +75,9 @@ class Builder:
 
     def binding_of(self, value: Any) -> Binding:
         """Turn what the workflow body passed as an argument into a binding."""
+        if isinstance(value, NamedPromises) and value:
+            self.binding_of(value[0])  # refuses promises of another workflow
+            return value._whole
         if isinstance(value, Promise):
             if value._builder is not self:
                 raise GraphError(
@@ -194,13 +198,23 @@ for _op in (
 
 
 class NamedPromises(tuple):  # type: ignore[type-arg]
-    """The promises of a NamedTuple-returning task: unpack them or use ``.field``."""
+    """The promises of a NamedTuple-returning task: unpack them, use ``.field``, or pass the
+    whole value on (it then stays the NamedTuple the task returned, not a rebuilt tuple)."""
 
     _fields: tuple[str, ...] = ()
+    _type: Any = None
+    _whole: OutputRef
 
-    def __new__(cls, fields: tuple[str, ...], promises: tuple[Promise, ...]) -> NamedPromises:
-        obj = super().__new__(cls, promises)
-        obj._fields = fields
+    def __new__(cls, builder: Builder, whole: OutputRef, type_: Any, what: str) -> NamedPromises:
+        outputs = typecheck.namedtuple_fields(type_)
+        obj = super().__new__(
+            cls,
+            tuple(
+                Promise(builder, OutputRef(whole.node, i), tp, f"output `{name}` of {what}")
+                for i, (name, tp) in enumerate(outputs)
+            ),
+        )
+        obj._fields, obj._type, obj._whole = tuple(n for n, _ in outputs), type_, whole
         return obj
 
     def __getattr__(self, name: str) -> Promise:

@@ -100,6 +100,8 @@ def run_call(
                 return Meta(key, True, hit_digests, started, time.time()), value
     value = rt.fn(**kwargs)
     check_return(rt, value)
+    if rt.multi_output and hasattr(rt.return_type, "_make") and type(value) is tuple:
+        value = rt.return_type._make(value)  # as a cache hit would give it: fields work downstream
     digests: tuple[str | None, ...] = (None,) * len(rt.outputs)
     if key is not None:
         assert inputs is not None

@@ -142,13 +142,12 @@ class TaskDef(Generic[P, R]):
     def _promises(self, builder: Builder, node_id: str) -> Any:
         if not self.multi_output:
             return Promise(builder, OutputRef(node_id), self.return_type, f"output of `{node_id}`")
-        promises = tuple(
+        if hasattr(self.return_type, "_fields"):
+            return NamedPromises(builder, OutputRef(node_id), self.return_type, f"`{node_id}`")
+        return tuple(
             Promise(builder, OutputRef(node_id, i), tp, f"output `{oname}` of `{node_id}`")
             for i, (oname, tp) in enumerate(self.outputs)
         )
-        if hasattr(self.return_type, "_fields"):
-            return NamedPromises(tuple(n for n, _ in self.outputs), promises)
-        return promises
 
     def _split_map_args(
         self, kwargs: dict[str, Any], where: str
@@ -236,6 +235,8 @@ def static_type(value: Any) -> Any:
     type of a plain value (lists/tuples/dicts holding promises included)."""
     if isinstance(value, Promise):
         return value.type
+    if isinstance(value, NamedPromises):
+        return value._type
     if isinstance(value, (list, tuple)) and not hasattr(type(value), "_fields"):
         if any(isinstance(v, Promise) for v in value) or any(
             isinstance(v, (list, tuple, dict)) for v in value

@@ -28,7 +28,7 @@ from flowkit.graph import (
     OutputRef,
     WorkflowInput,
 )
-from flowkit.promise import Builder, Promise, caller_location, current_builder
+from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
 from flowkit.task import check_binding, describe_source
 
 P = ParamSpec("P")
@@ -196,6 +196,9 @@ def _rebind(b: Binding, ids: dict[str, str], inputs: dict[str, Binding]) -> Bind
 
 def _promises_for(builder: Builder, binding: Binding, type_: Any) -> Any:
     """What the caller of a sub-workflow sees for its output binding."""
+    if isinstance(binding, OutputRef) and binding.index is None:
+        if hasattr(typecheck.strip_annotated(type_), "_fields"):  # a NamedTuple: unpackable
+            return NamedPromises(builder, binding, typecheck.strip_annotated(type_), "sub-workflow")
     if isinstance(binding, (OutputRef, InputRef)):
         return Promise(builder, binding, type_, "sub-workflow output")
     if isinstance(binding, Literal):
