@@ -412,3 +412,24 @@ def test_retries_policy_in_records(store: str, folder: str) -> None:
     assert rec.started <= attempt_times(folder, "tb")[0] <= attempt_times(folder, "tb")[2]
     assert rec.ended >= attempt_times(folder, "tb")[2]
     assert os.path.exists(os.path.join(folder, "tb.attempts"))
+
+
+@fk.task
+def width(p: Pair) -> int:
+    return len(p.label) + p.number
+
+
+def test_namedtuple_outputs_flow_whole(store: str) -> None:
+    @fk.workflow
+    def sub(x: int) -> Pair:
+        return named_pair(x)
+
+    @fk.workflow
+    def wf(x: int) -> tuple[Pair, int, int]:
+        p = sub(x)
+        number, _ = p
+        return p, width(p), add(number, p.number)
+
+    run = fk.run(wf, x=12, store=store)
+    assert run.output == ((12, "12"), 14, 24)
+    assert isinstance(run.output[0], Pair)

@@ -617,3 +617,47 @@ def test_bind_inputs_unknown_and_missing(tmp_path: Path) -> None:
         fk.run(twice, store=str(tmp_path / "s"))
     with pytest.raises(fk.TypeMismatchError, match="input `n`"):
         twice(n=1.5)  # type: ignore[arg-type]
+
+
+@fk.task
+def spread(s: Stats) -> int:
+    return s.high - s.low
+
+
+def test_namedtuple_output_passed_whole_and_returned() -> None:
+    @fk.workflow
+    def passed(n: int) -> int:
+        return spread(stats(numbers(n)))
+
+    assert passed.graph.nodes["spread"].bindings == (("s", OutputRef("stats")),)
+
+    @fk.workflow
+    def returned(n: int) -> Stats:
+        return stats(numbers(n))
+
+    assert returned.graph.output == OutputRef("stats")
+
+    with pytest.raises(fk.TypeMismatchError, match=r"task `stats` output \(Stats\)"):
+
+        @fk.workflow
+        def mismatched(n: int) -> int:
+            return double(stats(numbers(n)))  # type: ignore[arg-type]
+
+
+def test_sub_workflow_namedtuple_output_unpacks() -> None:
+    @fk.workflow
+    def sub(n: int) -> Stats:
+        return stats(numbers(n))
+
+    @fk.workflow
+    def outer(n: int) -> int:
+        s = sub(n)
+        low, high, _ = s
+        return add(add(s.high, low), spread(s))
+
+    add_node = outer.graph.nodes["add"]
+    assert dict(add_node.bindings) == {
+        "a": OutputRef("sub.stats", 1),
+        "b": OutputRef("sub.stats", 0),
+    }
+    assert outer.graph.nodes["spread"].bindings == (("s", OutputRef("sub.stats")),)
