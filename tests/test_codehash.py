@@ -522,7 +522,9 @@ def test_describe_changes() -> None:
 STABLE = """
 import dataclasses
 import enum
+import typing
 import numpy as np
+import pandas as pd
 
 class Mode(enum.Enum):
     FAST = "fast"
@@ -537,12 +539,26 @@ CONFIG = Config()
 NAMES = {"x", "y", "z", "w"}
 TABLE = {("a", 1): [1.5, None, True], "nested": {"k": b"bytes"}}
 WEIGHTS = np.linspace(0, 1, 5)
+FRAME = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=["r1", "r2"])
+
+class Point(typing.NamedTuple):
+    x: int
+    nxt: "Point | None" = None
+
+class Sized(typing.Protocol):
+    def size(self) -> int: ...
+
+T = typing.TypeVar("T")
+
+class Box(typing.Generic[T]):
+    def get(self) -> T: ...
 
 def helper(x):
     return x in {"p", "q", "r"}
 
 def train(xs):
-    return [helper(x) for x in xs], CONFIG, NAMES, TABLE, WEIGHTS, Mode.FAST
+    values = CONFIG, NAMES, TABLE, WEIGHTS, Mode.FAST, FRAME, Point(1), Sized, Box
+    return [helper(x) for x in xs], values
 """
 
 _PRINT_DIGEST = (
@@ -565,8 +581,12 @@ def _digest_in_fresh_interpreter(path: Path, module: str, hash_seed: str) -> str
     return out.stdout.strip()
 
 
-def test_same_digest_in_fresh_interpreters(project: Project) -> None:
-    here = project.fingerprint({"main": STABLE})
+def test_same_digest_in_fresh_interpreters(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flowkit.codehash"):
+        here = project.fingerprint({"main": STABLE})
+    assert not caplog.records  # every value above has a stable encoding
     directory = project.root / f"v{project.versions}"
     module = f"{project.package}.main"
     first = _digest_in_fresh_interpreter(directory, module, "1")
@@ -712,3 +732,27 @@ def test_lazy_module_attribute_errors_are_ignored(project: Project) -> None:
     """
     fp = project.fingerprint({"lazy": lazy, "main": main})
     assert set(fp.components) == {"function `train`", "bytecode"}
+
+
+def test_annotation_metadata_counts_and_odd_strings_do_not_crash(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = """
+    import dataclasses
+    from typing import Annotated, Optional
+
+    @dataclasses.dataclass
+    class Row:
+        size: Annotated[int, "min=0"] = 0
+        parent: Optional["Row"] = None
+
+    ODD = "lone \\ud800 surrogate"
+
+    def train():
+        return Row(), ODD
+    """
+    with caplog.at_level(logging.WARNING, logger="flowkit.codehash"):
+        before = project.fingerprint({"main": src})
+    assert not caplog.records
+    after = project.fingerprint({"main": edit(src, '"min=0"', '"min=1"')})
+    assert changes(before, after) == ["class `Row` changed"]

@@ -88,13 +88,26 @@ def code_info(code: types.CodeType) -> CodeInfo:
     return info
 
 
+def text(value: str) -> Json:
+    """A string, or its bytes when it cannot be UTF-8 encoded (a lone surrogate)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"$surrogates": value.encode("utf-8", "surrogatepass").hex()}
+    return value
+
+
 def _sort_key(obj: Json) -> bytes:
     return hashing.canonical_json(obj)
 
 
 def encode_const(value: object) -> Json:
     """A compile-time constant (the types the compiler puts in ``co_consts``)."""
-    if value is None or isinstance(value, (bool, str, int)):
+    if isinstance(value, str):
+        return text(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
@@ -146,7 +159,7 @@ def _analyse(code: types.CodeType) -> CodeInfo:
             arg = index(ins.argval)
         elif op in _NAME_OPS:
             arg = ins.argrepr  # the name, plus the push-NULL marker where there is one
-        elif ins.argval is None or isinstance(ins.argval, (bool, int, str)):
+        elif ins.argval is None or isinstance(ins.argval, (bool, int)):
             arg = ins.argval
         else:
             arg = encode_const(ins.argval)

@@ -3,8 +3,9 @@
 Policy: JSON-like values encode as themselves, with tags where JSON would be ambiguous (tuples,
 non-finite floats, bytes by sha256); dicts and sets are sorted by their elements' canonical JSON,
 so neither insertion order nor the hash seed matters. Functions, classes and modules inside a
-value encode by reference (the caller's ``ref`` callback, which fingerprints user code).
-numpy arrays encode by dtype, shape and a sha256 of their bytes. Any other object encodes through
+value encode by reference (the caller's ``ref`` callback, which fingerprints user code),
+code objects by their normalised-bytecode digest, ``typing.ForwardRef`` by its text, numpy
+arrays by dtype, shape and a sha256 of their bytes. Any other object encodes through
 its pickle reduction (``__reduce_ex__(4)``), recursively, so a set inside an object's state is
 sorted too. What cannot be encoded raises :class:`Unstable`; ``encode_or_type`` turns that into
 the type name plus a logged warning, so fingerprinting never fails because of a value.
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowkit import hashing
+from flowkit.codehash.bytecode import code_info, text
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,9 @@ class ValueEncoder:
         if depth > MAX_DEPTH:
             raise Unstable("nested too deeply")
         t = type(value)
-        if value is None or t is bool or t is str or t is int:
+        if isinstance(value, str) and t is str:
+            return text(value)
+        if value is None or t is bool or t is int:
             return value
         if isinstance(value, float) and t is float:
             return value if math.isfinite(value) else {"$float": repr(value)}
@@ -132,6 +136,11 @@ class ValueEncoder:
             return {
                 "$complex": [self._encode(value.real, d, inner), self._encode(value.imag, d, inner)]
             }
+        if isinstance(value, types.CodeType):
+            return {"$code": [value.co_name, code_info(value).digest]}
+        if t.__name__ == "ForwardRef" and t.__module__ == "typing":
+            # Only the text: typing caches the evaluated type on the object.
+            return {"$forwardref": text(str(getattr(value, "__forward_arg__", "")))}
         if is_code_like(value) or wrapped(value) is not None:
             return {"$ref": self._ref(value)}
         if t.__module__ == "numpy" and t.__name__ == "ndarray":

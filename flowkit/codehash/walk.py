@@ -360,7 +360,8 @@ class Walker:
         return {
             "bases": [self.ref(b) for b in cls.__bases__ if b is not object],
             "metaclass": None if type(cls) is type else self.ref(type(cls)),
-            "annotations": {str(k): _annotation_text(v) for k, v in annotations.items()},
+            # By value: types by reference, typing constructs and Annotated metadata reduced.
+            "annotations": self._values.encode_or_type(annotations, f"{label} annotations"),
             "members": members,
         }
 
@@ -430,16 +431,3 @@ def _param_name(fn: types.FunctionType, default_index: int) -> str:
     """The positional parameter a ``__defaults__`` entry belongs to."""
     names = fn.__code__.co_varnames[: fn.__code__.co_argcount]
     return names[len(names) - len(fn.__defaults__ or ()) + default_index]
-
-
-def _annotation_text(annotation: object) -> str:
-    """An annotation as text without module names (``__main__.X`` vs ``pipeline.X``)."""
-    if isinstance(annotation, str):
-        return annotation
-    args = getattr(annotation, "__args__", None)
-    origin = getattr(annotation, "__origin__", None)
-    if origin is not None and isinstance(args, tuple):
-        return f"{_annotation_text(origin)}[{', '.join(_annotation_text(a) for a in args)}]"
-    if isinstance(annotation, type):
-        return annotation.__qualname__
-    return repr(annotation)
