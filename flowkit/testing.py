@@ -24,7 +24,9 @@ Policies:
   them by name (``flowkit.testing``) instead of receiving a copy.
 * What happens inside a task is observed through files in a per-test folder (attempt counts,
   attempt times, "I started" marks), never through shared memory, so the same checks hold
-  for in-process, threaded and multi-process backends.
+  for in-process, threaded and multi-process backends. Workers must therefore see the
+  driver's filesystem (the same machine or a shared mount); override the ``folder`` fixture
+  to point elsewhere.
 * No wall-time assertions: overlap is proven by a rendezvous (each of two tasks waits for
   the other's mark), back-off by lower bounds on the gaps between recorded attempts (the
   engine guarantees the minimum delay, so slowness cannot make them fail).
@@ -612,7 +614,9 @@ class BackendContract:
     # -- concurrency -----------------------------------------------------------------------
 
     def test_independent_tasks_overlap(self, store: str, folder: str) -> None:
-        if self.make_backend().capacity <= 1:
+        with self.make_backend() as backend:  # a cluster backend may know its size only then
+            capacity = backend.capacity
+        if capacity <= 1:
             pytest.skip("the backend runs one call at a time (capacity 1)")
         run = self.run(overlapping, store, folder=folder)
         assert run.output == [True, True]
