@@ -211,3 +211,41 @@ class TestBoxedHandlesContract(BackendContract):
 
     def make_backend(self) -> fk.Backend:
         return BoxedBackend()
+
+
+def test_known_plugin_hint_mechanism(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowkit.backend
+
+    monkeypatch.setitem(flowkit.backend._KNOWN_PLUGINS, "dask", "pip install flowkit-dask")
+    with pytest.raises(fk.BackendNotFoundError, match="install it with: pip install flowkit-dask"):
+        get_backend("dask")
+
+
+PLUGIN_MODULE = """
+from flowkit.backends import LocalBackend
+
+
+class FakeBackend(LocalBackend):
+    name = "fake"
+"""
+
+
+def test_entry_point_plugin_is_found_and_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an installed distribution registering a backend, as a third party would ship it
+    (tmp_path / "fake_flowkit_backend.py").write_text(PLUGIN_MODULE)
+    dist = tmp_path / "fake_flowkit_backend-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-flowkit-backend\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nfake = fake_flowkit_backend:FakeBackend\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "fake" in fk.available_backends()
+    from flowkit.testing import chain
+
+    run = fk.run(chain, x=1, backend="fake", store=str(tmp_path / "s"))
+    assert run.output == 6 and run.backend == "fake"
