@@ -7,15 +7,19 @@ value encode by reference (the caller's ``ref`` callback, which fingerprints use
 code objects by their normalised-bytecode digest, ``typing.ForwardRef`` by its text, numpy
 arrays by dtype, shape and a sha256 of their bytes. Any other object encodes through
 its pickle reduction (``__reduce_ex__(4)``), recursively, so a set inside an object's state is
-sorted too. What cannot be encoded raises :class:`Unstable`; ``encode_or_type`` turns that into
-the type name plus a logged warning, so fingerprinting never fails because of a value.
+sorted too. Runtime machinery (locks, threads, queues, executors, open files, generators)
+counts by its type name. What cannot be encoded raises :class:`Unstable`; ``encode_or_type``
+turns that into the type name plus a logged warning, so fingerprinting never fails on a value.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import io
 import logging
 import math
+import queue
 import threading
 import types
 from collections.abc import Callable
@@ -36,6 +40,24 @@ _CODE_LIKE = (
     types.BuiltinFunctionType,
     types.MethodDescriptorType,
     types.WrapperDescriptorType,
+)
+
+
+# Runtime machinery, not configuration: such an object counts by its type, without a warning.
+_RUNTIME_TYPES: tuple[type, ...] = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Condition,
+    threading.Event,
+    threading.Semaphore,
+    threading.Thread,
+    threading.local,
+    queue.Queue,
+    concurrent.futures.Executor,
+    io.IOBase,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
 )
 
 
@@ -145,6 +167,8 @@ class ValueEncoder:
             return {"$ref": self._ref(value)}
         if t.__module__ == "numpy" and t.__name__ == "ndarray":
             return self._ndarray(value, d, inner)
+        if isinstance(value, _RUNTIME_TYPES):
+            return {"$runtime": type_name(t)}
         return self._reduced(value, d, inner)
 
     def _ndarray(self, arr: Any, depth: int, stack: tuple[int, ...]) -> Json:
