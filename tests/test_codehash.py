@@ -768,3 +768,24 @@ def test_annotation_metadata_counts_and_odd_strings_do_not_crash(
     assert not caplog.records
     after = project.fingerprint({"main": edit(src, '"min=0"', '"min=1"')})
     assert changes(before, after) == ["class `Row` changed"]
+
+
+def test_same_named_helpers_get_distinct_components(project: Project) -> None:
+    src = """
+    def make(k):
+        return lambda x: x * k
+
+    DOUBLE = make(2)
+    TRIPLE = make(3)
+
+    def train(x):
+        return DOUBLE(x) + TRIPLE(x)
+    """
+    before = project.fingerprint({"main": src})
+    assert {"helper `make.<locals>.<lambda>`", "helper `make.<locals>.<lambda>` #2"} <= set(
+        before.components
+    )
+    after = project.fingerprint({"main": edit(src, "make(2)", "make(5)")})
+    assert changes(before, after) == ["closure `make.<locals>.<lambda>.k` changed"]
+    after = project.fingerprint({"main": edit(src, "make(3)", "make(4)")})
+    assert changes(before, after) == ["closure `make.<locals>.<lambda>#2.k` changed"]

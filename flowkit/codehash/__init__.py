@@ -29,16 +29,21 @@ Policy
   the function it wraps is reached through its closure.
 * **Values** are encoded canonically: JSON-like values directly (dicts and sets order-insensitive),
   functions/classes/modules inside them by reference, numpy arrays by dtype, shape and bytes, other
-  objects through their pickle reduction (``__reduce_ex__``), recursively. A value that cannot be
-  encoded stably counts by its type name and a warning is logged; fingerprinting never raises for
-  a value.
+  objects through their pickle reduction (``__reduce_ex__``), recursively. Runtime machinery
+  (locks, threads, open files…) counts by its type. A value that cannot be encoded stably counts
+  by its type name and a warning is logged; fingerprinting never raises for a value. Values are
+  read at fingerprint time (run start): a module-level dict used as a memo changes the digest
+  once it has filled.
 * **Stable across processes**: no ids, addresses, file paths, line numbers or set orders reach a
   pre-image. Component names use qualified names relative to the task's own module, so running a
-  script as ``__main__`` or importing it gives the same digest. The task's own module and name are
-  not part of it (the cache key adds the task identity separately).
+  script as ``__main__`` or importing it gives the same digest. The task's module and qualified
+  name are not part of it (the cache key adds the task identity separately); only its plain name
+  labels the ``function`` component.
 * **Fast**: the bytecode analysis is memoised per code object (code objects are immutable); the
   bindings (which object a global names now) are re-resolved on every call, so a re-executed
-  notebook cell or a rebound global is always seen.
+  notebook cell or a rebound global is always seen. Measured on a 50-task workflow (4 functions
+  per task): ~0.1 ms per task when the code was seen before, ~1 ms per task the first time in a
+  process (dominated by :mod:`dis`).
 
 Layout: :mod:`.bytecode` (normalised code and what it refers to), :mod:`.origins` (user code vs
 stdlib vs installed, and versions), :mod:`.values` (canonical value encodings), :mod:`.walk`

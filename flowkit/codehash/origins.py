@@ -10,7 +10,6 @@ packages and editable installs. Results are cached per path and per top-level pa
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -175,6 +174,10 @@ def _distribution_version(top: str) -> str:
         cached = _versions.get(top)
     if cached is not None:
         return cached
+    # Imported here, not at module level: importlib.metadata (and the email package it
+    # pulls in) costs ~20 ms, a fifth of `import flowkit`, and only cached runs need it.
+    import importlib.metadata
+
     try:
         # Fast path: the import name is the distribution name (numpy, pandas, ray, flowkit).
         result = f"{top}=={importlib.metadata.version(top)}"

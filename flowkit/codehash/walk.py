@@ -333,10 +333,13 @@ class Walker:
             code_name = getattr(fn.__code__, "co_qualname", fn.__code__.co_name)
             decorator = self._relative(module, code_name.split(".<locals>.", 1)[0])
             label = f"decorator `{decorator}` on `{name}`"
+        base = label
         label, new = self._claim(fn, label)
         if new:
             self.components[label] = ""  # claimed: a cycle sees the name, not a half-made digest
-            self.components[label] = sha256_json(["function", self._function(fn, name + ".")])
+            # Closure/default components are prefixed by the owner ("<lambda>#2." on a clash).
+            prefix = name + label[len(base) :].replace(" ", "") + "."
+            self.components[label] = sha256_json(["function", self._function(fn, prefix)])
         return label
 
     # ---- classes and modules -------------------------------------------------------------
