@@ -33,7 +33,6 @@ import importlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -98,10 +97,18 @@ class Backend(Protocol):
     ) -> None: ...
 
 
+def _entry_points() -> Any:
+    # Imported on first use: importlib.metadata costs ~20 ms of `import flowkit`, and the
+    # built-in backends resolve without it.
+    from importlib.metadata import entry_points
+
+    return entry_points(group=ENTRY_POINT_GROUP)
+
+
 def available_backends() -> list[str]:
     """Names accepted by :func:`get_backend`: built-ins plus installed plugins."""
     names = set(_BUILTIN)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    names.update(ep.name for ep in _entry_points())
     return sorted(names)
 
 
@@ -115,7 +122,7 @@ def backend_class(name: str) -> type[Backend]:
     """The backend class registered under ``name``, imported on first use."""
     if name in _BUILTIN:
         return _load(_BUILTIN[name])
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _entry_points():
         if ep.name == name:
             cls: type[Backend] = ep.load()
             return cls
