@@ -229,13 +229,13 @@ class Engine:
                     self._finish(call, fut)
             self._expire_deadlines()
             self._release_retries()
-            if len(self.unflushed) >= _FLUSH_EVERY_RECORDS:
-                self._flush()
+            self._flush()  # writes only a full batch or what waited a second
 
     def _next_wake(self) -> float | None:
         wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
-        wakes.append(self.last_flush + _FLUSH_EVERY_SECONDS)
-        return max(0.0, min(wakes) - time.monotonic())
+        if self.unflushed:  # (with nothing to write, a past flush time would make us spin)
+            wakes.append(self.last_flush + _FLUSH_EVERY_SECONDS)
+        return max(0.0, min(wakes) - time.monotonic()) if wakes else None
 
     def _submit(self, call: _Call) -> None:
         call.attempt += 1
