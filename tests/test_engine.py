@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,6 +15,10 @@ import pytest
 from core_fixtures.backends import BoxedBackend, CountingThreads, RefusingBackend
 
 import flowkit as fk
+from flowkit.backends import ThreadsBackend
+from flowkit.callbacks import CallbackGroup
+from flowkit.engine import Engine
+from flowkit.records import Run, new_run_id
 from flowkit.testing import attempt_times, record_attempt
 
 
@@ -433,3 +439,79 @@ def test_namedtuple_outputs_flow_whole(store: str) -> None:
     run = fk.run(wf, x=12, store=store)
     assert run.output == ((12, "12"), 14, 24)
     assert isinstance(run.output[0], Pair)
+
+
+# -- the loop's own behaviour --------------------------------------------------------------------
+
+
+@fk.task
+def slow(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@fk.workflow
+def one_slow(seconds: float) -> float:
+    return slow(seconds)
+
+
+class CountingEngine(Engine):
+    """The real engine, counting how often its loop wakes up."""
+
+    wakes = 0
+
+    def _next_wake(self) -> float | None:
+        self.wakes += 1
+        return super()._next_wake()
+
+
+def test_waiting_for_a_long_call_does_not_spin(store: str) -> None:
+    the_store = fk.Store(store)
+    the_store.check()
+    run = Run(id=new_run_id(), workflow="one_slow")
+    with ThreadsBackend(max_workers=1) as backend:
+        engine = CountingEngine(
+            one_slow.graph, {"seconds": 2.5}, backend, the_store, True, CallbackGroup([]), run
+        )
+        assert engine.execute() == 2.5
+    # a wake-up per completion, per record flush (about one a second) and a few more:
+    # not one per microsecond
+    assert engine.wakes < 20
+
+
+SCRIPT_KILLED_MID_RUN = """
+import os, sys, time
+import flowkit as fk
+
+@fk.task
+def quick(x: int) -> int:
+    return x + 1
+
+@fk.task
+def killer(x: int) -> int:
+    time.sleep(2.5)  # long enough for the engine to write the records it has
+    os._exit(3)
+
+@fk.workflow
+def wf(x: int) -> int:
+    return killer(quick(quick(x)))
+
+fk.run(wf, x=1, backend="threads", store=sys.argv[1])
+"""
+
+
+def test_a_killed_run_leaves_the_records_of_finished_tasks(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(SCRIPT_KILLED_MID_RUN)
+    store = str(tmp_path / "store")
+    proc = subprocess.run(
+        [sys.executable, str(script), store], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 3, proc.stderr
+    (header,) = fk.Store(store).list_runs()
+    assert header["status"] == "running"  # it never got to write its end
+    _, tasks = fk.Store(store).read_run(header["id"])
+    assert [(t["node"], t["status"]) for t in tasks] == [
+        ("quick", "succeeded"),
+        ("quick_2", "succeeded"),
+    ]
