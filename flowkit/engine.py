@@ -119,7 +119,9 @@ class _Call:
         self.map_index = map_index
 
 
-def make_runtime(task: TaskDef[Any, Any], store: Store, cache: CacheMode) -> TaskRuntime:
+def make_runtime(
+    task: TaskDef[Any, Any], store: Store, cache: CacheMode, run_id: str | None = None
+) -> TaskRuntime:
     """The per-run, per-task object shipped with every call (code fingerprint included)."""
     use_cache = task.cache and cache is not False
     code, components = "", {}
@@ -150,6 +152,7 @@ def make_runtime(task: TaskDef[Any, Any], store: Store, cache: CacheMode) -> Tas
         version=task.version,
         ignore=task.cache_ignore,
         store=store if use_cache else None,
+        run_id=run_id,
     )
 
 
@@ -202,6 +205,8 @@ class Engine:
         try:
             self._add_nodes(list(self.nodes.values()))
             self._loop()
+            if self.failure is not None:
+                self._skip_unfinished()
         finally:
             self._flush(force=True)
         if self.failure is not None:
@@ -230,6 +235,15 @@ class Engine:
             self._expire_deadlines()
             self._release_retries()
             self._flush()  # writes only a full batch or what waited a second
+
+    def _skip_unfinished(self) -> None:
+        """After a failure, calls that never ran or whose retry was abandoned end as skipped."""
+        now = time.time()
+        for rec in self.run.tasks:
+            if rec.status in ("pending", "running"):
+                rec.status = "skipped"
+                rec.ended = now if rec.started is not None else None
+                self.unflushed.append(rec)
 
     def _next_wake(self) -> float | None:
         wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
@@ -393,7 +407,7 @@ class Engine:
     def _runtime(self, task: TaskDef[Any, Any]) -> TaskRuntime:
         rt = self.runtimes.get(id(task))
         if rt is None:
-            rt = self.runtimes[id(task)] = make_runtime(task, self.store, self.cache)
+            rt = self.runtimes[id(task)] = make_runtime(task, self.store, self.cache, self.run.id)
         return rt
 
     def _new_record(self, task: TaskDef[Any, Any], node_id: str) -> TaskRecord:
