@@ -19,7 +19,7 @@ from flowkit.backends import ThreadsBackend
 from flowkit.callbacks import CallbackGroup
 from flowkit.engine import Engine
 from flowkit.records import Run, new_run_id
-from flowkit.testing import attempt_times, record_attempt
+from flowkit.testing import attempt_times, mark, record_attempt, wait_for_mark
 
 
 @pytest.fixture
@@ -515,3 +515,64 @@ def test_a_killed_run_leaves_the_records_of_finished_tasks(tmp_path: Path) -> No
         ("quick", "succeeded"),
         ("quick_2", "succeeded"),
     ]
+
+
+class LastRun(fk.Callback):
+    run: Run | None = None
+
+    def on_run_end(self, run: Run) -> None:
+        self.run = run
+
+
+@fk.task
+def boom(x: int) -> int:
+    raise ValueError("boom")
+
+
+@fk.task
+def fails_later(folder: str, x: int) -> int:
+    # fails after `flaky_then_mark` has failed once (so while its retry is waiting)
+    wait_for_mark(folder, "flaky-failed", 5.0)
+    raise ValueError("later")
+
+
+@fk.task
+def flaky_then_mark(folder: str, x: int) -> int:
+    mark(folder, "flaky-failed")
+    raise OSError("flaky")
+
+
+def test_calls_that_never_ran_after_a_failure_are_skipped(store: str) -> None:
+    @fk.workflow
+    def wf(x: int) -> int:
+        return add(boom(x), double(x))
+
+    last = LastRun()
+    with pytest.raises(fk.TaskFailedError) as info:
+        fk.run(wf, x=1, store=store, callbacks=[last])  # local: `double` never starts
+    assert last.run is not None
+    statuses = [(t.node, t.status) for t in last.run.tasks]
+    assert statuses == [("boom", "failed"), ("double", "skipped")]
+    _, stored = fk.Store(store).read_run(info.value.run_id)
+    assert sorted((t["node"], t["status"]) for t in stored) == [
+        ("boom", "failed"),
+        ("double", "skipped"),
+    ]
+
+
+def test_an_abandoned_retry_is_skipped(store: str, folder: str) -> None:
+    flaky_task = fk.task(retries=3, retry_delay=2.0, name="flaky_then_mark")(flaky_then_mark.fn)
+
+    @fk.workflow
+    def wf(folder: str, x: int) -> int:
+        return add(flaky_task(folder, x), fails_later(folder, x))
+
+    last = LastRun()
+    with pytest.raises(fk.TaskFailedError) as info:
+        fk.run(wf, folder=folder, x=1, store=store, backend="threads", callbacks=[last])
+    assert info.value.task == "fails_later"
+    assert last.run is not None
+    states = {t.node: (t.status, t.attempts) for t in last.run.tasks}
+    assert states == {"flaky_then_mark": ("skipped", 1), "fails_later": ("failed", 1)}
+    skipped = last.run.tasks[0]
+    assert skipped.ended is not None and skipped.started is not None
