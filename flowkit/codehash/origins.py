@@ -13,11 +13,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import sysconfig
 import threading
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 # Packages that count as installed code even when installed editable (flowkit itself).
 INSTALLED_TOPLEVELS = frozenset({"flowkit", "flowkit_ray"})
@@ -39,25 +39,26 @@ def _norm(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-def _stdlib_dirs() -> tuple[str, ...]:
+@cache
+def _roots() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Installed-code roots, then stdlib roots; computed on first use, not at import."""
+    import sysconfig  # ~1 ms with its config data: not worth paying in `import flowkit`
+
     base = {
         "base": sys.base_prefix,
         "platbase": sys.base_exec_prefix,
         "installed_base": sys.base_prefix,
         "installed_platbase": sys.base_exec_prefix,
     }
-    dirs = {sysconfig.get_path(key, vars=base) for key in ("stdlib", "platstdlib")}
-    dirs.add(os.path.dirname(os.__file__))
-    return tuple(sorted(_norm(d) for d in dirs if d))
+    stdlib = {sysconfig.get_path(key, vars=base) for key in ("stdlib", "platstdlib")}
+    stdlib.add(os.path.dirname(os.__file__))
+    site = {sysconfig.get_path(key) for key in ("purelib", "platlib")}
+    return (
+        ("installed", tuple(sorted(_norm(d) for d in site if d))),
+        ("stdlib", tuple(sorted(_norm(d) for d in stdlib if d))),
+    )
 
 
-def _site_dirs() -> tuple[str, ...]:
-    dirs = {sysconfig.get_path(key) for key in ("purelib", "platlib")}
-    return tuple(sorted(_norm(d) for d in dirs if d))
-
-
-_STDLIB_DIRS = _stdlib_dirs()
-_SITE_DIRS = _site_dirs()
 _lock = threading.Lock()
 _path_origins: dict[str, Origin] = {}
 _versions: dict[str, str] = {}
@@ -109,7 +110,7 @@ def _classify(path: str) -> Origin:
         if marker in parts:
             idx = len(parts) - 1 - parts[::-1].index(marker)
             return Origin("installed", _top(parts[idx + 1]) if idx + 1 < len(parts) else "")
-    for kind, roots in (("installed", _SITE_DIRS), ("stdlib", _STDLIB_DIRS)):
+    for kind, roots in _roots():
         for root in roots:
             part = _first_part_under(path, root)
             if part is not None:
