@@ -178,7 +178,9 @@ def value_digest(value: Any, *, what: str = "value") -> str | None:
         return None
     if again != digest:
         log.warning(
-            "%s serialises to different bytes each time (%s format), so the call is not cached",
+            "%s serialises to different bytes each time (%s format), so the call is not cached "
+            "(nothing stale is served); make the value JSON-able or deterministic, or list it "
+            "in cache_ignore",
             what,
             fmt,
         )

@@ -49,6 +49,7 @@ class TaskRuntime:
     version: str | None = None
     ignore: frozenset[str] = frozenset()
     store: Store | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +118,12 @@ def input_digests(
     for name, value in kwargs.items():
         if name in rt.ignore:
             continue
-        digest = known.get(name) or cache.value_digest(value)
+        # value_digest warns, naming the input, when it returns None: nothing stale is
+        # ever served for a value whose bytes are not stable, the call just is not cached.
+        digest = known.get(name) or cache.value_digest(
+            value, what=f"input `{name}` of task `{rt.name}`"
+        )
         if digest is None:
-            log.warning(
-                "task `%s`: input `%s` does not serialise to stable bytes, so this call is "
-                "not cached (nothing stale can be served); make the value JSON-able or "
-                "deterministic, or list it in cache_ignore",
-                rt.name,
-                name,
-            )
             return None
         digests[name] = digest
     return digests
@@ -179,6 +177,7 @@ def store_outputs(
             inputs=dict(inputs),
             version=rt.version,
             created=time.time(),
+            run_id=rt.run_id,
         ),
     )
     return tuple(a.digest for a in artifacts)
