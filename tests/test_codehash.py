@@ -789,3 +789,15 @@ def test_same_named_helpers_get_distinct_components(project: Project) -> None:
     assert changes(before, after) == ["closure `make.<locals>.<lambda>.k` changed"]
     after = project.fingerprint({"main": edit(src, "make(3)", "make(4)")})
     assert changes(before, after) == ["closure `make.<locals>.<lambda>#2.k` changed"]
+
+
+def test_long_helper_chains_do_not_hit_the_recursion_limit(project: Project) -> None:
+    depth = sys.getrecursionlimit()  # a recursive walk would need several frames per helper
+    helpers = "".join(f"def f{i}(x):\n    return f{i + 1}(x) + 1\n\n" for i in range(depth))
+    src = helpers + f"def f{depth}(x):\n    return x\n\ndef train(x):\n    return f0(x)\n"
+    before = project.fingerprint({"main": src})
+    assert len(before.components) == depth + 3  # train, f0..f{depth}, bytecode
+    after = project.fingerprint(
+        {"main": edit(src, f"def f{depth}(x):\n    return x", f"def f{depth}(x):\n    return -x")}
+    )
+    assert changes(before, after) == [f"helper `f{depth}` changed"]

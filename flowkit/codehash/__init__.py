@@ -93,7 +93,7 @@ def fingerprint(fn: Callable[..., Any]) -> Fingerprint:
     """
     target = unwrap_root(fn)
     walker = Walker(root_module=module_name_of(target))
-    walker.root(target)
+    walker.run(target)
     components = {**walker.components, "bytecode": bytecode.FORMAT}
     components = dict(sorted(components.items()))
     return Fingerprint(digest=components_digest(components), components=components)

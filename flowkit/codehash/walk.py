@@ -25,6 +25,8 @@ import importlib.util
 import logging
 import sys
 import types
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from flowkit import hashing
@@ -102,6 +104,10 @@ class Walker:
         self._keep: list[object] = []  # keeps those ids unique for the walk
         self._taken: set[str] = set()
         self._values = ValueEncoder(lambda obj: self.ref(obj, value_level=True))
+        # Nodes whose names are claimed but whose pre-images are still to build. Pre-images hold
+        # names, never other digests, so a worklist replaces recursion: cycles and deep helper
+        # chains cost nothing special.
+        self._pending: deque[tuple[str, Callable[[], Json]]] = deque()
 
     # ---- names ---------------------------------------------------------------------------
 
@@ -124,13 +130,17 @@ class Walker:
 
     # ---- functions -----------------------------------------------------------------------
 
-    def root(self, fn: object) -> None:
+    def run(self, fn: object) -> None:
+        """Fingerprint ``fn`` (the task) and everything it reaches."""
         name = getattr(fn, "__name__", None) or type(fn).__name__
         label, _ = self._claim(fn, f"function `{name}`")
         if isinstance(fn, types.FunctionType) and origins.function_origin(fn).kind == "user":
             self.components[label] = sha256_json(["function", self._function(fn, prefix="")])
         else:  # an installed function used as a task counts by reference and version
             self.components[label] = sha256_json(["installed", self.ref(fn)])
+        while self._pending:
+            label, build = self._pending.popleft()
+            self.components[label] = sha256_json(build())
 
     def _function(self, fn: types.FunctionType, prefix: str, inline: bool = False) -> Json:
         """A function's pre-image: its code, plus what each name it reads is bound to now.
@@ -336,10 +346,9 @@ class Walker:
         base = label
         label, new = self._claim(fn, label)
         if new:
-            self.components[label] = ""  # claimed: a cycle sees the name, not a half-made digest
             # Closure/default components are prefixed by the owner ("<lambda>#2." on a clash).
             prefix = name + label[len(base) :].replace(" ", "") + "."
-            self.components[label] = sha256_json(["function", self._function(fn, prefix)])
+            self._pending.append((label, lambda: ["function", self._function(fn, prefix)]))
         return label
 
     # ---- classes and modules -------------------------------------------------------------
@@ -347,8 +356,7 @@ class Walker:
     def _class(self, cls: type) -> str:
         label, new = self._claim(cls, f"class `{self._relative(cls.__module__, cls.__qualname__)}`")
         if new:
-            self.components[label] = ""
-            self.components[label] = sha256_json(["class", self._class_preimage(cls, label)])
+            self._pending.append((label, lambda: ["class", self._class_preimage(cls, label)]))
         return label
 
     def _class_preimage(self, cls: type, label: str) -> Json:
@@ -402,9 +410,11 @@ class Walker:
     def _whole_module(self, module: types.ModuleType) -> str:
         """A user module used as a value (not through ``module.attr``): all it defines counts."""
         label, new = self._claim(module, f"module `{module.__name__}`")
-        if not new:
-            return label
-        self.components[label] = ""
+        if new:
+            self._pending.append((label, lambda: ["module", self._module_members(module)]))
+        return label
+
+    def _module_members(self, module: types.ModuleType) -> Json:
         members: dict[str, str] = {}
         for name, value in sorted(vars(module).items(), key=lambda item: str(item[0])):
             if not isinstance(name, str) or name.startswith("__"):
@@ -415,8 +425,7 @@ class Walker:
             if isinstance(value, (types.FunctionType, type)) and not defined_here:
                 continue  # imported names are covered where they are defined
             members[name] = self.ref(value, constant_name=self._relative(module.__name__, name))
-        self.components[label] = sha256_json(["module", members])
-        return label
+        return members
 
 
 def _safe_getattr(obj: object, name: str) -> object | None:
