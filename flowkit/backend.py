@@ -17,6 +17,10 @@ The contract of :meth:`Backend.submit`:
 * ``future.cancel()`` is called when an attempt times out; a backend that can stop a
   running call (Ray) should do so, others may let it finish and be ignored.
 
+Optional attribute: ``enforces_timeout = True`` says the backend stops a call that runs
+past ``spec.timeout`` itself (failing its future with :class:`AttemptTimeout`); the engine
+then starts no clock of its own, so time spent queued or starting a worker does not count.
+
 Optional hook: ``check_store(url: str) -> None``. A backend whose workers run elsewhere
 implements it to refuse (raise) or warn about a store they cannot reach; ``fk.run`` calls it
 after ``__enter__`` when the run uses the cache, before any task runs.

@@ -192,6 +192,9 @@ class Engine:
         self.retry_at: list[tuple[float, int, _Call]] = []
         self.deadlines: list[tuple[float, int, Future[Any]]] = []
         self.seq = 0
+        # A backend that stops late calls itself (counting running time, not queueing) owns
+        # the clock; otherwise the engine's deadline, counted from submission, applies.
+        self.enforced_by_backend = bool(getattr(backend, "enforces_timeout", False))
         # (record, task name, exception) of the first call that failed for good
         self.failure: tuple[TaskRecord | None, str, BaseException] | None = None
         self.unflushed: list[TaskRecord] = []
@@ -269,7 +272,7 @@ class Engine:
             fut = Future()
             fut.set_exception(e)
         self.inflight[fut] = call
-        if task.timeout is not None and not fut.done():
+        if task.timeout is not None and not fut.done() and not self.enforced_by_backend:
             self.seq += 1
             heapq.heappush(self.deadlines, (time.monotonic() + task.timeout, self.seq, fut))
         fut.add_done_callback(self.completions.put)
