@@ -576,3 +576,29 @@ def test_an_abandoned_retry_is_skipped(store: str, folder: str) -> None:
     assert states == {"flaky_then_mark": ("skipped", 1), "fails_later": ("failed", 1)}
     skipped = last.run.tasks[0]
     assert skipped.ended is not None and skipped.started is not None
+
+
+class WorkerClockThreads(ThreadsBackend):
+    """Declares that it enforces timeouts itself (as Ray does on the worker, counting only
+    running time, not time queued); this one, to show who owns the clock, never does."""
+
+    enforces_timeout = True
+
+
+@fk.task(timeout=0.2)
+def over_time(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@fk.workflow
+def over(seconds: float) -> float:
+    return over_time(seconds)
+
+
+def test_a_backend_that_enforces_timeouts_owns_the_clock(store: str) -> None:
+    with pytest.raises(fk.TaskTimeoutError):
+        fk.run(over, seconds=0.6, store=store, backend=ThreadsBackend(max_workers=1))
+    # the engine does not start its own clock: the call is not cut at 0.2 s
+    run = fk.run(over, seconds=0.6, store=store, backend=WorkerClockThreads(max_workers=1))
+    assert run.output == 0.6
