@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit import serialize
+from flowkit.codehash import describe_changes
 from flowkit.errors import SerializationError
 from flowkit.hashing import is_digest
 from flowkit.store import (
@@ -246,7 +247,8 @@ def diff(
     if old.version != version:
         reasons.append("version changed")
     elif version is None:
-        reasons += _changes(old.components, components, "{}")
+        # codehash phrases code changes, with versions ("module `numpy` changed (a -> b)")
+        reasons += describe_changes(old.components, components)
     if interface is not None and old.interface != interface:
         reasons.append("interface changed")
     reasons += _changes(old.inputs, input_digests, "input `{}`")
