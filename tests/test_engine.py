@@ -471,9 +471,9 @@ def test_waiting_for_a_long_call_does_not_spin(store: str) -> None:
     run = Run(id=new_run_id(), workflow="one_slow")
     with ThreadsBackend(max_workers=1) as backend:
         engine = CountingEngine(
-            one_slow.graph, {"seconds": 2.5}, backend, the_store, True, CallbackGroup([]), run
+            one_slow.graph, {"seconds": 1.5}, backend, the_store, True, CallbackGroup([]), run
         )
-        assert engine.execute() == 2.5
+        assert engine.execute() == 1.5
     # a wake-up per completion, per record flush (about one a second) and a few more:
     # not one per microsecond
     assert engine.wakes < 20
