@@ -164,6 +164,9 @@ class Promise:
     def __format__(self, spec: str) -> str:
         self._misuse("format {p} as text")
 
+    def __str__(self) -> str:  # repr() stays available for debugging
+        self._misuse("convert {p} to str")
+
     def __call__(self, *a: object, **k: object) -> Any:
         self._misuse("call {p}")
 
