@@ -562,6 +562,7 @@ MISUSES = {
     "contains": lambda p: 1 in p,
     "int": lambda p: int(p),
     "f-string": lambda p: f"model-{p}",
+    "str": lambda p: "model-" + str(p),
     "format": lambda p: f"{p:>4}",
     "call": lambda p: p(),
 }
