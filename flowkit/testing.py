@@ -664,4 +664,13 @@ class BackendContract:
         }
 
 
-__all__ = ["BackendContract", "Recorder", "attempt_times", "mark", "record_attempt"]
+__all__ = [
+    "BackendContract",
+    "Recorder",
+    "attempt_times",
+    "is_marked",
+    "mark",
+    "record_attempt",
+    "records_named",
+    "wait_for_mark",
+]
