@@ -29,8 +29,8 @@ mode = mode_arg("cold")  # cold | hit
 STATE = state_dir("flowkit")
 STORE = os.path.join(STATE, "store")
 MARK = os.path.join(STATE, "executed")
-if mode == "cold":
-    wipe(STATE)
+if mode == "cold":  # an empty store each run (not the state dir itself: it is the cwd)
+    wipe(STORE)
 t = perf()
 import pyarrow as pa  # noqa: E402
 

@@ -2,6 +2,8 @@
 
 The script starts the local Ray itself (``ray.init(num_cpus=2, include_dashboard=False)``,
 timed apart as ``ray_init`` and excluded from ``run``); the Ray backend reuses it.
+``address="local"`` in every W5 script: always a new local instance, never a cluster that
+happens to run on the machine (``ray.init()`` would otherwise attach to it).
 Rep 0 is cold (Ray workers start, flowkit is imported in them), rep >= 1 warm. Cache off.
 """
 
@@ -26,7 +28,7 @@ def fanout() -> list[int]:
 
 
 t = perf()
-ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
 emit("flowkit", "w5", "ray_init", perf() - t)
 STORE = state_dir("flowkit", "store")
 for rep in range(max(REPEAT, 2)):

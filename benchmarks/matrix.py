@@ -238,20 +238,20 @@ Summaries = dict[str, dict[str, float]]
 
 
 def _wall(s: Summaries, k: str) -> float | None:
-    return s[k]["wall"] if k in s else None
+    return s.get(k, {}).get("wall")
 
 
 def per_task_ms(s: Summaries, k: str) -> float | None:
     e = BY_ID[k]
-    if k not in s or e.base not in s or not e.per:
+    a, b = _wall(s, k), _wall(s, e.base)
+    if a is None or b is None or not e.per:
         return None
-    return 1000 * (s[k]["wall"] - s[e.base]["wall"]) / e.per
+    return 1000 * (a - b) / e.per
 
 
 def _ratio(s: Summaries, a: str, b: str, col: str = "wall") -> float | None:
-    if a not in s or b not in s or not s[b].get(col):
-        return None
-    return s[a][col] / s[b][col]
+    x, y = s.get(a, {}).get(col), s.get(b, {}).get(col)
+    return None if x is None or not y else x / y
 
 
 def _extra(s: Summaries, k: str, key: str) -> float | None:

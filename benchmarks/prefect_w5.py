@@ -33,7 +33,7 @@ def fanout(n: int) -> int:
 
 
 t = perf()
-ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
 emit("prefect", "w5", "ray_init", perf() - t)
 for rep in range(max(REPEAT, 2)):
     t = perf()

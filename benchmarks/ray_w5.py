@@ -18,7 +18,7 @@ def square(x: int) -> int:
 
 
 t = perf()
-ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
 emit("ray", "w5", "ray_init", perf() - t)
 for rep in range(max(REPEAT, 2)):
     t = perf()

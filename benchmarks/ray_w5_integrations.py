@@ -21,7 +21,7 @@ def square(x: int) -> int:
 
 
 t = perf()
-ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
 emit("ray", "w5", "ray_init", perf() - t, mode=mode)
 if mode == "joblib":
     register_ray()

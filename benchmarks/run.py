@@ -112,6 +112,18 @@ def tail(path: str, n: int = 15) -> str:
         return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-n:])
 
 
+def load_runs(path: str) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if "wall" in r:
+                results.setdefault(r["id"], []).append(r)
+            elif results.get(r["id"]):  # the harness's size of the entry's state dir
+                results[r["id"]][-1].update(r)
+    return results
+
+
 def select(patterns: list[str]) -> tuple[list[Entry], list[str]]:
     """Entries matching the patterns (ids, globs, or workload names like W3), plus what
     their figures are computed against; minus those whose requirements are missing."""
@@ -157,10 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-state", action="store_true", help="leave $BENCH_STATE dirs behind")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument(
+        "--report",
+        metavar="RUNS_JSONL",
+        help="only rebuild the tables from a runs.jsonl of an earlier session",
+    )
     a = ap.parse_args(argv)
     if a.quick:
         a.reps = 1 if a.reps is None else a.reps
         a.warmup = 0 if a.warmup is None else a.warmup
+    if a.report:
+        print(report.text_table(load_runs(a.report)))
+        return 0
     sel, skipped = select(a.only)
     if a.list:
         for e in sel:

@@ -41,9 +41,10 @@ def run_script(
     e.update(env)
     if fill:
         e["BENCH_FILL"] = "1"
+    os.makedirs(e["BENCH_STATE"], exist_ok=True)
     p = subprocess.run(
         [sys.executable, str(BENCH / script), *args],
-        cwd=tmp_path,
+        cwd=e["BENCH_STATE"],  # as the harness runs it
         env=e,
         capture_output=True,
         text=True,
