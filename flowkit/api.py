@@ -48,7 +48,7 @@ def run(
         raise FlowkitError(
             f"fk.run expects a workflow (a function decorated with @fk.workflow), got {workflow!r}"
         )
-    if cache not in (True, False, "refresh"):
+    if not (cache is True or cache is False or cache == "refresh"):  # 1 == True: be exact
         raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
     values = bind_inputs(workflow, (), inputs)
     the_store = resolve_store(store)

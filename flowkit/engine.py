@@ -257,11 +257,11 @@ class Engine:
     def _submit(self, call: _Call) -> None:
         call.attempt += 1
         rec = call.record
+        rec.attempts = call.attempt
         if call.attempt == 1:
             rec.started = time.time()
             rec.status = "running"
             self.callbacks.emit("on_task_start", rec)
-        rec.attempts = call.attempt
         task = call.task
         spec = Submission(task.name, task.resources, task.timeout, static_args=1)
         try:

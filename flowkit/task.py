@@ -118,6 +118,12 @@ class TaskDef(Generic[P, R]):
         values = self._bind(args, kwargs, where)
         bindings = []
         for pname, value in values.items():
+            if isinstance(value, unmapped):
+                raise GraphError(
+                    f"task `{self.name}` called at {where}: fk.unmapped(...) for parameter "
+                    f"`{pname}` only has a meaning inside `{self.name}.map(...)`; pass the value "
+                    "directly"
+                )
             binding = builder.binding_of(value)
             check_binding(
                 builder,
