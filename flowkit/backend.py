@@ -21,6 +21,11 @@ Optional attribute: ``enforces_timeout = True`` says the backend stops a call th
 past ``spec.timeout`` itself (failing its future with :class:`AttemptTimeout`); the engine
 then starts no clock of its own, so time spent queued or starting a worker does not count.
 
+Optional attribute: ``values_in_driver = True`` says handles are the values themselves, in
+the driver's memory (``local``, ``threads``); the engine may then send many small map items
+as one call of :func:`flowkit.runner.run_batch` (whose result is a list of outcomes and a
+list of values) to save a hand-off per item.
+
 Optional hook: ``check_store(url: str) -> None``. A backend whose workers run elsewhere
 implements it to refuse (raise) or warn about a store they cannot reach; ``fk.run`` calls it
 after ``__enter__`` when the run uses the cache, before any task runs.

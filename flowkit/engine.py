@@ -55,7 +55,7 @@ from flowkit.graph import (
 )
 from flowkit.promise import Builder
 from flowkit.records import Run, TaskRecord
-from flowkit.runner import Meta, TaskRuntime, Template, run_call
+from flowkit.runner import Meta, TaskRuntime, Template, run_batch, run_call
 from flowkit.store import Store
 from flowkit.task import TaskDef
 from flowkit.workflow import check_output
@@ -66,6 +66,9 @@ CacheMode = bool | str  # True | False | "refresh"
 _FLUSH_EVERY_RECORDS = 1000
 _FLUSH_EVERY_SECONDS = 1.0
 _NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
+# Map items are sent in batches of up to this many calls when the backend keeps values in the
+# driver and there is far more ready work than capacity: one hand-off per batch, not per call.
+_MAX_BATCH = 64
 
 
 # One item of a mapped argument:
@@ -187,7 +190,8 @@ class Engine:
         self.map_left: dict[str, int] = {}
         self.runtimes: dict[int, TaskRuntime] = {}
         self.ready: deque[_Call] = deque()
-        self.inflight: dict[Future[Any], _Call] = {}
+        self.inflight: dict[Future[Any], _Call | list[_Call]] = {}
+        self.batch_maps = bool(getattr(backend, "values_in_driver", False))
         self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.retry_at: list[tuple[float, int, _Call]] = []
         self.deadlines: list[tuple[float, int, Future[Any]]] = []
@@ -220,7 +224,12 @@ class Engine:
         capacity = max(1, self.backend.capacity)
         while True:
             while self.ready and len(self.inflight) < capacity and self.failure is None:
-                self._submit(self.ready.popleft())
+                call = self.ready.popleft()
+                batch = self._take_batch(call, capacity) if self.batch_maps else None
+                if batch is None:
+                    self._submit(call)
+                else:
+                    self._submit_batch(batch)
             if not self.inflight:
                 if self.retry_at and self.failure is None:
                     time.sleep(max(0.0, self.retry_at[0][0] - time.monotonic()))
@@ -232,9 +241,11 @@ class Engine:
             except queue.Empty:
                 fut = None
             if fut is not None:
-                call = self.inflight.pop(fut, None)
-                if call is not None:
-                    self._finish(call, fut)
+                done = self.inflight.pop(fut, None)
+                if isinstance(done, list):
+                    self._finish_batch(done, fut)
+                elif done is not None:
+                    self._finish(done, fut)
             self._expire_deadlines()
             self._release_retries()
             self._flush()  # writes only a full batch or what waited a second
@@ -254,7 +265,7 @@ class Engine:
             wakes.append(self.last_flush + _FLUSH_EVERY_SECONDS)
         return max(0.0, min(wakes) - time.monotonic()) if wakes else None
 
-    def _submit(self, call: _Call) -> None:
+    def _start_attempt(self, call: _Call) -> None:
         call.attempt += 1
         rec = call.record
         rec.attempts = call.attempt
@@ -262,6 +273,41 @@ class Engine:
             rec.started = time.time()
             rec.status = "running"
             self.callbacks.emit("on_task_start", rec)
+
+    def _take_batch(self, first: _Call, capacity: int) -> list[_Call] | None:
+        """Consecutive first attempts of one map node to send together, or None.
+
+        Only when there is much more ready work than capacity (so no parallelism is lost)
+        and no timeout applies (a timeout is per call)."""
+        if first.map_index is None or first.attempt or first.task.timeout is not None:
+            return None
+        size = min(_MAX_BATCH, (len(self.ready) + 1) // (capacity * 2))
+        if size < 2:
+            return None
+        batch = [first]
+        while len(batch) < size and self.ready:
+            nxt = self.ready[0]
+            if nxt.node is not first.node or nxt.attempt:
+                break
+            batch.append(self.ready.popleft())
+        return batch if len(batch) > 1 else None
+
+    def _submit_batch(self, calls: list[_Call]) -> None:
+        for call in calls:
+            self._start_attempt(call)
+        first = calls[0]
+        spec = Submission(first.task.name, first.task.resources, None, static_args=1)
+        work = [(c.templates, c.known, c.flat) for c in calls]
+        try:
+            fut = self.backend.submit(run_batch, (first.rt, work), spec)
+        except Exception as e:  # a backend that refuses the batch fails its calls
+            fut = Future()
+            fut.set_exception(e)
+        self.inflight[fut] = calls
+        fut.add_done_callback(self.completions.put)
+
+    def _submit(self, call: _Call) -> None:
+        self._start_attempt(call)
         task = call.task
         spec = Submission(task.name, task.resources, task.timeout, static_args=1)
         try:
@@ -282,8 +328,8 @@ class Engine:
         while self.deadlines and self.deadlines[0][0] <= now:
             _, _, fut = heapq.heappop(self.deadlines)
             call = self.inflight.pop(fut, None)
-            if call is None:
-                continue  # finished in time
+            if not isinstance(call, _Call):
+                continue  # finished in time (batches carry no deadline)
             fut.cancel()
             err = AttemptTimeout(
                 f"task `{call.task.name}` attempt {call.attempt} ran past its timeout of "
@@ -298,15 +344,33 @@ class Engine:
 
     # -- completion -----------------------------------------------------------------------
 
+    def _finish_batch(self, calls: list[_Call], fut: Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            for call in calls:
+                self._failed_attempt(call, exc)
+            return
+        outcomes, values = fut.result()
+        for call, outcome, value in zip(calls, outcomes, values, strict=True):
+            if isinstance(outcome, Meta):
+                self._succeeded(call, outcome, value)
+            else:
+                self._failed_attempt(call, outcome)
+
     def _finish(self, call: _Call, fut: Future[Any]) -> None:
         exc = fut.exception()
         if exc is not None:
             self._failed_attempt(call, exc)
             return
         meta, handle = fut.result()
+        self._succeeded(call, meta, handle)
+
+    def _succeeded(self, call: _Call, meta: Meta, handle: Any) -> None:
         assert isinstance(meta, Meta)
         rec = call.record
-        rec.ended = time.time()
+        if call.attempt == 1:
+            rec.started = meta.started  # the worker's clock: queueing is not the task's time
+        rec.ended = meta.ended
         rec.status = "succeeded"
         rec.key = meta.key
         rec.cached = meta.cached

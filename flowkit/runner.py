@@ -110,6 +110,29 @@ def run_call(
     return Meta(key, False, digests, started, time.time()), value
 
 
+def run_batch(
+    rt: TaskRuntime,
+    calls: Sequence[tuple[tuple[tuple[str, Template], ...], Mapping[str, str], Sequence[Any]]],
+) -> tuple[list[Meta | Exception], list[Any]]:
+    """Run several calls of one task in a row (small map items on in-process backends).
+
+    Each call's outcome is its :class:`Meta` or the exception it raised, so the engine still
+    retries and reports every call on its own.
+    """
+    outcomes: list[Meta | Exception] = []
+    values: list[Any] = []
+    for templates, known, flat in calls:
+        try:
+            meta, value = run_call(rt, templates, known, *flat)
+        except Exception as e:  # reported per call, like a failed future
+            outcomes.append(e)
+            values.append(None)
+        else:
+            outcomes.append(meta)
+            values.append(value)
+    return outcomes, values
+
+
 def input_digests(
     rt: TaskRuntime, kwargs: Mapping[str, Any], known: Mapping[str, str]
 ) -> dict[str, str] | None:

@@ -121,6 +121,32 @@ def test_capacity_bounds_calls_in_flight(store: str, folder: str) -> None:
     assert backend.most == 2
 
 
+@fk.task(retries=1)
+def flaky_square(folder: str, x: int) -> int:
+    if x == 57 and record_attempt(folder, "flaky57") == 1:
+        raise RuntimeError("first attempt of item 57 fails")
+    return x * x
+
+
+@fk.workflow
+def flaky_squares(folder: str, n: int) -> int:
+    return total(flaky_square.map(x=numbers(n), folder=folder))
+
+
+def test_small_map_items_are_batched_yet_retried_and_recorded_one_by_one(
+    store: str, folder: str
+) -> None:
+    backend = CountingThreads(capacity=2)
+    run = fk.run(flaky_squares, folder=folder, n=300, backend=backend, store=store)
+    assert run.output == sum(i * i for i in range(300))
+    # far fewer hand-offs than calls: items went in batches
+    assert backend.submissions < 100
+    items = [t for t in run.tasks if t.name == "flaky_square"]
+    assert [t.node for t in items] == [f"flaky_square[{i}]" for i in range(300)]
+    assert all(t.status == "succeeded" and t.duration is not None for t in items)
+    assert {t.node: t.attempts for t in items if t.attempts != 1} == {"flaky_square[57]": 2}
+
+
 def test_backend_that_refuses_a_call_fails_that_call(store: str) -> None:
     with pytest.raises(fk.TaskFailedError) as info:
         fk.run(chain, x=1, backend=RefusingBackend("double"), store=store)

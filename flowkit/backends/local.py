@@ -21,6 +21,7 @@ class LocalBackend:
     """Inline, serial execution in the calling thread."""
 
     name = "local"
+    values_in_driver = True  # handles are the values: small map items may be batched
 
     @property
     def capacity(self) -> int:

@@ -21,6 +21,7 @@ class ThreadsBackend:
     """Run calls on ``max_workers`` threads (default: the CPU count, at least 4)."""
 
     name = "threads"
+    values_in_driver = True  # handles are the values: small map items may be batched
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:

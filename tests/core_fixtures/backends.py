@@ -93,6 +93,7 @@ class CountingThreads(ThreadsBackend):
         self._lock = threading.Lock()
         self.running = 0
         self.most = 0
+        self.submissions = 0
 
     @property
     def capacity(self) -> int:
@@ -103,6 +104,7 @@ class CountingThreads(ThreadsBackend):
     ) -> Future[tuple[Any, Any]]:
         with self._lock:
             self.running += 1
+            self.submissions += 1
             self.most = max(self.most, self.running)
         fut = super().submit(fn, args, spec)
         fut.add_done_callback(self._done)
