@@ -18,8 +18,9 @@ Policies:
 
 * Objects are written once and atomically. :meth:`Store.put` streams the serialised bytes
   through the hasher into a temporary file (local: then ``os.replace``; remote: one
-  whole-object put, multipart for large values, which is visible only when complete). If the
-  object already exists with the right size the write is skipped. Concurrent writers of the
+  whole-object put, multipart for large values, which is visible only when complete). A local
+  object is always replaced (healing one damaged in place); a remote object of 1 MiB or more
+  that already exists with the right size is not uploaded again. Concurrent writers of the
   same value write identical bytes, so every one of them succeeds.
 * :meth:`Store.get` checks the size and digest over the bytes it reads (large local objects
   are memory-mapped and hashed in place; Arrow tables are then used zero-copy from the map).
@@ -279,12 +280,10 @@ class Store:
                     w = HashingWriter(f)
                     fmt = serialize.dump(value, cast(IO[bytes], w), what=what)
                 art = Artifact(w.hasher.digest(fmt), fmt, w.hasher.size)
-                rel = self.object_path(art.digest)
-                if io_.size(rel) == art.size:
-                    io_.touch(rel)  # keeps a re-used object young for gc
-                    os.unlink(tmp)
-                else:
-                    io_.commit(tmp, rel)
+                # Always replace: the bytes are already written, a rename costs no more than
+                # an unlink, it heals an object damaged in place (same size, wrong bytes) and
+                # it keeps a re-used object young for gc.
+                io_.commit(tmp, self.object_path(art.digest))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
