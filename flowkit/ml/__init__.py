@@ -63,6 +63,7 @@ from flowkit.ml.tasks import (
     validate_task as validate,
 )
 from flowkit.ml.tracking import MLflowTracker
+from flowkit.ml.uris import resolve_tracking_uri
 
 __all__ = [
     "DataValidationError",
@@ -89,6 +90,7 @@ __all__ = [
     "random_search",
     "read_annotation_queue",
     "register",
+    "resolve_tracking_uri",
     "rollback",
     "split",
     "uniform",

@@ -49,8 +49,8 @@ class GateFailed(TaskFailedError):
             found = f"{metric}={value:.6g} is {side} the threshold {threshold:.6g}"
         want = "at least" if higher_is_better else "at most"
         super().__init__(
-            f"validation gate failed: {found} (need {metric} {want} {threshold:.6g}); "
-            "the model was not deployed. Improve the model or change the threshold."
+            f"validation gate failed: {found} (need {metric} {want} {threshold:.6g}). "
+            "Improve the model or change the threshold."
         )
         self.metric = metric
         self.value = value

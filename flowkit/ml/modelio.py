@@ -36,7 +36,7 @@ def is_sklearn(model: Any) -> bool:
 
 def save(model: Any, path: str) -> str:
     """Save ``model`` into the new folder ``path``; return the flavour name."""
-    uris.import_mlflow()
+    uris.import_mlflow(models=True)
     if is_sklearn(model):
         import mlflow.sklearn
         import sklearn
@@ -74,7 +74,7 @@ def save(model: Any, path: str) -> str:
 
 def load(path: str, flavor: str | None) -> Any:
     """Load a model saved by :func:`save` (or by MLflow itself) from the folder ``path``."""
-    uris.import_mlflow()
+    uris.import_mlflow(models=True)
     if flavor == CLOUDPICKLE:
         with open(os.path.join(path, PICKLE_FILE), "rb") as f:
             return cloudpickle.load(f)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.ml import modelio, uris
 from flowkit.ml.errors import ModelNotFoundError, NoEarlierVersionError, RegistryError
+from flowkit.ml.tracking import param_value
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -158,19 +159,21 @@ def register(
     metrics: Mapping[str, float] | None = None,
     alias: str | None = None,
     *,
+    params: Mapping[str, Any] | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
 ) -> ModelVersion:
     """Log ``model`` in an MLflow run and register it as a new version of ``name``.
 
-    ``metrics`` are logged on that run; ``alias`` (e.g. ``"production"``) is then pointed at
-    the new version, as :func:`promote` does.
+    ``metrics`` (and ``params``, e.g. the winning hyper-parameters) are logged on that run, in
+    the experiment ``experiment``; ``alias`` (e.g. ``"production"``) is then pointed at the new
+    version, as :func:`promote` does.
 
     Example::
 
         mv = ml.register(model, "digits", metrics={"accuracy": 0.97}, alias="staging")
         mv.version, mv.uri        # 3, 'models:/digits/3'
     """
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     _check_name(name)
@@ -184,9 +187,13 @@ def register(
     workdir = tempfile.mkdtemp(prefix="flowkit-model-")
     try:
         flavor = modelio.save(model, f"{workdir}/model")
-        if numbers:
-            now = int(time.time() * 1000)
-            c.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in numbers.items()])
+        now = int(time.time() * 1000)
+        if numbers or params:
+            c.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
+                params=[Param(str(k), param_value(v)) for k, v in (params or {}).items()],
+            )
         c.log_artifacts(run_id, f"{workdir}/model", "model")
     except BaseException:
         c.set_terminated(run_id, "FAILED")

@@ -66,9 +66,8 @@ def metrics_in(tp: Any, value: Any) -> list[Mapping[str, Any]]:
     """The ``Metrics`` parts of an output: the output itself, or elements of a tuple return."""
     if is_metrics_type(tp):
         return [value] if isinstance(value, Mapping) else []
-    hints = getattr(tp, "__annotations__", None) if hasattr(tp, "_fields") else None
-    if hints:  # NamedTuple
-        fields = list(hints.values())
+    if hasattr(tp, "_fields"):  # NamedTuple
+        fields = _field_types(tp)
     elif typing.get_origin(tp) is tuple:
         fields = list(typing.get_args(tp))
     else:
@@ -79,11 +78,19 @@ def metrics_in(tp: Any, value: Any) -> list[Mapping[str, Any]]:
     return [v for t, v in pairs if is_metrics_type(t) and isinstance(v, Mapping)]
 
 
+def _field_types(tp: Any) -> list[Any]:
+    try:
+        return list(typing.get_type_hints(tp).values())
+    except Exception:  # unresolvable forward references: no metrics to find
+        return []
+
+
 def has_metrics(tp: Any) -> bool:
+    """Whether an output of declared type ``tp`` can hold ``Metrics`` (checked before fetching)."""
     if is_metrics_type(tp):
         return True
     if hasattr(tp, "_fields"):
-        return any(is_metrics_type(t) for t in getattr(tp, "__annotations__", {}).values())
+        return any(is_metrics_type(t) for t in _field_types(tp))
     return typing.get_origin(tp) is tuple and any(is_metrics_type(t) for t in typing.get_args(tp))
 
 

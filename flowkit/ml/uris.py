@@ -65,29 +65,30 @@ def sqlite_artifact_root(uri: str) -> str | None:
 
 
 _import_lock = threading.Lock()
-_imported = False
+_imported: set[str] = set()
 
 
-def import_mlflow() -> None:
+def import_mlflow(models: bool = False) -> None:
     """Import the MLflow modules flowkit uses, once, without their import-time warnings.
 
     MLflow 3 warns while importing itself (SQLAlchemy 2.1 deprecations in its sqlite store,
     "Any type hint" notes from its pyfunc types); they are about MLflow, not about the user's
-    code, and would break test suites that turn warnings into errors.
+    code, and would break test suites that turn warnings into errors. ``models=True`` also
+    imports the model flavours (seconds more), which only saving and loading models need.
     """
-    global _imported
-    if _imported:
+    part = "models" if models else "client"
+    if part in _imported:
         return
-    with _import_lock:
-        if _imported:
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import mlflow
+    with _import_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mlflow
+        import mlflow.store.model_registry.sqlalchemy_store
+        import mlflow.store.tracking.sqlalchemy_store
+
+        if models:
             import mlflow.pyfunc
-            import mlflow.store.model_registry.sqlalchemy_store
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        _imported = True
+            import mlflow.sklearn  # noqa: F401
+        _imported.add(part)
 
 
 def client(tracking_uri: str | None = None) -> tuple[MlflowClient, str]:

@@ -100,7 +100,7 @@ def test_gate_failure_carries_metric_value_threshold() -> None:
     err = info.value
     assert (err.metric, err.value, err.threshold) == ("f1", 0.71, 0.8)
     assert isinstance(err, fk.TaskFailedError)
-    assert "f1=0.71" in str(err) and "0.8" in str(err) and "not deployed" in str(err)
+    assert "f1=0.71" in str(err) and "0.8" in str(err) and "threshold" in str(err)
     back = pickle.loads(pickle.dumps(err))  # crosses process boundaries (Ray) intact
     assert (back.metric, back.value, back.threshold, str(back)) == ("f1", 0.71, 0.8, str(err))
 
