@@ -2,7 +2,7 @@
 
     python examples/hpo.py --backend threads          # or local / ray
     python examples/hpo.py --trials 100 --seed 1
-    flowkit run examples/hpo.py --backend threads --n_trials 60
+    flowkit run examples/hpo.py --backend threads --n-trials 60
 
 Each trial trains a RandomForest on the digits training split and returns its validation
 ``ml.Metrics``; the trials are cached, so a re-run (or a longer search with the same seed)
