@@ -8,6 +8,11 @@ versions that held it, oldest first, the current one last. :func:`promote` appen
 moved by other tools is reconciled (its current version is appended) before use; versions
 deleted since they were deployed are skipped.
 
+Concurrency: promote and rollback read the history, move the alias and write the history back
+under one process-wide lock, so concurrent calls from threads (e.g. tasks on the threads backend)
+serialise. Separate processes changing the same alias at the same moment can still interleave;
+give each alias one writer (the deploying workflow).
+
 Failure policy: every argument and every version involved is checked *before* anything is
 written, so bad input (unknown model, version or alias, nothing to roll back to) raises a
 :class:`RegistryError` and leaves the registry as it was. When the alias moved but the history
@@ -21,6 +26,7 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +46,7 @@ FLAVOR_TAG = "flowkit.flavor"
 DEFAULT_EXPERIMENT = "flowkit-models"
 _MAX_HISTORY = 200  # keeps the tag well inside MLflow's tag value limit
 _ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ALIAS_LOCK = threading.RLock()  # read-modify-write of alias + history tag, per process
 
 
 @dataclass(frozen=True)
@@ -249,15 +256,16 @@ def promote(
     _check_name(name)
     _check_alias(alias)
     c, uri = uris.client(tracking_uri)
-    rm = _registered_model(c, name, uri)
-    mv = _model_version(c, name, version, uri)
-    target = int(mv.version)
-    previous = _aliases(rm).get(alias)
-    history = _history(rm, alias)
-    if previous == target:
-        log.info("model %r: %s already points at version %d", name, alias, target)
-        return ModelVersion.of(name, target)
-    _move_alias(c, name, alias, target, previous, [*history, target])
+    with _ALIAS_LOCK:
+        rm = _registered_model(c, name, uri)
+        mv = _model_version(c, name, version, uri)
+        target = int(mv.version)
+        previous = _aliases(rm).get(alias)
+        history = _history(rm, alias)
+        if previous == target:
+            log.info("model %r: %s already points at version %d", name, alias, target)
+            return ModelVersion.of(name, target)
+        _move_alias(c, name, alias, target, previous, [*history, target])
     log.info("model %r: %s -> version %d (was %s)", name, alias, target, previous)
     return ModelVersion.of(name, target)
 
@@ -279,21 +287,22 @@ def rollback(
     _check_name(name)
     _check_alias(alias)
     c, uri = uris.client(tracking_uri)
-    rm = _registered_model(c, name, uri)
-    current = _aliases(rm).get(alias)
-    if current is None:
-        raise ModelNotFoundError(_no_alias_message(name, alias, rm, uri))
-    history = _history(rm, alias)[:-1]
-    while history and (history[-1] == current or not _version_exists(c, name, history[-1])):
-        history.pop()  # skip the current version and versions deleted since
-    if not history:
-        raise NoEarlierVersionError(
-            f"model {name!r}: alias {alias!r} points at version {current} and no earlier "
-            "version held it, so there is nothing to roll back to (registry unchanged). "
-            f"Point it at a version explicitly with ml.promote({name!r}, VERSION, alias={alias!r})."
-        )
-    target = history[-1]
-    _move_alias(c, name, alias, target, current, history)
+    with _ALIAS_LOCK:
+        rm = _registered_model(c, name, uri)
+        current = _aliases(rm).get(alias)
+        if current is None:
+            raise ModelNotFoundError(_no_alias_message(name, alias, rm, uri))
+        history = _history(rm, alias)[:-1]
+        while history and (history[-1] == current or not _version_exists(c, name, history[-1])):
+            history.pop()  # skip the current version and versions deleted since
+        if not history:
+            raise NoEarlierVersionError(
+                f"model {name!r}: alias {alias!r} points at version {current} and no earlier "
+                "version held it, so there is nothing to roll back to (registry unchanged). "
+                f"Point it at a version with ml.promote({name!r}, VERSION, alias={alias!r})."
+            )
+        target = history[-1]
+        _move_alias(c, name, alias, target, current, history)
     log.info("model %r: %s rolled back from version %d to %d", name, alias, current, target)
     return ModelVersion.of(name, target)
 

@@ -205,3 +205,17 @@ def test_registry_steps_as_workflow_tasks(tracking_uri: str) -> None:
         fk.run(deploy, uri=tracking_uri, threshold=1.01, backend="threads", store="memory://reg-wf")
     assert isinstance(info.value.__cause__, ml.GateFailed)
     assert ml.alias_history("wf-model", tracking_uri=tracking_uri) == [1]  # nothing deployed
+
+
+def test_concurrent_registers_and_promotes_from_threads(tracking_uri: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = list(
+            pool.map(lambda c: ml.register(_model(c), "m", tracking_uri=tracking_uri), [1, 2, 3, 4])
+        )
+        assert sorted(v.version for v in versions) == [1, 2, 3, 4]
+        list(pool.map(lambda v: ml.promote("m", v, tracking_uri=tracking_uri), [1, 2, 3, 4]))
+    history = ml.alias_history("m", tracking_uri=tracking_uri)
+    assert sorted(history) == [1, 2, 3, 4]  # every promotion recorded once, none lost
+    assert history[-1] == ml.get_version("m", tracking_uri=tracking_uri).version
