@@ -3,6 +3,7 @@
     python examples/ml_lifecycle.py                        # local backend
     python examples/ml_lifecycle.py --backend threads      # or ray
     python examples/ml_lifecycle.py --retrain-min-accuracy 0.99   # watch a rollback
+    python examples/ml_lifecycle.py --min-accuracy 0.99           # the first gate stops it
     flowkit run examples/ml_lifecycle.py --backend threads
 
 1. data:       load the digits -> validate the schema -> stratified train/test split
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> fk.Run:
     parser.add_argument("--backend", default="local", choices=["local", "threads", "ray"])
     parser.add_argument("--store", default=None, help="flowkit store URL (default ./.flowkit)")
     parser.add_argument("--tracking-uri", default="", help="MLflow URI (default: embedded)")
+    parser.add_argument("--min-accuracy", type=float, default=0.9, help="first deployment gate")
     parser.add_argument("--retrain-min-accuracy", type=float, default=0.75)
     parser.add_argument("--shift", type=int, default=1)
     args = parser.parse_args(argv)
@@ -243,11 +245,16 @@ def main(argv: list[str] | None = None) -> fk.Run:
     # Resolve the registry in the driver, so workers in other processes (Ray) use the same one.
     uri = ml.resolve_tracking_uri(args.tracking_uri or None)
     tracker = ml.MLflowTracker(tracking_uri=uri, experiment="ml-lifecycle")
-    run = fk.run(
-        lifecycle, backend=args.backend, store=args.store, callbacks=[tracker],
-        tracking_uri=uri, queue_store=args.store or "", shift=args.shift,
-        retrain_min_accuracy=args.retrain_min_accuracy,
-    )  # fmt: skip
+    try:
+        run = fk.run(
+            lifecycle, backend=args.backend, store=args.store, callbacks=[tracker],
+            tracking_uri=uri, queue_store=args.store or "", shift=args.shift,
+            min_accuracy=args.min_accuracy, retrain_min_accuracy=args.retrain_min_accuracy,
+        )  # fmt: skip
+    except fk.TaskFailedError as failed:
+        if isinstance(failed.__cause__, ml.GateFailed):  # e.g. --min-accuracy 0.99
+            raise SystemExit(f"nothing deployed: {failed.__cause__}") from None
+        raise
     out: Outcome = run.output
     print(f"run {run.id} on {args.backend}: {run.status} in {run.duration:.1f} s {run.summary()}")
     print(f"production accuracy on the new traffic: {out.accuracy_before:.3f}")

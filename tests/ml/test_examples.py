@@ -54,6 +54,11 @@ def test_ml_lifecycle_promotes_then_rolls_back(
     assert again.summary()["cached"] > 0  # data, split and the grid came from the cache
     assert pq.read_table(out.review_queue).num_rows == 100  # the queue grows across runs
 
+    # The first gate stops a model below the bar before anything is registered.
+    with pytest.raises(SystemExit, match="nothing deployed: validation gate failed: accuracy="):
+        example.main([*common, "--min-accuracy", "0.99"])
+    assert ml.alias_history(example.MODEL, tracking_uri=tracking_uri) == [1, 2, 3]
+
     # Each flowkit run is one MLflow run, found by its flowkit run id.
     from mlflow import MlflowClient
 

@@ -58,3 +58,19 @@ def test_plain_calls_outside_a_workflow() -> None:
     assert ml.validate(table, SCHEMA) is table
     assert ml.split.fn is not ml.split and callable(ml.split.fn)
     assert ml.split.name == "ml.split"
+
+
+def test_import_costs() -> None:
+    """`import flowkit` never loads flowkit.ml; `from flowkit import ml` loads no MLflow,
+    scikit-learn or scipy (they are imported when a step needs them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flowkit\n"
+        "assert not [m for m in sys.modules if m.startswith('flowkit.ml')]\n"
+        "from flowkit import ml\n"
+        "heavy = [m for m in ('mlflow', 'sklearn', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
