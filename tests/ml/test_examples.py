@@ -82,3 +82,14 @@ def test_hpo_tracks_the_search_and_registers_the_winner(
     assert ml.get_version("digits-forest", tracking_uri=tracking_uri).version == 1
     printed = capsys.readouterr().out
     assert "6 trials; best validation accuracy" in printed and "winner: {" in printed
+
+
+def test_hpo_through_the_flowkit_cli(
+    tracking_uri: str, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowkit.cli import main as flowkit_cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)  # tracking_uri="" -> this registry
+    argv = ["run", str(EXAMPLES / "hpo.py"), "--backend", "threads", "--n-trials", "4"]
+    assert flowkit_cli(argv) == 0
+    assert ml.get_version("digits-forest", tracking_uri=tracking_uri).version == 1
