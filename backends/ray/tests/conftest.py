@@ -8,9 +8,9 @@ imported (node IP 127.0.0.1, no auth token, no usage stats); the temp dir is sho
 
 Nodes (small: the machine has 2 cores shared with others):
 
-* head: 1 CPU, ``memory`` resource 4 GiB, object store capped at 1.5 GiB (a cap, not an
-  allocation) so the 1 GB-intermediate test can keep its array there -- its tasks ask
-  for 2 GiB of ``memory``, which only the head offers;
+* head: 1 CPU, a custom resource ``head``, ``memory`` resource 4 GiB, object store
+  capped at 1.5 GiB (a cap, not an allocation) so the 1 GB-intermediate test can keep
+  its array there -- its tasks ask for 2 GiB of ``memory``, which only the head offers;
 * worker: 1 CPU, 1 (fake) GPU, ``memory`` 1 GiB, object store 256 MiB.
 """
 
@@ -73,6 +73,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         shutdown_at_exit=True,
         head_node_args={
             "num_cpus": 1,
+            "resources": {"head": 1},
             "memory": 4 * GiB,
             "object_store_memory": 1536 * MiB,
             "temp_dir": tmp,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from conftest import RayCluster
 from flowkit_ray import RayBackend, RayBackendError
 
 import flowkit.backend as fkb
-from flowkit.backend import Submission
+from flowkit.backend import AttemptTimeout, Submission
 from flowkit.errors import StoreError
 from flowkit.resources import Resources
 
 
-def spec(name: str = "t", static: int = 0, **resources: Any) -> Submission:
-    return Submission(name, Resources(**resources), static_args=static)
+def spec(
+    name: str = "t", static: int = 0, timeout: float | None = None, **resources: Any
+) -> Submission:
+    return Submission(name, Resources(**resources), timeout=timeout, static_args=static)
 
 
 @pytest.fixture
@@ -95,6 +98,19 @@ def sleep_forever(folder: str) -> tuple[None, None]:
         f.write(str(os.getpid()))
     os.replace(os.path.join(folder, "pid.tmp"), os.path.join(folder, "pid"))
     time.sleep(600)
+    return None, None  # pragma: no cover
+
+
+def mark_and_sleep(folder: str, name: str, seconds: float) -> tuple[None, None]:
+    open(os.path.join(folder, name), "w").close()
+    time.sleep(seconds)
+    return None, None
+
+
+def sleep_with_alarm_blocked(seconds: float) -> tuple[None, None]:
+    # Stands in for C code that never gives control back to Python.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+    time.sleep(seconds)
     return None, None  # pragma: no cover
 
 
@@ -173,6 +189,12 @@ def test_handles_chain_between_calls(backend: RayBackend) -> None:
     assert backend.fetch(d) == 125
 
 
+def test_fetch_many_is_one_round_trip_in_order(backend: RayBackend) -> None:
+    handles = [backend.submit(square, (i,), spec()).result(60)[1] for i in range(5)]
+    assert backend.fetch_many([*handles, "plain"]) == [0, 1, 4, 9, 16, "plain"]
+    assert backend.fetch_many([]) == []
+
+
 def test_static_args_are_shipped_once(backend: RayBackend) -> None:
     rt = Counted("runtime", 1000)
     futures = [backend.submit(with_static, (rt, i), spec(static=1)) for i in range(5)]
@@ -200,6 +222,15 @@ def test_resources_become_ray_task_options(backend: RayBackend, ray_cluster: Ray
     (got, node), _ = backend.submit(assigned, (), spec(cpus=0, gpus=1)).result(60)
     assert got.get("GPU") == 1
     assert node == ray_cluster.worker_node_id  # only the worker node has a GPU
+
+
+def test_task_options_apply_to_every_call(ray_cluster: RayCluster) -> None:
+    opts = {"resources": {"head": 0.01}, "enable_task_events": False}
+    with RayBackend(address=ray_cluster.address, task_options=opts) as b:
+        nodes = {b.submit(assigned, (), spec()).result(60)[0][1] for _ in range(4)}
+    assert nodes == {ray_cluster.head_node_id}  # only the head has the custom resource
+    with pytest.raises(RayBackendError, match="max_retries"):
+        RayBackend(task_options={"max_retries": 3})
 
 
 def test_calls_run_on_both_nodes(backend: RayBackend, ray_cluster: RayCluster) -> None:
@@ -258,6 +289,31 @@ def test_cancel_kills_the_running_call(backend: RayBackend, tmp_path: Path) -> N
     assert fut.cancelled()
     assert _wait_for(lambda: _process_gone(pid))
     assert backend.fetch(backend.submit(square, (6,), spec()).result(60)[1]) == 36
+
+
+def test_timeout_stops_the_call_on_the_worker(backend: RayBackend, tmp_path: Path) -> None:
+    fut = backend.submit(mark_and_sleep, (str(tmp_path), "a", 60), spec(timeout=0.5))
+    err = fut.exception(60)
+    assert isinstance(err, AttemptTimeout)
+    assert "0.5 s" in str(err)
+    assert "mark_and_sleep" in err.remote_traceback  # type: ignore[attr-defined]
+
+
+def test_timeout_counts_running_time_not_queueing(backend: RayBackend, tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    blockers = [backend.submit(mark_and_sleep, (folder, f"b{i}", 3), spec()) for i in range(2)]
+    # both CPUs of the cluster are busy once both marks exist
+    assert _wait_for(lambda: all((tmp_path / f"b{i}").exists() for i in range(2)))
+    timed = backend.submit(mark_and_sleep, (folder, "timed", 0.1), spec(timeout=1.0))
+    meta, _ = timed.result(120)  # waited ~3 s for a CPU, ran 0.1 s: within its timeout
+    assert meta is None
+    for b in blockers:
+        b.result(120)
+
+
+def test_code_deaf_to_the_alarm_is_killed_after_a_grace(backend: RayBackend) -> None:
+    fut = backend.submit(sleep_with_alarm_blocked, (60,), spec(timeout=0.2))
+    assert isinstance(fut.exception(120), ray.exceptions.WorkerCrashedError)
 
 
 def test_closing_cancels_calls_still_running(ray_cluster: RayCluster, tmp_path: Path) -> None:

@@ -26,11 +26,14 @@ from flowkit.resources import Resources
 from flowkit_ray import connection, storecheck
 from flowkit_ray.completion import Completer, RayFuture
 from flowkit_ray.errors import RayBackendError, user_exception
-from flowkit_ray.functions import RemoteFunctions
+from flowkit_ray.functions import RemoteFunctions, pack
 from flowkit_ray.usercode import UserModules
 
 logger = logging.getLogger(__name__)
 
+RESERVED_TASK_OPTIONS = frozenset(
+    {"num_returns", "max_retries", "retry_exceptions", "num_cpus", "num_gpus", "memory"}
+)
 MIN_IN_FLIGHT = 64
 IN_FLIGHT_PER_CPU = 4
 
@@ -52,6 +55,10 @@ class RayBackend:
             workers by value; a list names the modules; ``None`` turns this off.
         init_options: extra keyword arguments for ``ray.init`` (e.g.
             ``{"log_to_driver": False, "namespace": "ml"}``).
+        task_options: extra Ray task options for every call (e.g.
+            ``{"resources": {"TPU": 1}}``, ``{"scheduling_strategy": "SPREAD"}``,
+            ``{"enable_task_events": False}``). ``num_returns`` and the retry options
+            are flowkit's and cannot be set here.
 
     Example::
 
@@ -60,6 +67,9 @@ class RayBackend:
     """
 
     name = "ray"
+    # The timeout of a call is enforced on the worker and counts only its running time
+    # (see flowkit_ray.worker); an engine that sees this need not start its own clock.
+    enforces_timeout = True
 
     def __init__(
         self,
@@ -71,6 +81,7 @@ class RayBackend:
         max_in_flight: int | None = None,
         user_modules: str | Iterable[str] | None = "auto",
         init_options: Mapping[str, Any] | None = None,
+        task_options: Mapping[str, Any] | None = None,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise RayBackendError(f"RayBackend(max_in_flight={max_in_flight}): must be >= 1")
@@ -80,6 +91,14 @@ class RayBackend:
         self.num_gpus = num_gpus
         self.max_in_flight = max_in_flight
         self.init_options = dict(init_options or {})
+        self.task_options = dict(task_options or {})
+        clash = sorted(set(self.task_options) & RESERVED_TASK_OPTIONS)
+        if clash:
+            raise RayBackendError(
+                f"RayBackend(task_options=...): {', '.join(clash)} cannot be set; flowkit "
+                "returns (meta, value) as two objects and owns retries (use the task's "
+                "retries=) and resources (use fk.Resources)"
+            )
         self._user_modules_setting = user_modules
         self._depth = 0
         self._conn: connection.Connection | None = None
@@ -124,9 +143,13 @@ class RayBackend:
         self._conn = conn
         shipped = _shipped_dirs(self.runtime_env)
         modules = UserModules(self._user_modules_setting, shipped)
-        # A session we did not start does not have our runtime_env: apply it per task.
-        per_task_env = None if conn.owned else self.runtime_env
-        self._functions = RemoteFunctions(per_task_env, before_export=modules.refresh)
+        base = dict(self.task_options)
+        if self.runtime_env and not conn.owned:
+            # A session we did not start lacks our runtime_env: apply it per task.
+            base["runtime_env"] = self.runtime_env
+        self._functions = RemoteFunctions(
+            base, before_export=modules.refresh, on_new_options=self._check_fits
+        )
         self._completer = Completer()
         cpus = connection.cluster_cpus()
         self._capacity = self.max_in_flight or max(MIN_IN_FLIGHT, int(IN_FLIGHT_PER_CPU * cpus))
@@ -165,9 +188,8 @@ class RayBackend:
         n = spec.static_args
         entry = functions.get(fn, args, n)
         remote = entry.options(spec.name, spec.resources)
-        if spec.resources not in self._warned:
-            self._check_fits(spec)
-        meta_ref, value_ref = remote.remote(*entry.prefix, *args[n:])
+        head, refs = pack(spec.timeout, args[n:] if n else args)
+        meta_ref, value_ref = remote.remote(head, *entry.prefix, *refs)
         fut = RayFuture(meta_ref, value_ref)
         completer.watch(fut)
         return fut
@@ -181,6 +203,18 @@ class RayBackend:
         except ray.exceptions.RayError as e:
             raise user_exception(e) from None
 
+    def fetch_many(self, handles: Sequence[Any]) -> list[Any]:
+        """Fetch many handles with one ``ray.get`` (one round trip instead of one each:
+        about 100 us per handle saved, e.g. 50 ms for a 500-item map's output)."""
+        refs = [h for h in handles if isinstance(h, ray.ObjectRef)]
+        if not refs:
+            return list(handles)
+        try:
+            values = iter(ray.get(refs))
+        except ray.exceptions.RayError as e:
+            raise user_exception(e) from None
+        return [next(values) if isinstance(h, ray.ObjectRef) else h for h in handles]
+
     # -- extras the engine may call ---------------------------------------------
 
     def check_store(self, url: str) -> None:
@@ -192,18 +226,19 @@ class RayBackend:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _check_fits(self, spec: Submission) -> None:
+    def _check_fits(self, name: str, res: Resources) -> None:
         # Ray waits forever for a request no node can meet (an autoscaler might add one),
         # so say so once per resource shape instead of hanging silently.
-        self._warned.add(spec.resources)
-        res = spec.resources
+        if res in self._warned:
+            return
+        self._warned.add(res)
         wanted = {"CPU": res.cpus, "GPU": res.gpus, "memory": res.memory_bytes or 0}
         short = {k: v for k, v in wanted.items() if v and v > self._largest.get(k, 0.0)}
         if short and self._largest:
             logger.warning(
                 "task %r asks for %s but the largest Ray node offers %s; Ray will wait "
                 "until a node that fits joins the cluster",
-                spec.name,
+                name,
                 short,
                 {k: self._largest.get(k, 0.0) for k in short},
             )

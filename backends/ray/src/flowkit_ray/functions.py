@@ -31,6 +31,7 @@ import ray
 import ray.cloudpickle
 
 from flowkit.resources import Resources
+from flowkit_ray.worker import run_limited
 
 _dumps: Callable[[Any], bytes] = ray.cloudpickle.dumps  # vendored, untyped
 
@@ -43,23 +44,51 @@ CACHE_SIZE = 256  # remote functions kept per backend (one per task per run in p
 Key = tuple[int, ...]
 
 
+# How a call's own arguments travel. Ray serialises each task argument separately, which
+# costs about 15 us per argument, and it resolves only *top-level* ObjectRefs. So the plain
+# arguments go packed into one tuple with the attempt's timeout, ``head = (timeout, plain,
+# positions)``, and the value handles follow as separate arguments for Ray to resolve;
+# ``positions`` says where each resolved value goes back. Measured: 4 plain arguments
+# cost 123 us per submission, the same packed into one 101 us.
+
+
+def pack(timeout: float | None, args: Sequence[Any]) -> tuple[tuple[Any, ...], list[Any]]:
+    """Split a call's arguments into the packed head and the list of handles."""
+    refs = [a for a in args if isinstance(a, ray.ObjectRef)]
+    if not refs:
+        return (timeout, tuple(args), ()), refs
+    positions = tuple(i for i, a in enumerate(args) if isinstance(a, ray.ObjectRef))
+    plain = tuple(None if isinstance(a, ray.ObjectRef) else a for a in args)
+    return (timeout, plain, positions), refs
+
+
+def unpack(head: tuple[Any, ...], resolved: tuple[Any, ...]) -> tuple[float | None, Any]:
+    """On the worker: the timeout and the call's arguments, handles replaced by values."""
+    timeout, plain, positions = head
+    if positions:
+        plain = list(plain)
+        for i, value in zip(positions, resolved, strict=True):
+            plain[i] = value
+    return timeout, plain
+
+
 def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any]:
-    if not static:
-
-        def call(*args: Any) -> Any:
-            return fn(*args)
-    else:
-
-        def call(*args: Any) -> Any:
+    def call(head: tuple[Any, ...], *resolved: Any) -> Any:
+        timeout, args = unpack(head, resolved)
+        if timeout is None:
             return fn(*static, *args)
+        return run_limited(timeout, fn, *static, *args)
 
     _name_like(call, fn)
     return call
 
 
 def _unpacking(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(static: tuple[Any, ...], *args: Any) -> Any:
-        return fn(*static, *args)
+    def call(head: tuple[Any, ...], static: tuple[Any, ...], *resolved: Any) -> Any:
+        timeout, args = unpack(head, resolved)
+        if timeout is None:
+            return fn(*static, *args)
+        return run_limited(timeout, fn, *static, *args)
 
     _name_like(call, fn)
     return call
@@ -76,19 +105,21 @@ def _name_like(call: Callable[..., Any], fn: Callable[..., Any]) -> None:
 class Entry:
     """One remote function, the args it needs in front of each call, and its options."""
 
-    __slots__ = ("_options", "keep", "prefix", "remote_fn", "runtime_env")
+    __slots__ = ("_options", "base_options", "keep", "on_new_options", "prefix", "remote_fn")
 
     def __init__(
         self,
         remote_fn: Any,
         prefix: tuple[Any, ...],
         keep: tuple[Any, ...],
-        runtime_env: dict[str, Any] | None,
+        base_options: dict[str, Any],
+        on_new_options: Callable[[str, Resources], None] | None = None,
     ) -> None:
         self.remote_fn = remote_fn
         self.prefix = prefix
         self.keep = keep  # holds fn and static args so their ids stay theirs
-        self.runtime_env = runtime_env
+        self.base_options = base_options  # the backend's task_options and runtime_env
+        self.on_new_options = on_new_options
         self._options: dict[tuple[str, Resources], Any] = {}
 
     def options(self, name: str, resources: Resources) -> Any:
@@ -97,15 +128,16 @@ class Entry:
             return self._options[name, resources]
         except KeyError:
             pass
+        if self.on_new_options is not None:
+            self.on_new_options(name, resources)
         opts: dict[str, Any] = {
+            **self.base_options,
             "name": name,
             "num_cpus": resources.cpus,
             "num_gpus": resources.gpus,
         }
         if resources.memory_bytes is not None:
             opts["memory"] = resources.memory_bytes
-        if self.runtime_env:
-            opts["runtime_env"] = self.runtime_env
         wrapped = self.remote_fn.options(**opts)
         self._options[name, resources] = wrapped
         return wrapped
@@ -116,13 +148,15 @@ class RemoteFunctions:
 
     def __init__(
         self,
-        runtime_env: dict[str, Any] | None = None,
+        base_options: dict[str, Any] | None = None,
         before_export: Callable[[], None] | None = None,
+        on_new_options: Callable[[str, Resources], None] | None = None,
     ) -> None:
+        self._base_options = base_options or {}
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._lock = threading.Lock()
-        self._runtime_env = runtime_env
         self._before_export = before_export
+        self._on_new_options = on_new_options
 
     def get(self, fn: Callable[..., Any], args: Sequence[Any], n_static: int) -> Entry:
         key = (id(fn), *[id(a) for a in args[:n_static]]) if n_static else (id(fn),)
@@ -149,11 +183,8 @@ class RemoteFunctions:
             logger.debug("static args of %s are %d bytes: shipping them with ray.put", fn, size)
             call, prefix = _unpacking(fn), (ray.put(static),)
         remote_fn = ray.remote(num_returns=2, max_retries=0, retry_exceptions=False)(call)
-        return Entry(remote_fn, prefix, (fn, *static), self._runtime_env)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        keep = (fn, *static)
+        return Entry(remote_fn, prefix, keep, self._base_options, self._on_new_options)
 
 
-__all__ = ["INLINE_LIMIT", "Entry", "RemoteFunctions"]
+__all__ = ["INLINE_LIMIT", "Entry", "RemoteFunctions", "pack", "unpack"]
