@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from flowkit import codehash, hashing, typecheck
 from flowkit.backend import AttemptTimeout, Backend, Submission
 from flowkit.callbacks import CallbackGroup, Output
 from flowkit.errors import (
@@ -44,27 +43,24 @@ from flowkit.errors import (
 )
 from flowkit.graph import (
     Binding,
-    DictOf,
     Graph,
-    InputRef,
     ListOf,
-    Literal,
     Node,
     OutputRef,
     refs_in,
 )
 from flowkit.promise import Builder
 from flowkit.records import Run, TaskRecord
-from flowkit.runner import Meta, TaskRuntime, Template, run_batch, run_call
+from flowkit.runlog import RunLog
+from flowkit.runner import Meta, TaskRuntime, Template, make_runtime, run_batch, run_call
 from flowkit.store import Store
 from flowkit.task import TaskDef
+from flowkit.values import MapResult, Values
 from flowkit.workflow import check_output
 
 log = logging.getLogger(__name__)
 
 CacheMode = bool | str  # True | False | "refresh"
-_FLUSH_EVERY_RECORDS = 1000
-_FLUSH_EVERY_SECONDS = 1.0
 _NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
 # Map items are sent in batches of up to this many calls when the backend keeps values in the
 # driver and there is far more ready work than capacity: one hand-off per batch, not per call.
@@ -74,16 +70,6 @@ _MAX_BATCH = 64
 # One item of a mapped argument:
 # ("binding", Binding, None) | ("handle", h, digest) | ("value", v, None)
 _Item = tuple[str, Any, str | None]
-
-
-class _MapResult:
-    """The result of a map node: the item handles and digests, in input order."""
-
-    __slots__ = ("digests", "handles")
-
-    def __init__(self, n: int) -> None:
-        self.handles: list[Any] = [None] * n
-        self.digests: list[str | None] = [None] * n
 
 
 class _Call:
@@ -122,43 +108,6 @@ class _Call:
         self.map_index = map_index
 
 
-def make_runtime(
-    task: TaskDef[Any, Any], store: Store, cache: CacheMode, run_id: str | None = None
-) -> TaskRuntime:
-    """The per-run, per-task object shipped with every call (code fingerprint included)."""
-    use_cache = task.cache and cache is not False
-    code, components = "", {}
-    if use_cache:
-        if task.version is not None:
-            code, components = hashing.version_digest(task.version), {"version": task.version}
-        else:
-            fp = codehash.fingerprint(task.fn)
-            code, components = fp.digest, dict(fp.components)
-    interface = hashing.interface_digest(
-        [
-            [[p.name, typecheck.type_repr(p.type)] for p in task.signature.params],
-            typecheck.type_repr(task.return_type),
-        ]
-    )
-    return TaskRuntime(
-        name=task.name,
-        identity=task.name,
-        fn=task.fn,
-        return_type=task.return_type,
-        outputs=tuple(task.outputs),
-        multi_output=task.multi_output,
-        use_cache=use_cache,
-        refresh=cache == "refresh",
-        code=code,
-        components=components,
-        interface=interface,
-        version=task.version,
-        ignore=task.cache_ignore,
-        store=store if use_cache else None,
-        run_id=run_id,
-    )
-
-
 class Engine:
     """Runs one graph once. Create, then call :meth:`execute`."""
 
@@ -183,9 +132,6 @@ class Engine:
         self.remaining: dict[str, int] = {}
         self.dependents: dict[str, list[str]] = {}
         self.done: set[str] = set()
-        self.results: dict[str, Any] = {}
-        self.digests: dict[str, tuple[str | None, ...]] = {}
-        self.aliases: dict[str, Binding] = {}
         self.awaiting_alias: set[str] = set()
         self.map_left: dict[str, int] = {}
         self.runtimes: dict[int, TaskRuntime] = {}
@@ -201,9 +147,8 @@ class Engine:
         self.enforced_by_backend = bool(getattr(backend, "enforces_timeout", False))
         # (record, task name, exception) of the first call that failed for good
         self.failure: tuple[TaskRecord | None, str, BaseException] | None = None
-        self.unflushed: list[TaskRecord] = []
-        self.batch_no = 0
-        self.last_flush = time.monotonic()
+        self.log = RunLog(store, run.id)
+        self.values = Values(inputs, backend)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -215,10 +160,10 @@ class Engine:
             if self.failure is not None:
                 self._skip_unfinished()
         finally:
-            self._flush(force=True)
+            self.log.flush(force=True)
         if self.failure is not None:
             self._raise_failure()
-        return self._value(self.graph.output) if self.graph.output is not None else None
+        return self.values.value(self.graph.output) if self.graph.output is not None else None
 
     def _loop(self) -> None:
         capacity = max(1, self.backend.capacity)
@@ -248,7 +193,7 @@ class Engine:
                     self._finish(done, fut)
             self._expire_deadlines()
             self._release_retries()
-            self._flush()  # writes only a full batch or what waited a second
+            self.log.flush()  # writes only a full batch or what waited a second
 
     def _skip_unfinished(self) -> None:
         """After a failure, calls that never ran or whose retry was abandoned end as skipped."""
@@ -257,12 +202,13 @@ class Engine:
             if rec.status in ("pending", "running"):
                 rec.status = "skipped"
                 rec.ended = now if rec.started is not None else None
-                self.unflushed.append(rec)
+                self.log.add(rec)
 
     def _next_wake(self) -> float | None:
         wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
-        if self.unflushed:  # (with nothing to write, a past flush time would make us spin)
-            wakes.append(self.last_flush + _FLUSH_EVERY_SECONDS)
+        due = self.log.due()  # (None with nothing to write: a past time would make us spin)
+        if due is not None:
+            wakes.append(due)
         return max(0.0, min(wakes) - time.monotonic()) if wakes else None
 
     def _start_attempt(self, call: _Call) -> None:
@@ -374,17 +320,17 @@ class Engine:
         rec.status = "succeeded"
         rec.key = meta.key
         rec.cached = meta.cached
-        self.unflushed.append(rec)
+        self.log.add(rec)
         self.callbacks.emit(
             "on_task_end", rec, Output(lambda: self.backend.fetch(handle), call.task.return_type)
         )
         node_id = call.node.id
         if call.map_index is None:
-            self.results[node_id] = handle
-            self.digests[node_id] = meta.digests
+            self.values.results[node_id] = handle
+            self.values.digests[node_id] = meta.digests
             self._complete(node_id)
             return
-        mres: _MapResult = self.results[node_id]
+        mres: MapResult = self.values.results[node_id]
         mres.handles[call.map_index] = handle
         mres.digests[call.map_index] = meta.digests[0] if not call.rt.multi_output else None
         self.map_left[node_id] -= 1
@@ -411,7 +357,7 @@ class Engine:
         rec.ended = time.time()
         rec.status = "failed"
         rec.error = f"{type(exc).__name__}: {exc}"
-        self.unflushed.append(rec)
+        self.log.add(rec)
         self.callbacks.emit("on_task_error", rec, exc)
         if self.failure is None:
             self.failure = (rec, task.name, exc)
@@ -502,10 +448,10 @@ class Engine:
                 elif kind == "value":
                     tmpl = ("v", payload)
                 else:
-                    tmpl, digest = self._template(payload, flat), self._digest(payload)
+                    tmpl, digest = self.values.template(payload, flat), self.values.digest(payload)
             else:
-                tmpl = self._template(b, flat)
-                digest = self._digest(b)
+                tmpl = self.values.template(b, flat)
+                digest = self.values.digest(b)
             templates.append((name, tmpl))
             if digest is not None:
                 known[name] = digest
@@ -537,7 +483,7 @@ class Engine:
             )
             return
         n = next(iter(lengths.values()))
-        self.results[node.id] = _MapResult(n)
+        self.values.results[node.id] = MapResult(n)
         self.map_left[node.id] = n
         if n == 0:
             self._complete(node.id)
@@ -549,13 +495,13 @@ class Engine:
     def _map_items(self, b: Binding) -> list[_Item]:
         """The items of a mapped argument: sub-bindings, handles (kept where they are), or
         values (a list produced by one task is fetched to learn its length)."""
-        b = self._unalias(b)
+        b = self.values.unalias(b)
         if isinstance(b, ListOf):
             return [("binding", item, None) for item in b.items]
-        if isinstance(b, OutputRef) and isinstance(self.results.get(b.node), _MapResult):
-            m: _MapResult = self.results[b.node]
+        if isinstance(b, OutputRef) and isinstance(self.values.results.get(b.node), MapResult):
+            m: MapResult = self.values.results[b.node]
             return [("handle", h, d) for h, d in zip(m.handles, m.digests, strict=True)]
-        return [("value", v, None) for v in self._value(b)]
+        return [("value", v, None) for v in self.values.value(b)]
 
     # -- dynamic --------------------------------------------------------------------------
 
@@ -565,7 +511,7 @@ class Engine:
         rec.started = time.time()
         rec.status = "running"
         self.callbacks.emit("on_task_start", rec)
-        kwargs = {name: self._value(b) for name, b in node.bindings}
+        kwargs = {name: self.values.value(b) for name, b in node.bindings}
         for attempt in range(1, task.retries + 2):
             rec.attempts = attempt
             builder = Builder(self.graph.name, prefix=f"{node.id}/")
@@ -588,16 +534,16 @@ class Engine:
                         time.time(),
                         f"{type(e).__name__}: {e}",
                     )
-                    self.unflushed.append(rec)
+                    self.log.add(rec)
                     self.callbacks.emit("on_task_error", rec, e)
                     self.failure = (rec, task.name, e)
                     return
                 time.sleep(task.retry_delay * 2 ** (attempt - 1))
         rec.status, rec.ended = "succeeded", time.time()
-        self.unflushed.append(rec)
+        self.log.add(rec)
         self.callbacks.emit("on_task_end", rec, Output(lambda: returned, task.return_type))
         self.nodes.update(builder.nodes)
-        self.aliases[node.id] = output
+        self.values.aliases[node.id] = output
         waits = {r.node for r in refs_in(output)} - self.done
         self._add_nodes(list(builder.nodes.values()))
         waits -= self.done
@@ -608,97 +554,6 @@ class Engine:
         self.remaining[node.id] = len(waits)
         for w in waits:
             self.dependents.setdefault(w, []).append(node.id)
-
-    # -- bindings -------------------------------------------------------------------------
-
-    def _unalias(self, b: Binding) -> Binding:
-        while isinstance(b, OutputRef) and b.node in self.aliases:
-            target = self.aliases[b.node]
-            if b.index is None:
-                b = target
-            elif isinstance(target, ListOf):
-                b = target.items[b.index]
-            elif isinstance(target, OutputRef) and target.index is None:
-                b = OutputRef(target.node, b.index)
-            elif isinstance(target, Literal):
-                b = Literal(target.value[b.index])
-            else:
-                raise GraphError(f"cannot select output {b.index} of dynamic node `{b.node}`")
-        return b
-
-    def _template(self, b: Binding, flat: list[Any]) -> Template:
-        b = self._unalias(b)
-        if isinstance(b, OutputRef):
-            res = self.results[b.node]
-            if isinstance(res, _MapResult):
-                items = []
-                for h in res.handles:
-                    flat.append(h)
-                    items.append(("h", len(flat) - 1, None))
-                return ("l", tuple(items), False)
-            flat.append(res)
-            return ("h", len(flat) - 1, b.index)
-        if isinstance(b, InputRef):
-            return ("v", self.inputs[b.name])
-        if isinstance(b, Literal):
-            return ("v", b.value)
-        if isinstance(b, ListOf):
-            return ("l", tuple(self._template(x, flat) for x in b.items), b.as_tuple)
-        return ("d", tuple((k, self._template(x, flat)) for k, x in b.items))
-
-    def _digest(self, b: Binding) -> str | None:
-        """The artifact digest of a binding's value when the store already knows it."""
-        b = self._unalias(b)
-        if not isinstance(b, OutputRef):
-            return None
-        res = self.results[b.node]
-        if isinstance(res, _MapResult):
-            if any(d is None for d in res.digests):
-                return None
-            return hashing.list_digest([d for d in res.digests if d is not None])
-        digests = self.digests.get(b.node, ())
-        if b.index is None:
-            return digests[0] if len(digests) == 1 else None
-        return digests[b.index] if b.index < len(digests) else None
-
-    def _value(self, b: Binding) -> Any:
-        """A binding's value in the driver (handles fetched)."""
-        b = self._unalias(b)
-        if isinstance(b, OutputRef):
-            res = self.results[b.node]
-            if isinstance(res, _MapResult):
-                return [self.backend.fetch(h) for h in res.handles]
-            value = self.backend.fetch(res)
-            return value if b.index is None else value[b.index]
-        if isinstance(b, InputRef):
-            return self.inputs[b.name]
-        if isinstance(b, Literal):
-            return b.value
-        if isinstance(b, ListOf):
-            items = [self._value(x) for x in b.items]
-            return tuple(items) if b.as_tuple else items
-        assert isinstance(b, DictOf)
-        return {k: self._value(x) for k, x in b.items}
-
-    # -- records --------------------------------------------------------------------------
-
-    def _flush(self, force: bool = False) -> None:
-        if not self.unflushed:
-            return
-        if (
-            not force
-            and time.monotonic() - self.last_flush < _FLUSH_EVERY_SECONDS
-            and len(self.unflushed) < _FLUSH_EVERY_RECORDS
-        ):
-            return
-        batch, self.unflushed = self.unflushed, []
-        self.last_flush = time.monotonic()
-        try:
-            self.store.write_task_records(self.run.id, self.batch_no, [r.to_dict() for r in batch])
-            self.batch_no += 1
-        except Exception:  # losing a record batch must not fail the run
-            log.exception("could not write task records of run %s", self.run.id)
-
 
 def execute(
     graph: Graph,
@@ -713,4 +568,4 @@ def execute(
     return Engine(graph, inputs, backend, store, cache, callbacks, run).execute()
 
 
-__all__ = ["Engine", "execute", "make_runtime"]
+__all__ = ["CacheMode", "Engine", "execute"]

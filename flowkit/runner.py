@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowkit import cache, hashing, typecheck
+from flowkit import cache, codehash, hashing, typecheck
 from flowkit.errors import SerializationError, TypeMismatchError
 from flowkit.store import Store
 
@@ -209,3 +209,43 @@ def store_outputs(
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def make_runtime(
+    task: Any, store: Store, cache: bool | str, run_id: str | None = None
+) -> TaskRuntime:
+    """The per-run, per-task object shipped with every call (code fingerprint included).
+
+    ``task`` is a :class:`~flowkit.task.TaskDef` (read by attribute: runner sits below task).
+    """
+    use_cache = task.cache and cache is not False
+    code, components = "", {}
+    if use_cache:
+        if task.version is not None:
+            code, components = hashing.version_digest(task.version), {"version": task.version}
+        else:
+            fp = codehash.fingerprint(task.fn)
+            code, components = fp.digest, dict(fp.components)
+    interface = hashing.interface_digest(
+        [
+            [[p.name, typecheck.type_repr(p.type)] for p in task.signature.params],
+            typecheck.type_repr(task.return_type),
+        ]
+    )
+    return TaskRuntime(
+        name=task.name,
+        identity=task.name,
+        fn=task.fn,
+        return_type=task.return_type,
+        outputs=tuple(task.outputs),
+        multi_output=task.multi_output,
+        use_cache=use_cache,
+        refresh=cache == "refresh",
+        code=code,
+        components=components,
+        interface=interface,
+        version=task.version,
+        ignore=task.cache_ignore,
+        store=store if use_cache else None,
+        run_id=run_id,
+    )

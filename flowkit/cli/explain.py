@@ -29,10 +29,9 @@ from typing import Any, Literal
 
 from flowkit import cache, hashing
 from flowkit.cache import CacheEntry
-from flowkit.engine import make_runtime
 from flowkit.graph import Binding, DictOf, Graph, InputRef, ListOf, Node, OutputRef
 from flowkit.graph import Literal as LiteralBinding
-from flowkit.runner import TaskRuntime
+from flowkit.runner import TaskRuntime, make_runtime
 from flowkit.store import Store
 
 Status = Literal["hit", "miss", "unknown", "uncached"]

@@ -1,0 +1,109 @@
+"""Where a running graph's values are, and how a binding becomes a call's argument.
+
+The engine records each finished node's *handle* (the value, or a reference a backend keeps,
+such as a Ray ``ObjectRef``), its output digests when the store knows them, and for a dynamic
+node the binding of its output in the sub-graph it spliced in (an alias). :class:`Values`
+resolves a binding against that state three ways: as an argument *template* plus the handles
+it needs (what :func:`flowkit.runner.run_call` receives), as a known *digest* (so an input
+from the store is never hashed again), or as a *value* fetched into the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowkit import hashing
+from flowkit.backend import Backend
+from flowkit.errors import GraphError
+from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
+from flowkit.runner import Template
+
+
+class MapResult:
+    """The result of a map node: the item handles and digests, in input order."""
+
+    __slots__ = ("digests", "handles")
+
+    def __init__(self, n: int) -> None:
+        self.handles: list[Any] = [None] * n
+        self.digests: list[str | None] = [None] * n
+
+
+class Values:
+    """Handles, digests and dynamic aliases of the finished nodes of one run."""
+
+    def __init__(self, inputs: dict[str, Any], backend: Backend) -> None:
+        self.inputs = inputs
+        self.backend = backend
+        self.results: dict[str, Any] = {}  # node id -> handle, or MapResult for a map node
+        self.digests: dict[str, tuple[str | None, ...]] = {}
+        self.aliases: dict[str, Binding] = {}
+
+    def unalias(self, b: Binding) -> Binding:
+        while isinstance(b, OutputRef) and b.node in self.aliases:
+            target = self.aliases[b.node]
+            if b.index is None:
+                b = target
+            elif isinstance(target, ListOf):
+                b = target.items[b.index]
+            elif isinstance(target, OutputRef) and target.index is None:
+                b = OutputRef(target.node, b.index)
+            elif isinstance(target, Literal):
+                b = Literal(target.value[b.index])
+            else:
+                raise GraphError(f"cannot select output {b.index} of dynamic node `{b.node}`")
+        return b
+
+    def template(self, b: Binding, flat: list[Any]) -> Template:
+        b = self.unalias(b)
+        if isinstance(b, OutputRef):
+            res = self.results[b.node]
+            if isinstance(res, MapResult):
+                items = []
+                for h in res.handles:
+                    flat.append(h)
+                    items.append(("h", len(flat) - 1, None))
+                return ("l", tuple(items), False)
+            flat.append(res)
+            return ("h", len(flat) - 1, b.index)
+        if isinstance(b, InputRef):
+            return ("v", self.inputs[b.name])
+        if isinstance(b, Literal):
+            return ("v", b.value)
+        if isinstance(b, ListOf):
+            return ("l", tuple(self.template(x, flat) for x in b.items), b.as_tuple)
+        return ("d", tuple((k, self.template(x, flat)) for k, x in b.items))
+
+    def digest(self, b: Binding) -> str | None:
+        """The artifact digest of a binding's value when the store already knows it."""
+        b = self.unalias(b)
+        if not isinstance(b, OutputRef):
+            return None
+        res = self.results[b.node]
+        if isinstance(res, MapResult):
+            if any(d is None for d in res.digests):
+                return None
+            return hashing.list_digest([d for d in res.digests if d is not None])
+        digests = self.digests.get(b.node, ())
+        if b.index is None:
+            return digests[0] if len(digests) == 1 else None
+        return digests[b.index] if b.index < len(digests) else None
+
+    def value(self, b: Binding) -> Any:
+        """A binding's value in the driver (handles fetched)."""
+        b = self.unalias(b)
+        if isinstance(b, OutputRef):
+            res = self.results[b.node]
+            if isinstance(res, MapResult):
+                return [self.backend.fetch(h) for h in res.handles]
+            value = self.backend.fetch(res)
+            return value if b.index is None else value[b.index]
+        if isinstance(b, InputRef):
+            return self.inputs[b.name]
+        if isinstance(b, Literal):
+            return b.value
+        if isinstance(b, ListOf):
+            items = [self.value(x) for x in b.items]
+            return tuple(items) if b.as_tuple else items
+        assert isinstance(b, DictOf)
+        return {k: self.value(x) for k, x in b.items}
