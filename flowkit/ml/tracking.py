@@ -127,6 +127,7 @@ class _State:
     """One flowkit run's MLflow run and what is still to be sent."""
 
     run_id: str
+    flowkit_run_id: str = ""
     metrics: list[tuple[str, float, int]] = field(default_factory=list)
     task_metrics: list[tuple[str, str, int, Mapping[str, Any]]] = field(default_factory=list)
     pending_since: int = 0
@@ -160,6 +161,7 @@ class MLflowTracker(Callback):
         #: The MLflow run id of the latest run this tracker started (from any thread).
         self.last_run_id: str | None = None
         self._local = threading.local()
+        self._active: dict[str, _State] = {}  # flowkit run id -> state, for the fallback below
         self._client: MlflowClient | None = None
         self._uri = ""
         self._lock = threading.Lock()
@@ -178,6 +180,12 @@ class MLflowTracker(Callback):
     @property
     def _state(self) -> _State | None:
         state: _State | None = getattr(self._local, "state", None)
+        if state is None and not getattr(self._local, "started", False):
+            # Hooks of a run normally come from the thread that started it; if an engine ever
+            # calls them from a thread that started no run, the one active run is unambiguous.
+            with self._lock:
+                if len(self._active) == 1:
+                    state = next(iter(self._active.values()))
         return state
 
     def _send_metrics(self, state: _State, items: Iterable[tuple[str, float, int]]) -> None:
@@ -200,6 +208,7 @@ class MLflowTracker(Callback):
         from mlflow.entities import Param
 
         self._local.state = None
+        self._local.started = True  # even if MLflow fails below: this thread's run is untracked
         c = self._mlflow()
         experiment_id = uris.ensure_experiment(c, self._uri, self.experiment or run.workflow)
         tags = {
@@ -214,8 +223,10 @@ class MLflowTracker(Callback):
             tags=tags,
             run_name=f"{run.workflow}-{run.id}",
         )
-        state = _State(mlrun.info.run_id)
+        state = _State(mlrun.info.run_id, flowkit_run_id=run.id)
         self._local.state = state
+        with self._lock:
+            self._active[run.id] = state
         self.last_run_id = state.run_id
         params = [Param(metric_key(str(k)), param_value(v)) for k, v in run.inputs.items()]
         for i in range(0, len(params), _BATCH_PARAMS):
@@ -249,9 +260,12 @@ class MLflowTracker(Callback):
         from mlflow.entities import RunTag
 
         state = self._state
+        self._local.started = False
         if state is None:
             return
         self._local.state = None
+        with self._lock:
+            self._active.pop(state.flowkit_run_id, None)
         c = self._mlflow()
         try:
             prefix = len(state.task_metrics) != 1
