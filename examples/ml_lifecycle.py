@@ -168,7 +168,10 @@ def canary(
     try:
         ml.gate(accuracy, threshold=min_accuracy)
     except ml.GateFailed as failed:
-        logging.getLogger(__name__).warning("%s; rolling back", failed)
+        logging.getLogger(__name__).warning(
+            "v%d scored %.3f on new traffic, below %.2f: rolling production back",
+            candidate.version, failed.value, failed.threshold,
+        )  # fmt: skip
         restored = ml.rollback(candidate.name, tracking_uri=uri)
         return Outcome("rolled back", restored.version, **common)
     return Outcome("promoted", candidate.version, **common)
