@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowkit import workflow as workflow_module
@@ -28,7 +28,8 @@ def run(
     store: str | Store | None = None,
     cache: CacheMode = True,
     callbacks: Sequence[Callback] = (),
-    **inputs: Any,
+    inputs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Run:
     """Run a workflow and return its :class:`~flowkit.records.Run` record.
 
@@ -43,6 +44,10 @@ def run(
     ``cache``: ``True`` (look up and record tasks declared ``cache=True``), ``False``
     (neither), or ``"refresh"`` (recompute and overwrite). A task that still fails after its
     retries raises :class:`~flowkit.errors.TaskFailedError`; the run record is saved first.
+
+    Workflow inputs are keyword arguments; an input whose name clashes with one of these
+    options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``) goes in
+    ``inputs={"store": ...}``.
     """
     if not isinstance(workflow, WorkflowDef):
         raise FlowkitError(
@@ -50,7 +55,7 @@ def run(
         )
     if not (cache is True or cache is False or cache == "refresh"):  # 1 == True: be exact
         raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
-    values = bind_inputs(workflow, (), inputs)
+    values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")

@@ -291,6 +291,9 @@ def check_binding(
     if isinstance(binding, Literal):
         src_type = typecheck.infer_type(binding.value)
         ok = typecheck.is_assignable(src_type, ptype)
+        if not ok and not isinstance(binding.value, (list, tuple, set, frozenset, dict)):
+            # A scalar is checked by value: "ks" fits Literal["psi", "ks"] though str does not.
+            ok = typecheck.check_value(binding.value, ptype)
     else:
         src_type = static_type(value)
         ok = typecheck.is_assignable(src_type, ptype)

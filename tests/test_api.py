@@ -216,3 +216,18 @@ def test_records_round_trip() -> None:
     header = json.loads(json.dumps(run.to_dict()))
     assert header["inputs"]["a"] == [1, 2] and header["inputs"]["b"].startswith("<object")
     assert header["duration"] is None and header["summary"] == {"run": 0, "cached": 1, "failed": 0}
+
+
+@fk.task
+def echo_store(store: str) -> str:
+    return store
+
+
+@fk.workflow
+def named_store(store: str) -> str:
+    return echo_store(store)
+
+
+def test_an_input_named_like_a_run_option_goes_in_inputs(tmp_path: Path) -> None:
+    run = fk.run(named_store, inputs={"store": "eu-west"}, store=str(tmp_path / "s"))
+    assert run.output == "eu-west"

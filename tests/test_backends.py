@@ -251,3 +251,23 @@ def test_entry_point_plugin_is_found_and_used(
 
     run = fk.run(chain, x=1, backend="fake", store=str(tmp_path / "s"))
     assert run.output == 6 and run.backend == "fake"
+
+
+def test_threads_limit_blas_pools_while_running() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  (loads the BLAS pool the limit applies to)
+
+    def blas_threads() -> list[int]:
+        return [
+            p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"
+        ]
+
+    with threadpoolctl.threadpool_limits(limits=2):
+        before = blas_threads()
+        if not before or max(before) < 2:
+            pytest.skip("this BLAS runs one thread anyway")
+        with ThreadsBackend(max_workers=2):
+            assert all(n == 1 for n in blas_threads())
+        assert blas_threads() == before
+        with ThreadsBackend(max_workers=2, blas_threads=None):
+            assert blas_threads() == before

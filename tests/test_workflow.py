@@ -653,7 +653,7 @@ def test_sub_workflow_namedtuple_output_unpacks() -> None:
     @fk.workflow
     def outer(n: int) -> int:
         s = sub(n)
-        low, high, _ = s
+        low, _high, _ = s
         return add(add(s.high, low), spread(s))
 
     add_node = outer.graph.nodes["add"]
@@ -662,3 +662,22 @@ def test_sub_workflow_namedtuple_output_unpacks() -> None:
         "b": OutputRef("sub.stats", 0),
     }
     assert outer.graph.nodes["spread"].bindings == (("s", OutputRef("sub.stats")),)
+
+
+def test_a_literal_value_is_checked_against_a_literal_type() -> None:
+    from typing import Literal as L
+
+    @fk.task
+    def pick(method: L["psi", "ks"]) -> str:
+        return method
+
+    @fk.workflow
+    def ok() -> str:
+        return pick("ks")
+
+    assert len(ok.graph) == 1
+    with pytest.raises(fk.TypeMismatchError, match=r"the value 'zz' \(str\).*`method`"):
+
+        @fk.workflow
+        def bad() -> str:
+            return pick("zz")

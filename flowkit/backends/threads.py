@@ -3,12 +3,19 @@
 Good for I/O-bound tasks and for libraries that release the GIL (numpy, pyarrow,
 scikit-learn). A call that times out cannot be killed (Python threads cannot be
 interrupted); the engine stops waiting for it and its result is ignored.
+
+While the pool runs, native thread pools (BLAS, OpenMP) are limited to ``blas_threads``
+(default 1) when numpy is loaded and ``threadpoolctl`` is installed: N tasks that each start
+one BLAS thread per core oversubscribe the machine (seen 50x slower on 2 cores), which is why
+Ray sets ``OMP_NUM_THREADS=1`` on its workers too. ``blas_threads=None`` leaves them alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -23,11 +30,13 @@ class ThreadsBackend:
     name = "threads"
     values_in_driver = True  # handles are the values: small map items may be batched
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, blas_threads: int | None = 1) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"ThreadsBackend(max_workers={max_workers}): must be >= 1")
         self.max_workers = max_workers or max(4, os.cpu_count() or 1)
+        self.blas_threads = blas_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._limits = contextlib.ExitStack()
 
     @property
     def capacity(self) -> int:
@@ -37,7 +46,17 @@ class ThreadsBackend:
     def __enter__(self) -> ThreadsBackend:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowkit")
+            self._limit_native_threads()
         return self
+
+    def _limit_native_threads(self) -> None:
+        if self.blas_threads is None or self.max_workers < 2 or "numpy" not in sys.modules:
+            return  # without numpy loaded there is no BLAS pool to oversubscribe
+        try:
+            from threadpoolctl import threadpool_limits  # optional: ships with scikit-learn
+        except ImportError:
+            return
+        self._limits.enter_context(threadpool_limits(limits=self.blas_threads))
 
     def __exit__(
         self,
@@ -49,6 +68,7 @@ class ThreadsBackend:
             # Calls abandoned after a timeout may still be running: do not wait for them.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+            self._limits.close()
 
     def submit(
         self, fn: Callable[..., tuple[Any, Any]], args: Sequence[Any], spec: Submission
