@@ -156,9 +156,9 @@ def marks(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def poll(condition: Any, what: str) -> None:
+def poll(condition: Any, what: str, limit: float = POLL_LIMIT) -> None:
     """Wait for ``condition()`` to be true (a guard against hangs, not a timing check)."""
-    deadline = time.monotonic() + POLL_LIMIT
+    deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
@@ -396,10 +396,21 @@ def test_refresh_recomputes_and_overwrites_then_a_normal_run_hits_it(table: Path
 # -- 3. kill -9 mid-run, then resume -----------------------------------------------------------
 
 
-def test_killed_run_resumes_from_its_cached_tasks(work: Path) -> None:
+# Records are written about a second after tasks finish (flowkit/engine.py). The `local`
+# backend runs each call inline in the engine's loop, so while a long call runs nothing is
+# flushed: a run killed then has lost the records of every task that finished before it
+# (its cached outputs survive, so the resume still works).
+LOCAL_RECORDS_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="local backend: task records are not flushed while a long inline call runs",
+)
+
+
+@pytest.mark.parametrize("backend", ["threads", pytest.param("local", marks=LOCAL_RECORDS_BUG)])
+def test_killed_run_resumes_from_its_cached_tasks(work: Path, backend: str) -> None:
     marker = work / "marks"
     env = clean_env(FK_MARKS=str(marker), FK_BLOCK=str(work / "never"))
-    bg = start(work / "steps.py", "--store", "store", "--backend", "threads", env=env)
+    bg = start(work / "steps.py", "--store", "store", "--backend", backend, env=env)
     try:
         poll(lambda: "gate" in marks(marker), "the blocking task to start")
         store = fk.Store(str(work / "store"))
@@ -411,7 +422,8 @@ def test_killed_run_resumes_from_its_cached_tasks(work: Path) -> None:
             _, tasks = store.read_run(runs[0]["id"])
             return {t["node"] for t in tasks if t["status"] == "succeeded"} >= BEFORE_GATE
 
-        poll(finished_recorded, "the records of the finished tasks")
+        # several flush intervals; `local` (see LOCAL_RECORDS_BUG) gives up here
+        poll(finished_recorded, "the records of the finished tasks", limit=5.0)
     finally:
         bg.proc.send_signal(signal.SIGKILL)
         bg.proc.wait(timeout=POLL_LIMIT)
