@@ -46,6 +46,17 @@ class RayCluster:
     head_node_id: str
     worker_node_id: str
     cluster: Any
+    temp_dir: str
+
+    def logs(self, pattern: str, tail: int = 2000) -> str:
+        """The ends of the cluster's log files matching ``pattern`` (for failure messages)."""
+        import glob
+
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.temp_dir, "session_*", "logs", pattern))):
+            with open(path, errors="replace") as f:
+                out.append(f"--- {os.path.basename(path)}\n{f.read()[-tail:]}")
+        return "\n".join(out)
 
 
 def _free_port() -> int:
@@ -93,6 +104,7 @@ def ray_cluster() -> Iterator[RayCluster]:
             head_node_id=cluster.head_node.node_id,
             worker_node_id=worker.node_id,
             cluster=cluster,
+            temp_dir=tmp,
         )
     finally:
         ray.shutdown()

@@ -27,10 +27,12 @@ from flowkit_ray import RayBackend
 """
 
 
-def run_driver(tmp_path: Path, body: str, *args: str, timeout: float = 300) -> Any:
+def run_driver(
+    tmp_path: Path, body: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "driver.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
@@ -38,14 +40,14 @@ def run_driver(tmp_path: Path, body: str, *args: str, timeout: float = 300) -> A
         env=ray_env(),
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def output(proc: subprocess.CompletedProcess[str], extra: str = "") -> Any:
+    assert proc.returncode == 0, proc.stderr[-4000:] + extra
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_ray_client_from_another_process(ray_cluster: RayCluster, tmp_path: Path) -> None:
-    out = run_driver(
-        tmp_path,
-        """
+CLIENT_DRIVER = """
         import ray
 
         def square(x):
@@ -70,9 +72,16 @@ def test_ray_client_from_another_process(ray_cluster: RayCluster, tmp_path: Path
             }
         result["after"] = ray.is_initialized()
         print(json.dumps(result))
-        """,
-        ray_cluster.client,
-    )
+        """
+
+
+def test_ray_client_from_another_process(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    proc = run_driver(tmp_path, CLIENT_DRIVER, ray_cluster.client)
+    if "Starting Ray client server failed" in proc.stderr:
+        # Ray's proxy could not start the per-client server (seen once under heavy load
+        # on this shared machine); one more try, with its logs kept for the failure message.
+        proc = run_driver(tmp_path, CLIENT_DRIVER, ray_cluster.client)
+    out = output(proc, ray_cluster.logs("ray_client_server*"))
     assert out == {
         "value": 25,
         "client": True,
@@ -85,7 +94,7 @@ def test_ray_client_from_another_process(ray_cluster: RayCluster, tmp_path: Path
 def test_a_1gb_intermediate_never_enters_the_driver(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
-    out = run_driver(
+    proc = run_driver(
         tmp_path,
         """
         import resource
@@ -116,6 +125,7 @@ def test_a_1gb_intermediate_never_enters_the_driver(
         """,
         ray_cluster.address,
     )
+    out = output(proc)
     assert out["value"] == out["touched"] == 2**30
     assert out["growth"] < 200 * 2**20, out
     assert out["control_growth"] > 900 * 2**20, out  # the measurement would have seen it
@@ -129,7 +139,7 @@ def short_tmp() -> Iterator[str]:
 
 
 def test_starts_a_local_ray_and_stops_only_that(tmp_path: Path, short_tmp: str) -> None:
-    out = run_driver(
+    proc = run_driver(
         tmp_path,
         """
         import ray
@@ -149,4 +159,5 @@ def test_starts_a_local_ray_and_stops_only_that(tmp_path: Path, short_tmp: str) 
         """,
         short_tmp,
     )
+    out = output(proc)
     assert out == {"inside": True, "nodes": 1, "after": False, "remote": True, "capacity": 64}

@@ -93,9 +93,8 @@ def backend(ray_cluster: RayCluster) -> RayBackend:
     return RayBackend(address=ray_cluster.address)
 
 
-def test_a_map_spreads_over_both_nodes(
-    backend: RayBackend, ray_cluster: RayCluster, tmp_path: Path
-) -> None:
+def test_a_map_spreads_over_both_nodes(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    backend = RayBackend(ray_cluster.address, task_options={"scheduling_strategy": "SPREAD"})
     run = fk.run(spread, xs=list(range(12)), backend=backend, store=str(tmp_path), cache=False)
     assert set(run.output) == {ray_cluster.head_node_id, ray_cluster.worker_node_id}
     assert run.backend == "ray"

@@ -186,11 +186,12 @@ class RayBackend:
                 "as backend:` or pass the backend to fk.run(), which enters it"
             )
         n = spec.static_args
+        split = getattr(spec, "split_values", 0)
         entry = functions.get(fn, args, n)
-        remote = entry.options(spec.name, spec.resources)
-        head, refs = pack(spec.timeout, args[n:] if n else args)
-        meta_ref, value_ref = remote.remote(head, *entry.prefix, *refs)
-        fut = RayFuture(meta_ref, value_ref)
+        remote = entry.options(spec.name, spec.resources, split)
+        head, refs = pack(spec.timeout, split, args[n:] if n else args)
+        out = remote.remote(head, *entry.prefix, *refs)
+        fut = RayFuture(out[0], out[1:] if split else out[1])
         completer.watch(fut)
         return fut
 

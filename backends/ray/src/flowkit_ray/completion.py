@@ -28,9 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 class RayFuture(Future[tuple[Any, Any]]):
-    """Resolves to ``(meta, value_ref)``; ``cancel()`` stops the Ray task."""
+    """Resolves to ``(meta, value_ref)`` (``(meta, [value_ref, ...])`` for a split batch);
+    ``cancel()`` stops the Ray task."""
 
-    def __init__(self, meta_ref: ray.ObjectRef[Any], value_ref: ray.ObjectRef[Any]) -> None:
+    def __init__(self, meta_ref: ray.ObjectRef[Any], value_ref: Any) -> None:
         super().__init__()
         self.meta_ref: ray.ObjectRef[Any] | None = meta_ref
         self.value_ref = value_ref

@@ -46,38 +46,50 @@ Key = tuple[int, ...]
 
 # How a call's own arguments travel. Ray serialises each task argument separately, which
 # costs about 15 us per argument, and it resolves only *top-level* ObjectRefs. So the plain
-# arguments go packed into one tuple with the attempt's timeout, ``head = (timeout, plain,
-# positions)``, and the value handles follow as separate arguments for Ray to resolve;
-# ``positions`` says where each resolved value goes back. Measured: 4 plain arguments
-# cost 123 us per submission, the same packed into one 101 us.
+# arguments go packed into one tuple, ``head = (timeout, split, plain, positions)``, and
+# the value handles follow as separate arguments for Ray to resolve; ``positions`` says
+# where each resolved value goes back. Measured: 4 plain arguments cost 123 us per
+# submission, the same packed into one 101 us.
+#
+# ``split`` (``Submission.split_values``): 0 for a normal call, whose ``(meta, value)``
+# are Ray's two returns; n > 0 when ``fn`` returns ``(meta, [v1..vn])`` -- a batch of map
+# items -- and each value must become its own handle: the task then has 1 + n returns.
 
 
-def pack(timeout: float | None, args: Sequence[Any]) -> tuple[tuple[Any, ...], list[Any]]:
+def pack(
+    timeout: float | None, split: int, args: Sequence[Any]
+) -> tuple[tuple[Any, ...], list[Any]]:
     """Split a call's arguments into the packed head and the list of handles."""
     refs = [a for a in args if isinstance(a, ray.ObjectRef)]
     if not refs:
-        return (timeout, tuple(args), ()), refs
+        return (timeout, split, tuple(args), ()), refs
     positions = tuple(i for i, a in enumerate(args) if isinstance(a, ray.ObjectRef))
     plain = tuple(None if isinstance(a, ray.ObjectRef) else a for a in args)
-    return (timeout, plain, positions), refs
+    return (timeout, split, plain, positions), refs
 
 
-def unpack(head: tuple[Any, ...], resolved: tuple[Any, ...]) -> tuple[float | None, Any]:
-    """On the worker: the timeout and the call's arguments, handles replaced by values."""
-    timeout, plain, positions = head
+def run_packed(
+    fn: Callable[..., Any], static: tuple[Any, ...], head: tuple[Any, ...], resolved: Any
+) -> Any:
+    """On the worker: rebuild the arguments, run ``fn`` under its timeout, shape returns."""
+    timeout, split, plain, positions = head
     if positions:
         plain = list(plain)
         for i, value in zip(positions, resolved, strict=True):
             plain[i] = value
-    return timeout, plain
+    if timeout is None:
+        result = fn(*static, *plain)
+    else:
+        result = run_limited(timeout, fn, *static, *plain)
+    if not split:
+        return result
+    meta, values = result
+    return (meta, *values)
 
 
 def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any]:
     def call(head: tuple[Any, ...], *resolved: Any) -> Any:
-        timeout, args = unpack(head, resolved)
-        if timeout is None:
-            return fn(*static, *args)
-        return run_limited(timeout, fn, *static, *args)
+        return run_packed(fn, static, head, resolved)
 
     _name_like(call, fn)
     return call
@@ -85,10 +97,7 @@ def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any
 
 def _unpacking(fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(head: tuple[Any, ...], static: tuple[Any, ...], *resolved: Any) -> Any:
-        timeout, args = unpack(head, resolved)
-        if timeout is None:
-            return fn(*static, *args)
-        return run_limited(timeout, fn, *static, *args)
+        return run_packed(fn, static, head, resolved)
 
     _name_like(call, fn)
     return call
@@ -120,12 +129,12 @@ class Entry:
         self.keep = keep  # holds fn and static args so their ids stay theirs
         self.base_options = base_options  # the backend's task_options and runtime_env
         self.on_new_options = on_new_options
-        self._options: dict[tuple[str, Resources], Any] = {}
+        self._options: dict[tuple[str, Resources, int], Any] = {}
 
-    def options(self, name: str, resources: Resources) -> Any:
-        """The remote function with Ray options for this task name and resources."""
+    def options(self, name: str, resources: Resources, split: int = 0) -> Any:
+        """The remote function with Ray options for this task name, resources and split."""
         try:
-            return self._options[name, resources]
+            return self._options[name, resources, split]
         except KeyError:
             pass
         if self.on_new_options is not None:
@@ -138,8 +147,10 @@ class Entry:
         }
         if resources.memory_bytes is not None:
             opts["memory"] = resources.memory_bytes
+        if split:
+            opts["num_returns"] = 1 + split
         wrapped = self.remote_fn.options(**opts)
-        self._options[name, resources] = wrapped
+        self._options[name, resources, split] = wrapped
         return wrapped
 
 
@@ -187,4 +198,4 @@ class RemoteFunctions:
         return Entry(remote_fn, prefix, keep, self._base_options, self._on_new_options)
 
 
-__all__ = ["INLINE_LIMIT", "Entry", "RemoteFunctions", "pack", "unpack"]
+__all__ = ["INLINE_LIMIT", "Entry", "RemoteFunctions", "pack", "run_packed"]
