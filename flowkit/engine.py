@@ -160,7 +160,7 @@ class Engine:
             if self.failure is not None:
                 self._skip_unfinished()
         finally:
-            self.log.flush(force=True)
+            self.log.close()
         if self.failure is not None:
             self._raise_failure()
         return self.values.value(self.graph.output) if self.graph.output is not None else None
@@ -193,7 +193,6 @@ class Engine:
                     self._finish(done, fut)
             self._expire_deadlines()
             self._release_retries()
-            self.log.flush()  # writes only a full batch or what waited a second
 
     def _skip_unfinished(self) -> None:
         """After a failure, calls that never ran or whose retry was abandoned end as skipped."""
@@ -206,9 +205,6 @@ class Engine:
 
     def _next_wake(self) -> float | None:
         wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
-        due = self.log.due()  # (None with nothing to write: a past time would make us spin)
-        if due is not None:
-            wakes.append(due)
         return max(0.0, min(wakes) - time.monotonic()) if wakes else None
 
     def _start_attempt(self, call: _Call) -> None:

@@ -396,17 +396,7 @@ def test_refresh_recomputes_and_overwrites_then_a_normal_run_hits_it(table: Path
 # -- 3. kill -9 mid-run, then resume -----------------------------------------------------------
 
 
-# Records are written about a second after tasks finish (flowkit/engine.py). The `local`
-# backend runs each call inline in the engine's loop, so while a long call runs nothing is
-# flushed: a run killed then has lost the records of every task that finished before it
-# (its cached outputs survive, so the resume still works).
-LOCAL_RECORDS_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="local backend: task records are not flushed while a long inline call runs",
-)
-
-
-@pytest.mark.parametrize("backend", ["threads", pytest.param("local", marks=LOCAL_RECORDS_BUG)])
+@pytest.mark.parametrize("backend", ["threads", "local"])
 def test_killed_run_resumes_from_its_cached_tasks(work: Path, backend: str) -> None:
     marker = work / "marks"
     env = clean_env(FK_MARKS=str(marker), FK_BLOCK=str(work / "never"))
