@@ -8,7 +8,13 @@ and :meth:`RayBackend.fetch` brings it to the driver only when asked.
 
 Ray's own task retries are off (``max_retries=0``): the engine owns retries, so a worker
 that dies surfaces as a failed attempt (``ray.exceptions.WorkerCrashedError``) like any
-other failure. A timed-out attempt is cancelled with ``ray.cancel(force=True)``.
+other failure. Timeouts are enforced on the worker and count running time only
+(``enforces_timeout``, see :mod:`flowkit_ray.worker`); ``future.cancel()`` stops a call
+with ``ray.cancel(force=True)``.
+
+A submission with ``split_values = n`` (a batch of map items whose ``fn`` returns
+``(meta, [v1..vn])``) becomes a task with ``1 + n`` returns, so each item's value is its own
+object and the future resolves to ``(meta, [ref1..refn])``.
 """
 
 from __future__ import annotations
