@@ -24,6 +24,7 @@ from flowkit.errors import (
     SerializationError,
     StoreError,
     TaskFailedError,
+    TaskSerializationError,
     TaskTimeoutError,
     TypeMismatchError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "TaskDef",
     "TaskFailedError",
     "TaskRecord",
+    "TaskSerializationError",
     "TaskTimeoutError",
     "TypeMismatchError",
     "WorkflowDef",

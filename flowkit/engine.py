@@ -38,6 +38,7 @@ from flowkit.errors import (
     GraphError,
     SerializationError,
     TaskFailedError,
+    TaskSerializationError,
     TaskTimeoutError,
     TypeMismatchError,
 )
@@ -364,7 +365,9 @@ class Engine:
         if rec is None:
             raise exc
         timed_out = isinstance(exc, (AttemptTimeout, TimeoutError))
-        cls = TaskTimeoutError if timed_out else TaskFailedError
+        cls: type[TaskFailedError] = TaskTimeoutError if timed_out else TaskFailedError
+        if isinstance(exc, SerializationError):
+            cls = TaskSerializationError  # `except fk.SerializationError` catches it too
         remote_tb = getattr(exc, "remote_traceback", None)
         if remote_tb is None:
             remote_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -64,6 +64,11 @@ class TaskTimeoutError(TaskFailedError):
     """A task attempt ran past its ``timeout`` and no retries were left."""
 
 
+class TaskSerializationError(TaskFailedError, SerializationError):
+    """A task's output (or input) could not be stored: both a :class:`TaskFailedError` (it
+    names the task, node, attempts and run) and a :class:`SerializationError`."""
+
+
 def _rebuild_task_failed(
     cls: type[TaskFailedError], args: tuple[object, ...], state: dict[str, object]
 ) -> TaskFailedError:
@@ -80,6 +85,7 @@ __all__ = [
     "SerializationError",
     "StoreError",
     "TaskFailedError",
+    "TaskSerializationError",
     "TaskTimeoutError",
     "TypeMismatchError",
 ]

@@ -182,7 +182,9 @@ def store_outputs(
     values = tuple(value) if rt.multi_output else (value,)
     artifacts = []
     for (oname, _), v in zip(rt.outputs, values, strict=True):
-        what = f"task `{rt.name}` output `{oname}`"
+        what = (
+            f"task `{rt.name}` output `{oname}`" if rt.multi_output else f"task `{rt.name}` output"
+        )
         try:
             artifacts.append(rt.store.put(v, what=what))
         except SerializationError:

@@ -71,3 +71,8 @@ def test_catching_by_base_class() -> None:
         raise fk.TaskTimeoutError("late", task="t")
     with pytest.raises(fk.GraphError):
         raise fk.TypeMismatchError("int is not str")
+
+
+def test_task_serialization_error_is_both_kinds() -> None:
+    err = fk.TaskSerializationError("task `t` output: cannot be stored", task="t", run_id="r")
+    assert isinstance(err, fk.TaskFailedError) and isinstance(err, fk.SerializationError)
