@@ -853,3 +853,13 @@ def test_numpy_array_types() -> None:
     assert not is_assignable(f64, i64)
     assert check_value(np.zeros(3), f64)
     assert not check_value([1.0], f64)
+
+
+def test_every_public_name_has_a_home_module() -> None:
+    import importlib
+
+    import flowkit.typecheck as tc
+
+    for name in tc.__all__:
+        home = importlib.import_module(f"flowkit.typecheck.{tc._HOME[name]}")
+        assert getattr(tc, name) is getattr(home, name), name
