@@ -1,16 +1,16 @@
 """flowkit: typed, cached, backend-agnostic workflows for machine learning.
 
-    import flowkit as fk
+import flowkit as fk
 
-    @fk.task
-    def square(x: int) -> int:
-        return x * x
+@fk.task
+def square(x: int) -> int:
+    return x * x
 
-    @fk.workflow
-    def total(n: int = 10) -> int:
-        return add(square.map(x=numbers(n)))
+@fk.workflow
+def total(n: int = 10) -> int:
+    return add(square.map(x=numbers(n)))
 
-    fk.run(total, n=5, backend="threads").output
+fk.run(total, n=5, backend="threads").output
 """
 
 from flowkit import backends

@@ -554,6 +554,7 @@ class Engine:
         for w in waits:
             self.dependents.setdefault(w, []).append(node.id)
 
+
 def execute(
     graph: Graph,
     inputs: dict[str, Any],
