@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from common import N_SCALE, N_W1, N_W2
 
@@ -233,29 +234,21 @@ WORKLOADS = list(dict.fromkeys(e.w for e in E))
 
 
 # ---------------- targets (whole-process medians unless said) ----------------
-# A target reads the summaries (see report.summarize) and returns the figure or None.
-Summaries = dict[str, dict[str, float]]
 
 
-def _wall(s: Summaries, k: str) -> float | None:
-    return s.get(k, {}).get("wall")
+class FigureSource(Protocol):
+    """What a target reads (implemented by ``report.Figures``). Figures of two entries of the
+    same workload are paired by round (median of per-round differences or ratios)."""
+
+    def wall(self, k: str) -> float | None: ...
+    def diff(self, a: str, b: str, col: str = "wall") -> float | None: ...
+    def ratio(self, a: str, b: str, col: str = "wall") -> float | None: ...
+    def per_task_ms(self, k: str, col: str = "wall") -> float | None: ...
+    def extra(self, k: str, key: str) -> float | None: ...
+    def cpu(self, k: str) -> float | None: ...
 
 
-def per_task_ms(s: Summaries, k: str, col: str = "wall") -> float | None:
-    e = BY_ID[k]
-    a, b = s.get(k, {}).get(col), s.get(e.base, {}).get(col)
-    if a is None or b is None or not e.per:
-        return None
-    return 1000 * (a - b) / e.per
-
-
-def _ratio(s: Summaries, a: str, b: str, col: str = "wall") -> float | None:
-    x, y = s.get(a, {}).get(col), s.get(b, {}).get(col)
-    return None if x is None or not y else x / y
-
-
-def _extra(s: Summaries, k: str, key: str) -> float | None:
-    return s.get(k, {}).get("x_" + key)
+Fig = Callable[[FigureSource], "float | None"]
 
 
 @dataclass(frozen=True)
@@ -263,63 +256,36 @@ class Target:
     name: str
     limit: float
     unit: str
-    figure: Callable[[Summaries], float | None]
+    figure: Fig
     how: str
     # the same figure from cpu seconds (user+sys): less sensitive to a loaded machine
-    cpu_figure: Callable[[Summaries], float | None] | None = None
+    cpu_figure: Fig | None = None
 
 
-def _w0(s: Summaries, col: str = "wall") -> float | None:
-    a, b = s.get("w0/flowkit", {}).get(col), s.get("w0/pass", {}).get(col)
-    return None if a is None or b is None else a - b
+def _per(k: str) -> tuple[Fig, Fig]:
+    return (lambda f: f.per_task_ms(k)), (lambda f: f.per_task_ms(k, "cpu"))
 
 
-def _per(k: str) -> tuple[Callable[[Summaries], float | None], Callable[[Summaries], float | None]]:
-    return (lambda s: per_task_ms(s, k)), (lambda s: per_task_ms(s, k, "cpu"))
-
-
-def _rat(
-    a: str, b: str
-) -> tuple[Callable[[Summaries], float | None], Callable[[Summaries], float | None]]:
-    return (lambda s: _ratio(s, a, b)), (lambda s: _ratio(s, a, b, "cpu"))
+def _rat(a: str, b: str) -> tuple[Fig, Fig]:
+    return (lambda f: f.ratio(a, b)), (lambda f: f.ratio(a, b, "cpu"))
 
 
 _W1, _W2, _W3 = _per("w1/flowkit"), _per("w2/flowkit/threads"), _per("w3/flowkit")
 _W4, _W4H = _rat("w4/flowkit/cold", "w4/plain/feather"), _rat("w4/flowkit/hit", "w4/plain/inproc")
 _W6 = _rat("w6/flowkit", "w6/plain/threads")
+_PER = "(wall - wall of flowkit's W0 run in the same rounds) / "
 TARGETS = [
     Target(
         "W0 import + 2 tasks, above `python -c pass`",
         0.10,
         "s",
-        _w0,
+        lambda f: f.diff("w0/flowkit", "w0/pass"),
         "wall(w0/flowkit) - wall(w0/pass)",
-        lambda s: _w0(s, "cpu"),
+        lambda f: f.diff("w0/flowkit", "w0/pass", "cpu"),
     ),
-    Target(
-        "W1 chain, per task",
-        0.05,
-        "ms",
-        _W1[0],
-        "(wall(w1/flowkit) - wall(w0/flowkit)) / 200",
-        _W1[1],
-    ),
-    Target(
-        "W2 fan-out on 4 threads, per task",
-        0.03,
-        "ms",
-        _W2[0],
-        "(wall(w2/flowkit/threads) - wall(w0/flowkit)) / 1001",
-        _W2[1],
-    ),
-    Target(
-        "W3 cache hit (new process), per hit",
-        0.10,
-        "ms",
-        _W3[0],
-        "(wall(w3/flowkit) - wall(w0/flowkit)) / 1001",
-        _W3[1],
-    ),
+    Target("W1 chain, per task", 0.05, "ms", _W1[0], _PER + "200", _W1[1]),
+    Target("W2 fan-out on 4 threads, per task", 0.03, "ms", _W2[0], _PER + "1001", _W2[1]),
+    Target("W3 cache hit (new process), per hit", 0.10, "ms", _W3[0], _PER + "1001", _W3[1]),
     Target(
         "W4 persisted run vs Arrow IPC write+read",
         1.3,
@@ -332,7 +298,7 @@ TARGETS = [
         "W4 peak RSS vs in-process",
         1.3,
         "x",
-        lambda s: _ratio(s, "w4/flowkit/cold", "w4/plain/inproc", "rss"),
+        lambda f: f.ratio("w4/flowkit/cold", "w4/plain/inproc", "rss"),
         "rss(w4/flowkit/cold) / rss(w4/plain/inproc)",
     ),
     Target(
@@ -347,7 +313,7 @@ TARGETS = [
         "W5 Ray, warm run vs raw ray.remote",
         1.2,
         "x",
-        lambda s: _ratio(s, "w5/flowkit", "w5/ray/raw", "warm"),
+        lambda f: f.ratio("w5/flowkit", "w5/ray/raw", "warm"),
         "in-process warm run(w5/flowkit) / warm run(w5/ray/raw)",
     ),
     Target(
@@ -362,18 +328,23 @@ TARGETS = [
         "100k map on threads, whole process",
         10.0,
         "s",
-        lambda s: _wall(s, "scale/flowkit/threads"),
+        lambda f: f.wall("scale/flowkit/threads"),
         "wall(scale/flowkit/threads)",
-        lambda s: s.get("scale/flowkit/threads", {}).get("cpu"),
+        lambda f: f.cpu("scale/flowkit/threads"),
     ),
     Target(
         "100k map, driver memory per node",
         2.0,
         "KB",
-        lambda s: _extra(s, "scale/flowkit/threads", "kb_per_node"),
+        lambda f: f.extra("scale/flowkit/threads", "kb_per_node"),
         "(peak RSS - RSS before tracing) / N, in the script",
     ),
 ]
+
+
+def group_of(k: str) -> str:
+    """The workload whose rounds a result id was measured in (``w0/flowkit@w1`` -> w1)."""
+    return k.split("@", 1)[1] if "@" in k else k.split("/", 1)[0]
 
 
 def state_root() -> str:

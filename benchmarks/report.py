@@ -1,10 +1,13 @@
-"""Figures from raw runs: per-entry summaries, ratios, targets, the text table and markdown.
+"""Figures from raw runs: per-entry summaries, paired figures, targets, tables, markdown.
 
 Policy: every figure is a median over the measured runs of an entry that exited 0 (failed
-runs are counted in ``bad`` and left out); min-max is shown next to wall medians. The
-"x floor" column is the median (min-max) of per-round ratios wall(entry)/wall(floor):
-entries are interleaved round by round, so round i of both ran side by side.
-Targets use the ratio of the medians (whole-process figures unless the target says).
+runs are counted in ``bad`` and left out); min-max is shown next to wall medians.
+Entries of one workload run interleaved round by round, so two of them are compared
+*paired*: the median over rounds of the per-round ratio (the "x floor" column, ratio
+targets) or difference (W0 above ``python -c pass``; per-task figures, whose base, the
+implementation's own W0, is re-measured inside every workload's rounds as
+``w0/<impl>@<workload>``). Entries of different workloads fall back to the ratio or
+difference of their medians.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from matrix import BY_ID, TARGETS, Summaries, per_task_ms
+from matrix import BY_ID, TARGETS, group_of
 
 Run = dict[str, Any]
 STD_KEYS = {"peer", "w", "mode", "phase", "s", "rep", "n"}
@@ -62,33 +65,96 @@ def summarize(runs: list[Run]) -> dict[str, float]:
     return s
 
 
-def pairwise(results: dict[str, list[Run]], a: str, b: str) -> tuple[float, float, float] | None:
-    """Median, min and max of wall(a)/wall(b) over rounds where both ran fine."""
-    rb = {r["round"]: r["wall"] for r in results.get(b, []) if r["rc"] == 0}
-    xs = [
-        r["wall"] / rb[r["round"]]
-        for r in results.get(a, [])
-        if r["rc"] == 0 and rb.get(r["round"])
-    ]
-    return (med(xs), min(xs), max(xs)) if xs else None
+def _col(r: Run, col: str) -> float | None:
+    if col in ("cold", "warm"):
+        xs = [
+            p["s"]
+            for p in r["phases"]
+            if p["phase"] == "run" and (p.get("rep", 0) == 0) == (col == "cold")
+        ]
+        return med(xs) if xs else None
+    return float(r["rss_mb" if col == "rss" else col])
 
 
-def summaries(results: dict[str, list[Run]]) -> Summaries:
-    return {k: summarize(v) for k, v in results.items()}
+class Figures:
+    """Summaries plus paired comparisons of one session's results (see the module policy)."""
+
+    def __init__(self, results: dict[str, list[Run]]) -> None:
+        self.results = results
+        self.S = {k: summarize(v) for k, v in results.items()}
+
+    def _by_round(self, k: str, col: str) -> dict[int, float]:
+        out = {}
+        for r in self.results.get(k, []):
+            v = _col(r, col) if r["rc"] == 0 else None
+            if v is not None:
+                out[r["round"]] = v
+        return out
+
+    def _median(self, k: str, col: str) -> float | None:
+        vals = list(self._by_round(k, col).values())
+        return med(vals) if vals else None
+
+    def _paired(self, a: str, b: str, col: str, ratio: bool) -> list[float]:
+        if group_of(a) != group_of(b):
+            return []
+        va, vb = self._by_round(a, col), self._by_round(b, col)
+        rounds = sorted(set(va) & set(vb))
+        if ratio:
+            return [va[i] / vb[i] for i in rounds if vb[i]]
+        return [va[i] - vb[i] for i in rounds]
+
+    def ratio_range(self, a: str, b: str, col: str = "wall") -> tuple[float, float, float] | None:
+        xs = self._paired(a, b, col, ratio=True)
+        return (med(xs), min(xs), max(xs)) if xs else None
+
+    def ratio(self, a: str, b: str, col: str = "wall") -> float | None:
+        xs = self._paired(a, b, col, ratio=True)
+        if xs:
+            return med(xs)
+        x, y = self._median(a, col), self._median(b, col)
+        return None if x is None or not y else x / y
+
+    def diff(self, a: str, b: str, col: str = "wall") -> float | None:
+        xs = self._paired(a, b, col, ratio=False)
+        if xs:
+            return med(xs)
+        x, y = self._median(a, col), self._median(b, col)
+        return None if x is None or y is None else x - y
+
+    def base_of(self, k: str) -> str:
+        e = BY_ID[k]
+        local = f"{e.base}@{e.w}"
+        return local if local in self.results else e.base
+
+    def per_task_ms(self, k: str, col: str = "wall") -> float | None:
+        e = BY_ID.get(k)
+        if e is None or not e.per:
+            return None
+        d = self.diff(k, self.base_of(k), col)
+        return None if d is None else 1000 * d / e.per
+
+    def wall(self, k: str) -> float | None:
+        return self.S.get(k, {}).get("wall")
+
+    def cpu(self, k: str) -> float | None:
+        return self.S.get(k, {}).get("cpu")
+
+    def extra(self, k: str, key: str) -> float | None:
+        return self.S.get(k, {}).get("x_" + key)
 
 
 def _f(x: float | None, fmt: str = ".3f") -> str:
     return "-" if x is None or x != x else format(x, fmt)
 
 
-def row(k: str, s: dict[str, float], results: dict[str, list[Run]], S: Summaries) -> list[str]:
+def row(k: str, F: Figures) -> list[str]:
+    s = F.S[k]
     e = BY_ID.get(k)
     ratio = ""
-    if e and e.floor and e.floor in results:
-        pw = pairwise(results, k, e.floor)
+    if e and e.floor:
+        pw = F.ratio_range(k, e.floor)
         ratio = f"{pw[0]:.2f} ({pw[1]:.2f}-{pw[2]:.2f})" if pw else ""
-    per = per_task_ms(S, k) if e and e.per else None
-    per_cpu = per_task_ms(S, k, "cpu") if e and e.per else None
     extra = ", ".join(f"{n[2:]}={_g(v)}" for n, v in s.items() if n.startswith("x_"))
     phases = ", ".join(f"{n[3:]}={v:.3g}s" for n, v in s.items() if n.startswith("ph_"))
     extra = "; ".join(x for x in (extra, phases) if x)
@@ -102,8 +168,8 @@ def row(k: str, s: dict[str, float], results: dict[str, list[Run]], S: Summaries
         f"{s['rss']:.0f}",
         _f(s.get("cold")),
         _f(s.get("warm")),
-        _f(per),
-        _f(per_cpu),
+        _f(F.per_task_ms(k)),
+        _f(F.per_task_ms(k, "cpu")),
         f"{s['n']:.0f}/{s['bad']:.0f}",
         extra,
     ]
@@ -128,13 +194,13 @@ HEAD = [
 ]
 
 
-def targets(S: Summaries) -> list[tuple[str, str, str, str, str, str]]:
+def targets(F: Figures) -> list[tuple[str, str, str, str, str, str]]:
     """(name, figure, limit, verdict, how, the same figure from cpu seconds) per target."""
     out = []
     for t in TARGETS:
-        v = t.figure(S)
+        v = t.figure(F)
         fmt = ".4f" if t.unit == "ms" else ".3f"
-        c = t.cpu_figure(S) if t.cpu_figure else None
+        c = t.cpu_figure(F) if t.cpu_figure else None
         cpu = "-" if c is None or c != c else f"{c:{fmt}} {t.unit}"
         lim = f"<= {t.limit:g} {t.unit}"
         if v is None or v != v:
@@ -145,22 +211,20 @@ def targets(S: Summaries) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
-def text_table(results: dict[str, list[Run]]) -> str:
-    S = summaries(results)
-    rows = [HEAD] + [row(k, s, results, S) for k, s in S.items()]
+def text_table(F: Figures) -> str:
+    rows = [HEAD] + [row(k, F) for k in F.S]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEAD) - 1)]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
         for r in rows
     ]
     lines += ["", "Targets (flowkit; in parentheses the same figure from cpu seconds):"]
-    for name, val, lim, verdict, _how, cpu in targets(S):
+    for name, val, lim, verdict, _how, cpu in targets(F):
         lines.append(f"  {name:44} {val:>11}  {lim:>11}  {verdict:8}  (cpu: {cpu})")
     return "\n".join(lines)
 
 
-def markdown(results: dict[str, list[Run]], machine: dict[str, str], notes: str = "") -> str:
-    S = summaries(results)
+def markdown(F: Figures, machine: dict[str, str], notes: str = "") -> str:
     out = [
         "## Targets",
         "",
@@ -169,15 +233,15 @@ def markdown(results: dict[str, list[Run]], machine: dict[str, str], notes: str 
     ]
     out += [
         f"| {n} | {v} | {lim} | {verdict} | {how} | {cpu} |"
-        for n, v, lim, verdict, how, cpu in targets(S)
+        for n, v, lim, verdict, how, cpu in targets(F)
     ]
     groups: dict[str, list[str]] = {}
-    for k in S:
-        groups.setdefault(k.split("/")[0], []).append(k)
+    for k in F.S:
+        groups.setdefault(group_of(k), []).append(k)
     out += ["", "## Per workload", ""]
     for w, ks in groups.items():
         out += [f"### {w}", "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-        out += ["| " + " | ".join(row(k, S[k], results, S)) + " |" for k in ks]
+        out += ["| " + " | ".join(row(k, F)) + " |" for k in ks]
         out.append("")
     out += ["## Machine", ""] + [f"* {k}: {v}" for k, v in machine.items()]
     if notes:

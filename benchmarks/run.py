@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         a.reps = 1 if a.reps is None else a.reps
         a.warmup = 0 if a.warmup is None else a.warmup
     if a.report:
-        print(report.text_table(load_runs(a.report)))
+        print(report.text_table(report.Figures(load_runs(a.report))))
         return 0
     sel, skipped = select(a.only)
     if a.list:
@@ -201,56 +201,62 @@ def main(argv: list[str] | None = None) -> int:
         es = [e for e in sel if e.w == w]
         if not es:
             continue
+        rounds = max(a.reps or e.reps for e in es)
+        # (result id, entry, reps): the entries, plus each per-task entry's base (its
+        # implementation's W0) re-measured in the same rounds, so the difference is paired
+        plan = [(e.id, e, a.reps or e.reps) for e in es]
+        bases = dict.fromkeys(e.base for e in es if e.per and e.base in matrix.BY_ID)
+        plan += [(f"{b}@{w}", matrix.BY_ID[b], rounds) for b in bases]
         jobs = []
-        for e in es:
+        for rid, e, reps in plan:
             st = matrix.state_for(e)
             shutil.rmtree(st, ignore_errors=True)
             os.makedirs(st, exist_ok=True)
-            log = os.path.join(logs, e.id.replace("/", "_") + ".log")
+            log = os.path.join(logs, rid.replace("/", "_") + ".log")
             open(log, "wb").close()
-            jobs.append((e, st, log))
-        for e, st, log in jobs:  # fill and warm-up runs, not counted
+            jobs.append((rid, e, reps, st, log))
+        for rid, e, _reps, st, log in jobs:  # fill and warm-up runs, not counted
             if e.fill:
                 r = run_once(*command(e, fill=True), st, log)
-                print(f"# fill {e.id}: {r['wall']:.2f}s rc={r['rc']}", flush=True)
+                print(f"# fill {rid}: {r['wall']:.2f}s rc={r['rc']}", flush=True)
                 if r["rc"]:
                     print(tail(log), flush=True)
             for _ in range(e.warmup if a.warmup is None else a.warmup):
                 run_once(*command(e), st, log)
-        rounds = max(a.reps or e.reps for e in es)
         for i in range(rounds):
-            for e, st, log in jobs:
-                if i >= (a.reps or e.reps):
+            for rid, e, reps, st, log in jobs:
+                if i >= reps:
                     continue
                 start = os.path.getsize(log)
                 r = run_once(*command(e), st, log)
                 r["phases"] = phases_from(log, start)
-                r.update(id=e.id, round=i)
-                results.setdefault(e.id, []).append(r)
+                r.update(id=rid, round=i)
+                results.setdefault(rid, []).append(r)
                 with open(raw_path, "a") as f:
                     f.write(json.dumps(r) + "\n")
                 if r["rc"]:
                     print(
-                        f"# FAILED {e.id} round {i + 1} rc={r['rc']} (log {log}):\n{tail(log)}",
+                        f"# FAILED {rid} round {i + 1} rc={r['rc']} (log {log}):\n{tail(log)}",
                         flush=True,
                     )
             print(f"# {w} round {i + 1}/{rounds} done", flush=True)
-        for e, st, _log in jobs:  # what the entry left on disk (caches, stores), not timed
-            size = {"id": e.id, "state_bytes": du(st), "state_disk": disk_bytes(st)}
-            if results.get(e.id):
-                results[e.id][-1].update(size)
+        for rid, _e, _reps, st, _log in jobs:  # what the entry left on disk, not timed
+            size = {"id": rid, "state_bytes": du(st), "state_disk": disk_bytes(st)}
+            if results.get(rid):
+                results[rid][-1].update(size)
             with open(raw_path, "a") as f:
                 f.write(json.dumps(size) + "\n")
             if not a.keep_state:
                 shutil.rmtree(st, ignore_errors=True)
-    table = report.text_table(results)
+    F = report.Figures(results)
+    table = report.text_table(F)
     print(table)
     with open(os.path.join(a.out, "table.txt"), "w") as f:
         f.write(table + "\n")
-    S = report.summaries(results)
+    S = F.S
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump(
-            {"machine": machine, "summaries": S, "targets": report.targets(S), "skipped": skipped},
+            {"machine": machine, "summaries": S, "targets": report.targets(F), "skipped": skipped},
             f,
             indent=1,
         )
@@ -258,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
     with open(os.path.join(a.out, "report.md"), "w") as f:
-        f.write(report.markdown(results, machine, notes))
+        f.write(report.markdown(F, machine, notes))
     print(f"# wrote {a.out}/(runs.jsonl, summary.json, table.txt, report.md)")
     return 1 if any(r["rc"] for rs in results.values() for r in rs) else 0
 
