@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import ray
 from conftest import RayCluster
-from flowkit_ray import RayBackend, RayBackendError
+from flowkit_ray import RayBackend, RayBackendError, StoreReachabilityWarning, storecheck
 
 import flowkit.backend as fkb
 from flowkit.backend import AttemptTimeout, Submission
@@ -363,6 +363,28 @@ def test_store_reachability(backend: RayBackend, tmp_path: Path) -> None:
     backend.check_store("s3://bucket/prefix")
     with pytest.raises(StoreError, match="in-memory"):
         backend.check_store("memory://flowkit")
+
+
+def test_a_local_path_on_a_multi_host_cluster_warns() -> None:
+    local = {"127.0.0.1", "10.0.0.5"}
+    storecheck.check("/data/fk", ["127.0.0.1", "10.0.0.5"], local)  # all this machine
+    storecheck.check("s3://bucket/fk", ["10.0.0.7"], local)  # object storage: fine
+    with pytest.warns(StoreReachabilityWarning, match=r"10\.0\.0\.7.*s3://"):
+        storecheck.check("file:///data/fk", ["127.0.0.1", "10.0.0.7"], local)
+    with pytest.warns(StoreReachabilityWarning):
+        storecheck.check("simplecache::/data/fk", ["10.0.0.7"], local)
+
+
+def env_var(name: str) -> tuple[None, str | None]:
+    return None, os.environ.get(name)
+
+
+def test_runtime_env_reaches_the_tasks(ray_cluster: RayCluster) -> None:
+    env = {"env_vars": {"FLOWKIT_RAY_TEST": "from-runtime-env"}}
+    # Ray is already initialised here, so the backend applies it per task.
+    with RayBackend(address=ray_cluster.address, runtime_env=env) as b:
+        _, handle = b.submit(env_var, ("FLOWKIT_RAY_TEST",), spec()).result(120)
+        assert b.fetch(handle) == "from-runtime-env"
 
 
 def test_future_results_pickle(backend: RayBackend) -> None:
