@@ -76,6 +76,9 @@ class RayBackend:
     # The timeout of a call is enforced on the worker and counts only its running time
     # (see flowkit_ray.worker); an engine that sees this need not start its own clock.
     enforces_timeout = True
+    # A submission may carry ``split_values = n`` (a batch of map items): each of the n
+    # values becomes its own handle, so batching does not pull values into the driver.
+    splits_values = True
 
     def __init__(
         self,
