@@ -21,10 +21,18 @@ Optional attribute: ``enforces_timeout = True`` says the backend stops a call th
 past ``spec.timeout`` itself (failing its future with :class:`AttemptTimeout`); the engine
 then starts no clock of its own, so time spent queued or starting a worker does not count.
 
-Optional attribute: ``values_in_driver = True`` says handles are the values themselves, in
-the driver's memory (``local``, ``threads``); the engine may then send many small map items
-as one call of :func:`flowkit.runner.run_batch` (whose result is a list of outcomes and a
-list of values) to save a hand-off per item.
+Batches of map items: the engine may send many small map items as one call of
+``flowkit.runner.run_batch`` (whose result is a list of outcomes and a list of values) to
+save a hand-off per item, when the backend says it can hand the values back one by one:
+
+* ``values_in_driver = True``: handles are the values themselves, in the driver's memory
+  (``local``, ``threads``), so the list of values is the list of handles;
+* ``splits_values = True``: the backend honours ``Submission.split_values`` (Ray: one return
+  per value). Only calls whose arguments hold no handles are batched for such a backend,
+  since handles nested in the batch would not be resolved on the worker.
+
+Optional method: ``fetch_many(handles) -> list`` fetches several handles in one round trip
+(used for a map's output).
 
 Optional hook: ``check_store(url: str) -> None``. A backend whose workers run elsewhere
 implements it to refuse (raise) or warn about a store they cannot reach; ``fk.run`` calls it
@@ -67,12 +75,16 @@ class Submission:
 
     ``static_args`` is the number of leading ``args`` that are the very same objects for
     every call of the same task in a run (a backend may ship them once and reuse them).
+    ``split_values`` is 0 for one call; ``n > 0`` for a batch of ``n`` calls, whose ``fn``
+    returns ``(outcomes, [v1, ..., vn])``: a backend with ``splits_values = True`` resolves
+    the future to ``(outcomes, [h1, ..., hn])``, one handle per value.
     """
 
     name: str
     resources: Resources = field(default_factory=Resources)
     timeout: float | None = None
     static_args: int = 0
+    split_values: int = 0
 
 
 @runtime_checkable

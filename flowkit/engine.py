@@ -138,7 +138,9 @@ class Engine:
         self.runtimes: dict[int, TaskRuntime] = {}
         self.ready: deque[_Call] = deque()
         self.inflight: dict[Future[Any], _Call | list[_Call]] = {}
-        self.batch_maps = bool(getattr(backend, "values_in_driver", False))
+        self.values_in_driver = bool(getattr(backend, "values_in_driver", False))
+        self.splits_values = bool(getattr(backend, "splits_values", False))
+        self.batch_maps = self.values_in_driver or self.splits_values
         self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.retry_at: list[tuple[float, int, _Call]] = []
         self.deadlines: list[tuple[float, int, Future[Any]]] = []
@@ -225,21 +227,28 @@ class Engine:
         if first.map_index is None or first.attempt or first.task.timeout is not None:
             return None
         size = min(_MAX_BATCH, (len(self.ready) + 1) // (capacity * 2))
-        if size < 2:
+        if size < 2 or not self._batchable(first):
             return None
         batch = [first]
         while len(batch) < size and self.ready:
             nxt = self.ready[0]
-            if nxt.node is not first.node or nxt.attempt:
+            if nxt.node is not first.node or nxt.attempt or not self._batchable(nxt):
                 break
             batch.append(self.ready.popleft())
         return batch if len(batch) > 1 else None
+
+    def _batchable(self, call: _Call) -> bool:
+        # A backend that splits values still resolves only top-level handles: a call whose
+        # inputs are handles cannot travel inside a batch there.
+        return self.values_in_driver or not call.flat
 
     def _submit_batch(self, calls: list[_Call]) -> None:
         for call in calls:
             self._start_attempt(call)
         first = calls[0]
-        spec = Submission(first.task.name, first.task.resources, None, static_args=1)
+        spec = Submission(
+            first.task.name, first.task.resources, None, static_args=1, split_values=len(calls)
+        )
         work = [(c.templates, c.known, c.flat) for c in calls]
         try:
             fut = self.backend.submit(run_batch, (first.rt, work), spec)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,9 @@ def run_batch(
         try:
             meta, value = run_call(rt, templates, known, *flat)
         except Exception as e:  # reported per call, like a failed future
+            if getattr(e, "remote_traceback", None) is None:
+                # a traceback does not survive pickling back from a remote worker
+                e.remote_traceback = traceback.format_exc()  # type: ignore[attr-defined]
             outcomes.append(e)
             values.append(None)
         else:

@@ -95,6 +95,9 @@ class Values:
         if isinstance(b, OutputRef):
             res = self.results[b.node]
             if isinstance(res, MapResult):
+                fetch_many = getattr(self.backend, "fetch_many", None)  # one round trip
+                if fetch_many is not None:
+                    return list(fetch_many(res.handles))
                 return [self.backend.fetch(h) for h in res.handles]
             value = self.backend.fetch(res)
             return value if b.index is None else value[b.index]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RayCluster, ray_env
+from raycluster import RayCluster, ray_env
 
 PRELUDE = """
 import json, os, sys

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import ray
-from conftest import RayCluster
 from flowkit_ray import RayBackend, RayBackendError, StoreReachabilityWarning, storecheck
+from raycluster import RayCluster
 
 import flowkit.backend as fkb
 from flowkit.backend import AttemptTimeout, Submission

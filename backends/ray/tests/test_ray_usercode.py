@@ -14,9 +14,9 @@ from types import ModuleType
 
 import pytest
 import ray
-from conftest import RayCluster
 from flowkit_ray import RayBackend
 from flowkit_ray.usercode import is_user_module
+from raycluster import RayCluster
 
 from flowkit.backend import Submission
 

@@ -18,8 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import RayCluster, ray_env
 from flowkit_ray import RayBackend
+from raycluster import RayCluster, ray_env
 
 import flowkit as fk
 from flowkit.testing import BackendContract
