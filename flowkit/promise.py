@@ -10,6 +10,7 @@ its value does not exist yet.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -29,17 +30,29 @@ def current_builder() -> Builder | None:
     return _current.get()
 
 
+_INSIDE_FLOWKIT = (_FLOWKIT_DIR, os.path.join(_FLOWKIT_DIR, "ml"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_info(filename: str) -> tuple[bool, str]:
+    """(is it flowkit's own code, the name to show) — cached: path functions cost ~15 us and
+    a workflow calls tasks from a handful of files."""
+    inside = os.path.dirname(os.path.abspath(filename)) in _INSIDE_FLOWKIT
+    try:
+        shown = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        shown = filename
+    return inside, shown
+
+
 def caller_location() -> str:
     """``file:line`` of the innermost frame outside flowkit (the user's call site)."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) in (
-        _FLOWKIT_DIR,
-        os.path.join(_FLOWKIT_DIR, "ml"),
-    ):
+    while frame is not None and _file_info(frame.f_code.co_filename)[0]:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return "<unknown>"
-    return f"{os.path.relpath(frame.f_code.co_filename)}:{frame.f_lineno}"
+    return f"{_file_info(frame.f_code.co_filename)[1]}:{frame.f_lineno}"
 
 
 class Builder:
@@ -50,7 +63,7 @@ class Builder:
         self.prefix = prefix
         self.nodes: dict[str, Node] = {}
         self._taken: set[str] = set()
-        self.node_types: dict[str, Any] = {}
+        self._next_suffix: dict[str, int] = {}  # base id -> the suffix to try next
 
     def __enter__(self) -> Builder:
         self._token = _current.set(self)
@@ -62,10 +75,13 @@ class Builder:
     def new_id(self, name: str) -> str:
         """A readable unique node id: ``train``, then ``train_2``, ``train_3``…"""
         base = self.prefix + name
-        node_id, n = base, 1
-        while node_id in self._taken:
+        node_id, n = base, self._next_suffix.get(base, 1)
+        if n > 1:
+            node_id = f"{base}_{n}"
+        while node_id in self._taken:  # (only when a user's name looks like `train_2`)
             n += 1
             node_id = f"{base}_{n}"
+        self._next_suffix[base] = n + 1
         self._taken.add(node_id)
         return node_id
 

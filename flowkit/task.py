@@ -63,6 +63,7 @@ class TaskDef(Generic[P, R]):
         self.dynamic = dynamic
         self.signature = typecheck.resolve_signature(fn)
         self.param_types = {p.name: p.type for p in self.signature.params}
+        self._inspect_signature = inspect.signature(fn)  # binding call arguments, per call
         self.return_type = self.signature.return_type
         self.outputs, self.multi_output = typecheck.output_types(self.return_type)
         unknown = self.cache_ignore - set(self.param_types)
@@ -106,7 +107,7 @@ class TaskDef(Generic[P, R]):
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> dict[str, Any]:
         try:
-            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+            bound = self._inspect_signature.bind(*args, **kwargs)
         except TypeError as e:
             raise GraphError(f"task `{self.name}` called at {where}: {e}") from None
         bound.apply_defaults()
