@@ -136,6 +136,7 @@ class Engine:
         self.awaiting_alias: set[str] = set()
         self.map_left: dict[str, int] = {}
         self.runtimes: dict[int, TaskRuntime] = {}
+        self._specs: dict[int, Submission] = {}  # per task: what the backend is told
         self.ready: deque[_Call] = deque()
         self.inflight: dict[Future[Any], _Call | list[_Call]] = {}
         self.values_in_driver = bool(getattr(backend, "values_in_driver", False))
@@ -261,7 +262,11 @@ class Engine:
     def _submit(self, call: _Call) -> None:
         self._start_attempt(call)
         task = call.task
-        spec = Submission(task.name, task.resources, task.timeout, static_args=1)
+        spec = self._specs.get(id(task))
+        if spec is None:
+            spec = self._specs[id(task)] = Submission(
+                task.name, task.resources, task.timeout, static_args=1
+            )
         try:
             fut = self.backend.submit(
                 run_call, (call.rt, call.templates, call.known, *call.flat), spec
@@ -327,9 +332,12 @@ class Engine:
         rec.key = meta.key
         rec.cached = meta.cached
         self.log.add(rec)
-        self.callbacks.emit(
-            "on_task_end", rec, Output(lambda: self.backend.fetch(handle), call.task.return_type)
-        )
+        if self.callbacks.callbacks:  # (an Output per call costs, with nobody listening)
+            self.callbacks.emit(
+                "on_task_end",
+                rec,
+                Output(lambda: self.backend.fetch(handle), call.task.return_type),
+            )
         node_id = call.node.id
         if call.map_index is None:
             self.values.results[node_id] = handle
