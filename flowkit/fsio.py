@@ -5,7 +5,8 @@ root; :class:`flowkit.store.Store` builds its policies (atomic, write-once, veri
 
 * ``_LocalIO`` writes through a temporary file in ``<root>/tmp`` renamed into place with
   ``os.replace`` (atomic on one filesystem), remembers which folders it has created (no stat
-  storm on the hot path) and memory-maps large objects for reading.
+  storm on the hot path) and memory-maps large objects for reading. Small files are read with
+  ``os.open``/``os.read`` (half the cost of a buffered ``open`` on a cache hit).
 * ``_FsspecIO`` writes whole objects (``pipe_file``, or a streamed ``open("wb")`` that
   becomes visible only when complete), which object stores make atomic.
 """
@@ -63,6 +64,28 @@ def info_mtime(info: dict[str, Any]) -> float | None:
     return None
 
 
+_READ_HINT = 1 << 16  # first read size when the length is not known (index entries are ~1 KB)
+
+
+def read_file(path: str, size_hint: int = _READ_HINT) -> bytes:
+    """The whole file, with raw ``os`` calls: one read of ``size_hint + 1`` bytes, then to EOF.
+
+    Reading on until ``os.read`` returns nothing (rather than trusting a short read) keeps
+    the result exact on any filesystem; a file longer than the hint is read in full.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size_hint + 1)
+        if not data:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, max(size_hint, _READ_HINT)):
+            parts.append(chunk)
+        return data if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 class LocalIO:
     """Plain-``os`` access below a local root. Paths are ``/``-separated, relative."""
 
@@ -79,14 +102,13 @@ class LocalIO:
             self._dirs.add(d)
 
     def read(self, rel: str) -> bytes:
-        with open(os.path.join(self.root, rel), "rb") as f:
-            return f.read()
+        return read_file(os.path.join(self.root, rel))
 
     def read_object(self, rel: str, size: int) -> tuple[Any, str]:
         p = os.path.join(self.root, rel)
+        if size < MMAP_MIN:
+            return read_file(p, size), p
         with open(p, "rb") as f:
-            if size < MMAP_MIN:
-                return f.read(), p
             if os.fstat(f.fileno()).st_size == 0:
                 return b"", p
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), p
@@ -206,4 +228,4 @@ class FsspecIO:
                 yield name[len(prefix) :], int(info.get("size") or 0), info_mtime(info)
 
 
-__all__ = ["MMAP_MIN", "FsspecIO", "HashingWriter", "LocalIO", "info_mtime"]
+__all__ = ["MMAP_MIN", "FsspecIO", "HashingWriter", "LocalIO", "info_mtime", "read_file"]
