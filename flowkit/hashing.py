@@ -14,6 +14,11 @@ Digests are 64 lowercase hex characters. The golden digests in ``tests/test_hash
 every function here: changing a pre-image changes every cache key, so it must be deliberate
 (bump the store format in ``flowkit.store`` when it happens).
 
+The hot pre-images (``blob`` and ``call``, computed on every cache hit) are built with
+f-strings when every string in them encodes to itself between quotes (the result is printable,
+has no ``\\`` and only the template's ``"``): the bytes are then identical to the encoder's,
+which stays the fallback.
+
 Pure functions; no flowkit imports.
 """
 
@@ -36,6 +41,11 @@ def canonical_json(obj: Any) -> bytes:
     return _encoder.encode(obj).encode("utf-8")
 
 
+def _plain_quoted(pre: str, quotes: int) -> bool:
+    """True if ``pre`` holds exactly ``quotes`` quotes and nothing the encoder escapes."""
+    return pre.isprintable() and "\\" not in pre and pre.count('"') == quotes
+
+
 def hash_struct(tag: str, *parts: Any) -> str:
     """sha256 hex digest of the canonical JSON of ``[tag, *parts]``.
 
@@ -47,6 +57,10 @@ def hash_struct(tag: str, *parts: Any) -> str:
 
 def blob_digest(format: str, content_sha256: str) -> str:
     """The digest of an artifact: its format name and the sha256 of its bytes."""
+    if type(format) is str and type(content_sha256) is str:
+        pre = f'["blob","{format}","{content_sha256}"]'
+        if _plain_quoted(pre, 6):
+            return hashlib.sha256(pre.encode("utf-8")).hexdigest()
     return hash_struct("blob", format, content_sha256)
 
 
@@ -100,6 +114,14 @@ def call_key(identity: str, code: str, interface: str, inputs: Mapping[str, str]
     :func:`version_digest`), ``interface`` its interface digest and ``inputs`` the artifact
     digest of every cached input, by parameter name (order does not matter).
     """
+    if type(identity) is str and type(code) is str and type(interface) is str:
+        items = sorted(inputs.items())
+        if all(type(k) is str and type(v) is str for k, v in items):
+            pairs = ",".join([f'"{k}":"{v}"' for k, v in items])
+            pre = f'["call","{identity}","{code}","{interface}",{{{pairs}}}]'
+            # exactly the quotes put here, nothing the encoder would escape: identical bytes
+            if _plain_quoted(pre, 8 + 4 * len(items)):
+                return hashlib.sha256(pre.encode("utf-8")).hexdigest()
     return hash_struct("call", identity, code, interface, dict(inputs))
 
 

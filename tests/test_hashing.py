@@ -134,3 +134,53 @@ def test_value_digests_of_json_values_golden() -> None:
     assert cache.value_digest({"b": (1, 2), "a": [None, 1.5]}) == (
         "1adb86db40acd2a290a4f98f277748c5d94f099c8a9e6aa2924cb90cbc3f37de"
     )
+
+
+# The blob and call pre-images are built with f-strings when the encoder would not escape
+# anything; these strings cover both sides of that test, so the fast path must give the
+# encoder's bytes exactly, and fall back where it cannot.
+AWKWARD = [
+    "json",
+    "",
+    "é ü 中文 🙂",
+    'quote"inside',
+    "back\\slash",
+    "tab\there",
+    "nl\nhere",
+    "\x00nul",
+    "\x7fdel",
+    "\u2028line sep",
+    "\u00a0nbsp",
+    "}],{",
+    "x",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_blob_digest_fast_path_equals_the_encoder(text: str) -> None:
+    assert blob_digest(text, A) == hash_struct("blob", text, A)
+    assert blob_digest("json", text) == hash_struct("blob", "json", text)
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_call_key_fast_path_equals_the_encoder(text: str) -> None:
+    def generic(identity: str, code: str, interface: str, inputs: dict[str, str]) -> str:
+        return hash_struct("call", identity, code, interface, inputs)
+
+    cases: list[tuple[str, str, str, dict[str, str]]] = [
+        (text, C, A, {"x": D}),
+        ("train", text, A, {"x": D, "y": E}),
+        ("train", C, text, {}),
+        ("train", C, A, {text: D, "a": E, "zz": A}),
+        ("train", C, A, {"x": text, "y": E}),
+    ]
+    for case in cases:
+        assert call_key(*case) == generic(*case)
+
+
+def test_call_key_input_order_does_not_matter_and_odd_values_fall_back() -> None:
+    assert call_key("t", C, A, {"b": D, "a": E}) == call_key("t", C, A, {"a": E, "b": D})
+    with pytest.raises(UnicodeEncodeError):  # as the encoder: a lone surrogate is refused
+        call_key("t\ud800", C, A, {})
+    with pytest.raises(UnicodeEncodeError):
+        blob_digest("json", "\udc00")
