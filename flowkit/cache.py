@@ -37,7 +37,7 @@ from typing import Any
 from flowkit import serialize
 from flowkit.codehash import describe_changes
 from flowkit.errors import SerializationError
-from flowkit.hashing import is_digest
+from flowkit.hashing import blob_digest, is_digest
 from flowkit.store import (
     Artifact,
     ObjectCorrupt,
@@ -169,6 +169,9 @@ def record(store: Store, entry: CacheEntry) -> None:
 
 def value_digest(value: Any, *, what: str = "value") -> str | None:
     """The digest ``store.put(value)`` gives, or None (with a warning) if it is not stable."""
+    data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
+    if data is not None:
+        return blob_digest("json", hashlib.sha256(data).hexdigest())
     try:
         digest, fmt, _ = hash_value(value, what=what)
         if serialize.is_stable(fmt):

@@ -308,7 +308,35 @@ def _json_dump(v: Any, sink: IO[bytes]) -> None:
 
 def _json_load(src: Source) -> Any:
     data = src.data if isinstance(src.data, bytes) else bytes(src.data)
-    return _dec(json.loads(data))
+    # canonical JSON is UTF-8: decoding it here skips json's encoding detection
+    return _dec(json.loads(data.decode("utf-8")))
+
+
+def scalar_json_bytes(value: Any) -> bytes | None:
+    """What :func:`dump` writes for a ``None``/``bool``/``int``/finite ``float``/``str``, fast.
+
+    None when the value is anything else, when its type has a registered serializer, or when
+    the generic path must decide (an int too long for ``repr``, a lone surrogate): the caller
+    then uses :func:`dump`. The bytes are the ``json`` format's, exactly (cache keys of
+    literal inputs use them, so this must never differ from ``dump``).
+    """
+    t = type(value)
+    if t in _by_type:
+        return None
+    try:
+        if t is int:
+            return int.__repr__(value).encode("ascii")  # what the JSON encoder writes
+        if t is str:
+            return canonical_json(value)
+        if t is float:
+            return float.__repr__(value).encode("ascii") if math.isfinite(value) else None
+        if t is bool:
+            return b"true" if value else b"false"
+        if value is None:
+            return b"null"
+    except ValueError:
+        return None
+    return None
 
 
 # -- pickle ------------------------------------------------------------------------------------
@@ -462,5 +490,6 @@ __all__ = [
     "is_stable",
     "load",
     "register",
+    "scalar_json_bytes",
     "serializer",
 ]

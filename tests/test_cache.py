@@ -20,7 +20,7 @@ from flowkit import cache, serialize
 from flowkit.cache import CacheEntry
 from flowkit.errors import StoreError
 from flowkit.hashing import call_key, code_digest
-from flowkit.store import Artifact, Store
+from flowkit.store import Artifact, Store, hash_value
 
 IFACE = "i" * 64
 _counter = itertools.count()
@@ -90,6 +90,14 @@ def test_value_digest_equals_the_stored_digest_and_survives_a_round_trip(
     art = any_store.put(value)
     assert cache.value_digest(value) == art.digest
     assert cache.value_digest(any_store.get(art)) == art.digest  # upstream == literal
+
+
+SCALARS = [None, True, 0, -12, 2**70, 2.5, -0.0, "", 'é\n"', 10**5000]
+
+
+@pytest.mark.parametrize("value", SCALARS, ids=[type(v).__name__ for v in SCALARS])
+def test_value_digest_of_scalars_equals_the_serializer_path(value: Any) -> None:
+    assert cache.value_digest(value) == hash_value(value)[0]
 
 
 def test_stable_pickle_values_have_a_digest() -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import io
 import json
+import math
 import os
 import stat
 import subprocess
@@ -307,6 +308,67 @@ def test_importing_flowkit_does_not_import_optional_libraries() -> None:
 def test_registering_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         serialize.register(serialize.Serializer("json", serialize.JSON.dump, serialize.JSON.load))
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Name(str):
+    pass
+
+
+SCALARS: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -7,
+    2**64 + 1,
+    10**5000,  # too long for repr under the default int-digits limit: pickle, as before
+    0.1,
+    -0.0,
+    1e300,
+    float("nan"),
+    float("inf"),
+    "",
+    "plain",
+    'quote " and \\ back\nslash\x00',
+    "é 中文 🙂 \u2028",
+    "lone \ud800 surrogate",
+    Level.LOW,
+    Name("sub"),
+    b"bytes",
+    (1,),
+]
+
+
+@pytest.mark.parametrize(
+    "value", SCALARS, ids=[f"{type(v).__name__}-{i}" for i, v in enumerate(SCALARS)]
+)
+def test_scalar_fast_path_writes_exactly_what_dump_writes(value: Any) -> None:
+    sink = io.BytesIO()
+    fmt = serialize.dump(value, sink)
+    fast = serialize.scalar_json_bytes(value)
+    if fast is not None:
+        assert (fmt, fast) == ("json", sink.getvalue())
+    exact = type(value) in (type(None), bool, int, float, str)
+    finite = type(value) is not float or math.isfinite(value)
+    easy = exact and fmt == "json" and finite
+    assert (fast is not None) == easy
+
+
+def test_scalar_fast_path_defers_to_a_serializer_registered_for_the_type() -> None:
+    old = serialize._by_type.get(int)
+    serialize.register(serialize.PICKLE, int)
+    try:
+        assert serialize.scalar_json_bytes(3) is None
+    finally:
+        if old is None:
+            del serialize._by_type[int]
+        else:
+            serialize._by_type[int] = old
+    assert serialize.scalar_json_bytes(3) == b"3"
 
 
 # -- files -----------------------------------------------------------------------------------
