@@ -86,24 +86,30 @@ class CacheEntry:
         if not isinstance(d, dict) or d.get("entry_format") != ENTRY_FORMAT:
             raise ValueError("not a cache entry of a known format")
         try:
-            entry = cls(
-                key=d["key"],
-                identity=d["identity"],
-                outputs=tuple(Artifact.from_dict(a) for a in d["outputs"]),
-                components=dict(d["components"]),
-                interface=d["interface"],
-                inputs=dict(d["inputs"]),
-                version=d["version"],
-                created=float(d["created"]),
-                run_id=d.get("run_id"),
-            )
+            key, identity, interface = d["key"], d["identity"], d["interface"]
+            outputs = tuple([Artifact.from_dict(a) for a in d["outputs"]])
+            components, inputs = dict(d["components"]), dict(d["inputs"])
+            version, created, run_id = d["version"], float(d["created"]), d.get("run_id")
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
-        strings = [entry.key, entry.identity, entry.interface]
-        strings += list(entry.components.values()) + list(entry.inputs.values())
-        if not all(isinstance(s, str) for s in strings):
+        # one pass over the strings, no intermediate lists (this runs on every cache hit)
+        if not (isinstance(key, str) and isinstance(identity, str) and isinstance(interface, str)):
             raise ValueError("malformed cache entry: non-string field")
-        return entry
+        for mapping in (components, inputs):
+            for s in mapping.values():
+                if not isinstance(s, str):
+                    raise ValueError("malformed cache entry: non-string field")
+        return cls(
+            key=key,
+            identity=identity,
+            outputs=outputs,
+            components=components,
+            interface=interface,
+            inputs=inputs,
+            version=version,
+            created=created,
+            run_id=run_id,
+        )
 
 
 def _index_path(key: str) -> str:

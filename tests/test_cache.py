@@ -70,6 +70,48 @@ def test_record_lookup_load(any_store: Store) -> None:
     np.testing.assert_array_equal(values[2], np.arange(3))
 
 
+GOOD_DOC: dict[str, Any] = {
+    "entry_format": 1,
+    "key": "k" * 64,
+    "identity": "train",
+    "outputs": [{"digest": "d" * 64, "format": "json", "size": 2}],
+    "components": {"function `train`": "f" * 64},
+    "interface": IFACE,
+    "inputs": {"x": "a" * 64},
+    "version": None,
+    "created": 1.5,
+    "run_id": None,
+}
+BAD_FIELDS: list[tuple[str, Any]] = [
+    ("entry_format", 2),
+    ("key", 7),
+    ("identity", None),
+    ("interface", ["x"]),
+    ("outputs", 3),
+    ("outputs", [{"digest": "d" * 64, "format": "json", "size": "2"}]),
+    ("outputs", ["not an artifact"]),
+    ("components", {"function `train`": 1}),
+    ("components", 5),
+    ("inputs", {"x": None}),
+    ("inputs", "abc"),
+    ("created", "soon"),
+    ("created", None),
+]
+
+
+@pytest.mark.parametrize(("field_name", "bad"), BAD_FIELDS)
+def test_malformed_entries_are_refused(field_name: str, bad: Any) -> None:
+    assert CacheEntry.from_dict(GOOD_DOC).to_dict() == GOOD_DOC
+    with pytest.raises(ValueError):
+        CacheEntry.from_dict({**GOOD_DOC, field_name: bad})
+    missing = {k: v for k, v in GOOD_DOC.items() if k != field_name}
+    if field_name != "run_id":
+        with pytest.raises(ValueError):
+            CacheEntry.from_dict(missing)
+    with pytest.raises(ValueError):
+        CacheEntry.from_dict([GOOD_DOC])
+
+
 def test_unknown_key_is_a_miss(any_store: Store) -> None:
     assert cache.lookup(any_store, "0" * 64) is None
 
