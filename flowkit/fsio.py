@@ -91,10 +91,11 @@ class LocalIO:
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self._prefix = os.path.join(root, "")  # root + separator: os.path.join for relative paths
         self._dirs: set[str] = set()
 
     def path(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
+        return self._prefix + rel
 
     def _mkdirs(self, d: str) -> None:
         if d not in self._dirs:
@@ -102,10 +103,10 @@ class LocalIO:
             self._dirs.add(d)
 
     def read(self, rel: str) -> bytes:
-        return read_file(os.path.join(self.root, rel))
+        return read_file(self._prefix + rel)
 
     def read_object(self, rel: str, size: int) -> tuple[Any, str]:
-        p = os.path.join(self.root, rel)
+        p = self._prefix + rel
         if size < MMAP_MIN:
             return read_file(p, size), p
         with open(p, "rb") as f:

@@ -56,7 +56,7 @@ from flowkit import files, serialize
 from flowkit.config import default_store_url
 from flowkit.errors import StoreError
 from flowkit.fsio import MMAP_MIN, FsspecIO, HashingWriter, LocalIO
-from flowkit.hashing import BlobHasher, canonical_json
+from flowkit.hashing import blob_digest, canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _unchecked(data: bytes, where: str) -> Any:
     if hashlib.sha256(body).hexdigest().encode("ascii") != data[:64]:
         raise ObjectCorrupt(f"{where}: checksum mismatch")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # canonical JSON is UTF-8: no detection
     except ValueError as exc:
         raise ObjectCorrupt(f"{where}: {exc}") from exc
 
@@ -148,6 +148,7 @@ class Store:
             self.root = ""
             self.url = text
         self.storage_options = dict(storage_options)
+        self._files = os.path.join(self.root, "files", "") if self.local else ""
         self._io_: LocalIO | FsspecIO | None = LocalIO(self.root) if self.local else None
 
     # -- construction helpers --------------------------------------------------------------
@@ -314,9 +315,7 @@ class Store:
         n = len(data)
         if n != artifact.size:
             self._damaged(rel, what, f"{n} bytes, expected {artifact.size}")
-        h = BlobHasher()
-        h.update(data)
-        if h.digest(artifact.format) != artifact.digest:
+        if blob_digest(artifact.format, hashlib.sha256(data).hexdigest()) != artifact.digest:
             self._damaged(rel, what, "digest mismatch")
         return serialize.load(
             artifact.format, data, path=path, scratch=self._scratch(artifact.digest), what=what
@@ -341,7 +340,7 @@ class Store:
 
     def _scratch(self, digest: str) -> str:
         if self.local:
-            return os.path.join(self.root, "files", digest)
+            return self._files + digest  # = os.path.join(root, "files", digest), on every get
         return os.path.join(files.default_unpack_root(), digest)
 
     def delete_object(self, digest: str) -> None:
