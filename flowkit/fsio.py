@@ -64,22 +64,35 @@ def info_mtime(info: dict[str, Any]) -> float | None:
     return None
 
 
-_READ_HINT = 1 << 16  # first read size when the length is not known (index entries are ~1 KB)
+_READ_HINT = 1 << 16  # read size when the length is not known (index entries are ~1 KB)
 
 
-def read_file(path: str, size_hint: int = _READ_HINT) -> bytes:
-    """The whole file, with raw ``os`` calls: one read of ``size_hint + 1`` bytes, then to EOF.
+def read_file(path: str, size: int | None = None) -> bytes:
+    """The file's bytes, read with raw ``os`` calls (each one a GIL release, so few of them).
 
-    Reading on until ``os.read`` returns nothing (rather than trusting a short read) keeps
-    the result exact on any filesystem; a file longer than the hint is read in full.
+    Without ``size``: read to EOF (until ``os.read`` returns nothing, never trusting a short
+    read). With the expected ``size``: one read of ``size + 1`` bytes covers the usual case,
+    and reading goes on only while fewer than ``size`` bytes came back. The caller checks
+    the length and the digest, so a longer file shows up as ``size + 1`` bytes (damaged), a
+    shorter one as fewer.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.read(fd, size_hint + 1)
+        if size is not None:
+            data = os.read(fd, size + 1)
+            if len(data) >= size:
+                return data
+            parts = [data]
+            got = len(data)
+            while got < size and (chunk := os.read(fd, size + 1 - got)):
+                parts.append(chunk)
+                got += len(chunk)
+            return b"".join(parts)
+        data = os.read(fd, _READ_HINT)
         if not data:
             return data
         parts = [data]
-        while chunk := os.read(fd, max(size_hint, _READ_HINT)):
+        while chunk := os.read(fd, _READ_HINT):
             parts.append(chunk)
         return data if len(parts) == 1 else b"".join(parts)
     finally:

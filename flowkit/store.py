@@ -314,7 +314,9 @@ class Store:
             raise StoreError(f"cannot read {what} from store {self.url}: {exc}") from exc
         n = len(data)
         if n != artifact.size:
-            self._damaged(rel, what, f"{n} bytes, expected {artifact.size}")
+            # a local read stops one byte past the expected size: longer is "more than"
+            got = f"{n} bytes" if n <= artifact.size else f"more than {artifact.size} bytes"
+            self._damaged(rel, what, f"{got}, expected {artifact.size}")
         if blob_digest(artifact.format, hashlib.sha256(data).hexdigest()) != artifact.digest:
             self._damaged(rel, what, "digest mismatch")
         return serialize.load(

@@ -134,6 +134,18 @@ def test_damaged_object_is_detected_removed_and_rewritten(
     assert any_store.get(art) == {"answer": 42}
 
 
+def test_object_longer_than_its_size_is_damaged(
+    any_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    art = any_store.put({"answer": 42})
+    rel = Store.object_path(art.digest)
+    raw_write(any_store, rel, raw_read(any_store, rel) + b" trailing")
+    with caplog.at_level(logging.WARNING, logger="flowkit.store"), pytest.raises(ObjectCorrupt):
+        any_store.get(art)
+    assert f"expected {art.size}" in caplog.text
+    assert not any_store.has(art)
+
+
 def test_missing_object(any_store: Store) -> None:
     with pytest.raises(ObjectMissing):
         any_store.get(Artifact("0" * 64, "json", 2))
