@@ -67,14 +67,18 @@ def info_mtime(info: dict[str, Any]) -> float | None:
 _READ_HINT = 1 << 16  # read size when the length is not known (index entries are ~1 KB)
 
 
-def read_file(path: str, size: int | None = None) -> bytes:
+def read_file(path: str, size: int | None = None, *, once: bool = False) -> bytes:
     """The file's bytes, read with raw ``os`` calls (each one a GIL release, so few of them).
 
-    Without ``size``: read to EOF (until ``os.read`` returns nothing, never trusting a short
-    read). With the expected ``size``: one read of ``size + 1`` bytes covers the usual case,
-    and reading goes on only while fewer than ``size`` bytes came back. The caller checks
-    the length and the digest, so a longer file shows up as ``size + 1`` bytes (damaged), a
-    shorter one as fewer.
+    * Without ``size``: read to EOF (until ``os.read`` returns nothing, never trusting a
+      short read).
+    * With ``once`` (and no ``size``): stop after a first read that did not fill its buffer.
+      The caller must be able to tell whole bytes from a prefix (a checksummed document can)
+      and read again without ``once`` when they do not check out.
+    * With the expected ``size``: one read of ``size + 1`` bytes covers the usual case, and
+      reading goes on only while fewer than ``size`` bytes came back. The caller checks the
+      length and the digest, so a longer file shows up as ``size + 1`` bytes (damaged), a
+      shorter one as fewer.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -89,7 +93,7 @@ def read_file(path: str, size: int | None = None) -> bytes:
                 got += len(chunk)
             return b"".join(parts)
         data = os.read(fd, _READ_HINT)
-        if not data:
+        if not data or (once and len(data) < _READ_HINT):
             return data
         parts = [data]
         while chunk := os.read(fd, _READ_HINT):
@@ -115,8 +119,9 @@ class LocalIO:
             os.makedirs(d, exist_ok=True)
             self._dirs.add(d)
 
-    def read(self, rel: str) -> bytes:
-        return read_file(self._prefix + rel)
+    def read(self, rel: str, *, once: bool = False) -> bytes:
+        """The file's bytes (``once``: possibly a prefix, see :func:`read_file`)."""
+        return read_file(self._prefix + rel, once=once)
 
     def read_object(self, rel: str, size: int) -> tuple[Any, str]:
         p = self._prefix + rel
@@ -192,8 +197,8 @@ class FsspecIO:
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
 
-    def read(self, rel: str) -> bytes:
-        data: bytes = self.fs.cat_file(self.path(rel))
+    def read(self, rel: str, *, once: bool = False) -> bytes:
+        data: bytes = self.fs.cat_file(self.path(rel))  # whole, so ``once`` changes nothing
         return data
 
     def read_object(self, rel: str, size: int) -> tuple[Any, str | None]:

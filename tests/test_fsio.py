@@ -44,3 +44,10 @@ def test_local_io_reads_and_misses(tmp_path: Path) -> None:
         io_.read_object("missing", 3)
     with pytest.raises(IsADirectoryError):
         io_.read("a")
+
+
+@pytest.mark.parametrize("n", [0, 700, 65535, 65536, 65537, 300_000])
+def test_read_file_once_stops_only_after_a_short_read(tmp_path: Path, n: int) -> None:
+    data = os.urandom(n)
+    (tmp_path / "f").write_bytes(data)
+    assert read_file(str(tmp_path / "f"), once=True) == data  # local reads are never short

@@ -146,6 +146,17 @@ def test_object_longer_than_its_size_is_damaged(
     assert not any_store.has(art)
 
 
+@pytest.mark.parametrize("n", [1, 2_000, 20_000])
+def test_documents_of_any_size_round_trip_and_damage_is_caught(any_store: Store, n: int) -> None:
+    records = [{"name": f"task-{i}", "key": "k" * 64} for i in range(n)]  # 1 up to ~1.6 MB
+    any_store.write_doc("runs/big/tasks-000000.json", records)
+    assert any_store.read_doc("runs/big/tasks-000000.json") == records
+    raw = raw_read(any_store, "runs/big/tasks-000000.json")
+    raw_write(any_store, "runs/big/tasks-000000.json", raw[:-2] + b"]]")
+    with pytest.raises(ObjectCorrupt, match="checksum"):
+        any_store.read_doc("runs/big/tasks-000000.json")
+
+
 def test_missing_object(any_store: Store) -> None:
     with pytest.raises(ObjectMissing):
         any_store.get(Artifact("0" * 64, "json", 2))
