@@ -59,7 +59,7 @@ def summarize(runs: list[Run]) -> dict[str, float]:
                 extras.setdefault("ph_" + p["phase"], []).append(float(p["s"]))
     s.update({k: med(v) for k, v in extras.items()})
     for k in ("state_bytes", "state_disk"):  # measured by the harness after the last round
-        vals = [r[k] for r in runs if k in r]
+        vals = [r[k] for r in runs if r.get(k)]
         if vals:
             s["x_" + k] = float(vals[-1])
     return s

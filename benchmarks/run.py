@@ -18,6 +18,7 @@ Results: ``benchmarks/results/`` (runs.jsonl, summary.json, table.txt, report.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import importlib.util
 import json
@@ -124,6 +125,25 @@ def load_runs(path: str) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
+def write_outputs(out: str, F: report.Figures, machine: dict[str, str], notes: str) -> str:
+    table = report.text_table(F)
+    with open(os.path.join(out, "table.txt"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(report.markdown(F, machine, notes))
+    return table
+
+
+def rebuild(out: str) -> None:
+    """Tables of an earlier session from its raw runs (machine and notes from summary.json)."""
+    meta: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(out, "summary.json")) as f:
+            meta = json.load(f)
+    F = report.Figures(load_runs(os.path.join(out, "runs.jsonl")))
+    print(write_outputs(out, F, meta.get("machine", {}), meta.get("notes", "")))
+
+
 def select(patterns: list[str]) -> tuple[list[Entry], list[str]]:
     """Entries matching the patterns (ids, globs, or workload names like W3), plus what
     their figures are computed against; minus those whose requirements are missing."""
@@ -171,15 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true")
     ap.add_argument(
         "--report",
-        metavar="RUNS_JSONL",
-        help="only rebuild the tables from a runs.jsonl of an earlier session",
+        metavar="DIR",
+        help="only rebuild table.txt and report.md from DIR/runs.jsonl (an earlier session)",
     )
     a = ap.parse_args(argv)
     if a.quick:
         a.reps = 1 if a.reps is None else a.reps
         a.warmup = 0 if a.warmup is None else a.warmup
     if a.report:
-        print(report.text_table(report.Figures(load_runs(a.report))))
+        rebuild(a.report)
         return 0
     sel, skipped = select(a.only)
     if a.list:
@@ -249,22 +269,26 @@ def main(argv: list[str] | None = None) -> int:
             if not a.keep_state:
                 shutil.rmtree(st, ignore_errors=True)
     F = report.Figures(results)
-    table = report.text_table(F)
-    print(table)
-    with open(os.path.join(a.out, "table.txt"), "w") as f:
-        f.write(table + "\n")
-    S = F.S
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    notes = (
+        f"Session: {time.perf_counter() - t_start:.0f} s, load average at the end {load}; "
+        f"command: {' '.join(sys.argv)}"
+    )
+    if skipped:
+        notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
+    print(write_outputs(a.out, F, machine, notes))
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump(
-            {"machine": machine, "summaries": S, "targets": report.targets(F), "skipped": skipped},
+            {
+                "machine": machine,
+                "notes": notes,
+                "summaries": F.S,
+                "targets": report.targets(F),
+                "skipped": skipped,
+            },
             f,
             indent=1,
         )
-    notes = f"Session: {time.perf_counter() - t_start:.0f} s; command: {' '.join(sys.argv)}"
-    if skipped:
-        notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
-    with open(os.path.join(a.out, "report.md"), "w") as f:
-        f.write(report.markdown(F, machine, notes))
     print(f"# wrote {a.out}/(runs.jsonl, summary.json, table.txt, report.md)")
     return 1 if any(r["rc"] for rs in results.values() for r in rs) else 0
 
