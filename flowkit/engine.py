@@ -53,7 +53,15 @@ from flowkit.graph import (
 from flowkit.promise import Builder
 from flowkit.records import Run, TaskRecord
 from flowkit.runlog import RunLog
-from flowkit.runner import Meta, TaskRuntime, Template, make_runtime, run_batch, run_call
+from flowkit.runner import (
+    Meta,
+    TaskRuntime,
+    Template,
+    lookup_call,
+    make_runtime,
+    run_batch,
+    run_call,
+)
 from flowkit.store import Store
 from flowkit.task import TaskDef
 from flowkit.values import MapResult, Values
@@ -174,6 +182,8 @@ class Engine:
         while True:
             while self.ready and len(self.inflight) < capacity and self.failure is None:
                 call = self.ready.popleft()
+                if self._served_in_driver(call):
+                    continue
                 batch = self._take_batch(call, capacity) if self.batch_maps else None
                 if batch is None:
                     self._submit(call)
@@ -219,6 +229,21 @@ class Engine:
             rec.started = time.time()
             rec.status = "running"
             self.callbacks.emit("on_task_start", rec)
+
+    def _served_in_driver(self, call: _Call) -> bool:
+        """A cached call's hit, looked up before submission when handles are values."""
+        if not self.values_in_driver or call.attempt or not call.rt.use_cache:
+            return False
+        try:
+            hit = lookup_call(call.rt, call.templates, call.known, call.flat)
+        except Exception:  # the worker will compute the key again and report the error
+            log.debug("driver-side cache lookup of %s failed", call.record.node, exc_info=True)
+            return False
+        if hit is None:
+            return False
+        self._start_attempt(call)
+        self._succeeded(call, *hit)
+        return True
 
     def _take_batch(self, first: _Call, capacity: int) -> list[_Call] | None:
         """Consecutive first attempts of one map node to send together, or None.

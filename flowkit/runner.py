@@ -90,16 +90,9 @@ def run_call(
     inputs = input_digests(rt, kwargs, known_digests) if rt.use_cache else None
     key = None if inputs is None else hashing.call_key(rt.identity, rt.code, rt.interface, inputs)
     if key is not None and not rt.refresh:
-        assert rt.store is not None
-        hit = cache.lookup(rt.store, key)
+        hit = _served_from_cache(rt, key, started)
         if hit is not None:
-            loaded = cache.load_outputs(rt.store, hit)
-            if loaded is not None:
-                value = tuple(loaded) if rt.multi_output else loaded[0]
-                if rt.multi_output and hasattr(rt.return_type, "_make"):
-                    value = rt.return_type._make(value)
-                hit_digests = tuple(a.digest for a in hit.outputs)
-                return Meta(key, True, hit_digests, started, time.time()), value
+            return hit
     value = rt.fn(**kwargs)
     check_return(rt, value)
     if rt.multi_output and hasattr(rt.return_type, "_make") and type(value) is tuple:
@@ -109,6 +102,46 @@ def run_call(
         assert inputs is not None
         digests = store_outputs(rt, key, inputs, value)
     return Meta(key, False, digests, started, time.time()), value
+
+
+def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:
+    """``(meta, value)`` of a cache hit on ``key``, or None on a miss."""
+    assert rt.store is not None
+    hit = cache.lookup(rt.store, key)
+    if hit is None:
+        return None
+    loaded = cache.load_outputs(rt.store, hit)
+    if loaded is None:
+        return None
+    value = tuple(loaded) if rt.multi_output else loaded[0]
+    if rt.multi_output and hasattr(rt.return_type, "_make"):
+        value = rt.return_type._make(value)
+    digests = tuple(a.digest for a in hit.outputs)
+    return Meta(key, True, digests, started, time.time()), value
+
+
+def lookup_call(
+    rt: TaskRuntime,
+    templates: tuple[tuple[str, Template], ...],
+    known_digests: Mapping[str, str],
+    flat: Sequence[Any],
+) -> tuple[Meta, Any] | None:
+    """What :func:`run_call` returns on a cache hit, or None when it would run the task.
+
+    For backends whose handles are values, the engine asks this in the driver before
+    submitting: a hit then costs no hand-off to a worker (and, on threads, no contention
+    for the interpreter lock between workers that only read small files).
+    """
+    if not rt.use_cache or rt.refresh:
+        return None
+    started = time.time()
+    kwargs = {name: build(t, flat) for name, t in templates}
+    inputs = input_digests(rt, kwargs, known_digests)
+    if inputs is None:
+        return None
+    return _served_from_cache(
+        rt, hashing.call_key(rt.identity, rt.code, rt.interface, inputs), started
+    )
 
 
 def run_batch(

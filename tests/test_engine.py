@@ -628,3 +628,24 @@ def test_a_backend_that_enforces_timeouts_owns_the_clock(store: str) -> None:
     # the engine does not start its own clock: the call is not cut at 0.2 s
     run = fk.run(over, seconds=0.6, store=store, backend=WorkerClockThreads(max_workers=1))
     assert run.output == 0.6
+
+
+@fk.task(cache=True)
+def cached_square(x: int) -> int:
+    return x * x
+
+
+@fk.workflow
+def cached_squares(n: int) -> int:
+    return total(cached_square.map(x=numbers(n)))
+
+
+def test_hits_are_served_in_the_driver_when_handles_are_values(store: str) -> None:
+    first = CountingThreads(capacity=2)
+    assert fk.run(cached_squares, n=50, backend=first, store=store).output == 40425
+    assert first.submissions > 0
+    again = CountingThreads(capacity=2)
+    run = fk.run(cached_squares, n=50, backend=again, store=store)
+    assert run.output == 40425
+    assert again.submissions == 2  # only `numbers` and `total` (not cached) went to a worker
+    assert all(t.cached for t in run.tasks if t.name == "cached_square")
