@@ -31,6 +31,9 @@ save a hand-off per item, when the backend says it can hand the values back one 
   per value). Only calls whose arguments hold no handles are batched for such a backend,
   since handles nested in the batch would not be resolved on the worker.
 
+Optional attribute: ``parallelism`` — how many calls really run at once (threads, cluster
+CPUs); the engine sizes batches by it (default: ``capacity``).
+
 Optional method: ``fetch_many(handles) -> list`` fetches several handles in one round trip
 (used for a map's output).
 

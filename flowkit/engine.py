@@ -150,6 +150,9 @@ class Engine:
         self.values_in_driver = bool(getattr(backend, "values_in_driver", False))
         self.splits_values = bool(getattr(backend, "splits_values", False))
         self.batch_maps = self.values_in_driver or self.splits_values
+        # Calls that truly run at once (workers, cluster CPUs): batches leave at least two
+        # per worker, so batching never idles one. Defaults to the in-flight capacity.
+        self.parallelism = max(1, int(getattr(backend, "parallelism", backend.capacity)))
         self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.retry_at: list[tuple[float, int, _Call]] = []
         self.deadlines: list[tuple[float, int, Future[Any]]] = []
@@ -252,7 +255,7 @@ class Engine:
         and no timeout applies (a timeout is per call)."""
         if first.map_index is None or first.attempt or first.task.timeout is not None:
             return None
-        size = min(_MAX_BATCH, (len(self.ready) + 1) // (capacity * 2))
+        size = min(_MAX_BATCH, (len(self.ready) + 1) // (self.parallelism * 2))
         if size < 2 or not self._batchable(first):
             return None
         batch = [first]

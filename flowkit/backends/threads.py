@@ -39,6 +39,11 @@ class ThreadsBackend:
         self._limits = contextlib.ExitStack()
 
     @property
+    def parallelism(self) -> int:
+        """Calls that run at once: one per thread."""
+        return self.max_workers
+
+    @property
     def capacity(self) -> int:
         # A little more than the pool size keeps every worker busy between completions.
         return self.max_workers * 2

@@ -114,6 +114,7 @@ class RayBackend:
         self._completer: Completer | None = None
         self._functions: RemoteFunctions | None = None
         self._capacity = max_in_flight or MIN_IN_FLIGHT
+        self._parallelism = 1
         self._largest: dict[str, float] = {}
         self._warned: set[Resources] = set()
         self._node_addresses: list[str] | None = None
@@ -162,6 +163,7 @@ class RayBackend:
         self._completer = Completer()
         cpus = connection.cluster_cpus()
         self._capacity = self.max_in_flight or max(MIN_IN_FLIGHT, int(IN_FLIGHT_PER_CPU * cpus))
+        self._parallelism = max(1, int(cpus))
         self._largest = connection.largest_node()
         logger.debug("Ray backend open: %s, capacity %d", conn, self._capacity)
 
@@ -178,6 +180,11 @@ class RayBackend:
                 connection.disconnect(conn)
 
     # -- the protocol ------------------------------------------------------------
+
+    @property
+    def parallelism(self) -> int:
+        """Calls that run at once: the cluster's CPUs (sizes the engine's map batches)."""
+        return self._parallelism
 
     @property
     def capacity(self) -> int:
