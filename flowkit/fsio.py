@@ -159,10 +159,6 @@ class LocalIO:
         except FileNotFoundError:
             return None
 
-    def touch(self, rel: str) -> None:
-        with contextlib.suppress(OSError):
-            os.utime(os.path.join(self.root, rel))
-
     def list(self, rel: str) -> list[str]:
         try:
             return os.listdir(os.path.join(self.root, rel))
@@ -220,9 +216,6 @@ class FsspecIO:
             return int(self.fs.info(self.path(rel))["size"])
         except FileNotFoundError:
             return None
-
-    def touch(self, rel: str) -> None:
-        """Object stores cannot refresh a modification time; gc relies on entries instead."""
 
     def list(self, rel: str) -> list[str]:
         try:

@@ -169,8 +169,7 @@ class TaskDef(Generic[P, R]):
                 continue
             ptype = self.param_types[pname]
             if isinstance(value, Promise):
-                elem = typecheck.element_type(value.type)
-                if elem is not None and typecheck.is_assignable(elem, ptype):
+                if typecheck.map_binding(value.type, ptype) == "mapped":
                     mapped.add(pname)
             elif isinstance(value, (list, tuple)) and not hasattr(type(value), "_fields"):
                 if all(_item_fits(v, ptype) for v in value):
