@@ -238,11 +238,12 @@ class Engine:
         if not self.values_in_driver or call.attempt or not call.rt.use_cache:
             return False
         try:
-            hit = lookup_call(call.rt, call.templates, call.known, call.flat)
+            hit, digests = lookup_call(call.rt, call.templates, call.known, call.flat)
         except Exception:  # the worker will compute the key again and report the error
             log.debug("driver-side cache lookup of %s failed", call.record.node, exc_info=True)
             return False
         if hit is None:
+            call.known = digests or call.known  # a miss: the worker need not hash them again
             return False
         self._start_attempt(call)
         self._succeeded(call, *hit)

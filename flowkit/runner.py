@@ -125,23 +125,23 @@ def lookup_call(
     templates: tuple[tuple[str, Template], ...],
     known_digests: Mapping[str, str],
     flat: Sequence[Any],
-) -> tuple[Meta, Any] | None:
-    """What :func:`run_call` returns on a cache hit, or None when it would run the task.
+) -> tuple[tuple[Meta, Any] | None, dict[str, str]]:
+    """What :func:`run_call` returns on a cache hit (or None), and the input digests found.
 
     For backends whose handles are values, the engine asks this in the driver before
     submitting: a hit then costs no hand-off to a worker (and, on threads, no contention
-    for the interpreter lock between workers that only read small files).
+    for the interpreter lock between workers that only read small files). On a miss the
+    digests go with the call, so the worker does not hash its inputs again.
     """
     if not rt.use_cache or rt.refresh:
-        return None
+        return None, {}
     started = time.time()
     kwargs = {name: build(t, flat) for name, t in templates}
     inputs = input_digests(rt, kwargs, known_digests)
     if inputs is None:
-        return None
-    return _served_from_cache(
-        rt, hashing.call_key(rt.identity, rt.code, rt.interface, inputs), started
-    )
+        return None, {}
+    key = hashing.call_key(rt.identity, rt.code, rt.interface, inputs)
+    return _served_from_cache(rt, key, started), inputs
 
 
 def run_batch(
