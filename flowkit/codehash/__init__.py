@@ -28,15 +28,18 @@ Policy
   decorators) are followed through ``__wrapped__``; a *user* wrapper function is hashed itself, and
   the function it wraps is reached through its closure.
 * **Values** are encoded canonically: JSON-like values directly (dicts and sets order-insensitive),
-  functions/classes/modules inside them by reference, numpy arrays by dtype, shape and bytes, other
-  objects through their pickle reduction (``__reduce_ex__``), recursively. Runtime machinery
+  functions/classes/modules inside them by reference, type annotations structurally (unions,
+  generics, ``Annotated``, ``Literal``…, with classes by reference), numpy arrays by dtype,
+  shape and bytes, other objects through their pickle reduction (``__reduce_ex__``),
+  recursively. Runtime machinery
   (locks, threads, open files…) counts by its type. A value that cannot be encoded stably counts
   by its type name and a warning is logged; fingerprinting never raises for a value. Values are
   read at fingerprint time (run start): a module-level dict used as a memo changes the digest
   once it has filled.
 * **Stable across processes**: no ids, addresses, file paths, line numbers or set orders reach a
-  pre-image. Component names use qualified names relative to the task's own module, so running a
-  script as ``__main__`` or importing it gives the same digest. The task's module and qualified
+  pre-image. Component names use qualified names relative to the task's own module, and
+  ``__main__`` is named by the script's stem (:mod:`flowkit.naming`), so running a script as
+  ``__main__`` or importing it gives the same digest. The task's module and qualified
   name are not part of it (the cache key adds the task identity separately); only its plain name
   labels the ``function`` component.
 * **Fast**: the bytecode analysis is memoised per code object (code objects are immutable); the
@@ -45,9 +48,15 @@ Policy
   per task): ~0.1 ms per task when the code was seen before, ~1 ms per task the first time in a
   process (dominated by :mod:`dis`).
 
+* **Objects inside values**: :func:`object_digest` gives one class's or function's code digest
+  by the same rules (the class or function as the root), for the classes of input values and
+  functions passed as inputs; memoised per object until :func:`forget_objects` (run start).
+  :func:`is_user_object` tells user code from installed code by the same rule.
+
 Layout: :mod:`.bytecode` (normalised code and what it refers to), :mod:`.origins` (user code vs
 stdlib vs installed, and versions), :mod:`.values` (canonical value encodings), :mod:`.walk`
-(the traversal that names components).
+(the traversal that names components), :mod:`.objects` (digests of single classes and
+functions).
 
 Example::
 
@@ -65,9 +74,18 @@ from typing import Any
 
 from flowkit import hashing
 from flowkit.codehash import bytecode
+from flowkit.codehash.objects import forget_objects, is_user_object, object_digest
 from flowkit.codehash.walk import Walker, module_name_of, unwrap_root
 
-__all__ = ["Fingerprint", "components_digest", "describe_changes", "fingerprint"]
+__all__ = [
+    "Fingerprint",
+    "components_digest",
+    "describe_changes",
+    "fingerprint",
+    "forget_objects",
+    "is_user_object",
+    "object_digest",
+]
 
 
 @dataclass(frozen=True)

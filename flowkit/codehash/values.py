@@ -4,12 +4,17 @@ Policy: JSON-like values encode as themselves, with tags where JSON would be amb
 non-finite floats, bytes by sha256); dicts and sets are sorted by their elements' canonical JSON,
 so neither insertion order nor the hash seed matters. Functions, classes and modules inside a
 value encode by reference (the caller's ``ref`` callback, which fingerprints user code),
-code objects by their normalised-bytecode digest, ``typing.ForwardRef`` by its text, numpy
-arrays by dtype, shape and a sha256 of their bytes. Any other object encodes through
-its pickle reduction (``__reduce_ex__(4)``), recursively, so a set inside an object's state is
-sorted too. Runtime machinery (locks, threads, queues, executors, open files, generators)
-counts by its type name. What cannot be encoded raises :class:`Unstable`; ``encode_or_type``
-turns that into the type name plus a logged warning, so fingerprinting never fails on a value.
+code objects by their normalised-bytecode digest, numpy arrays by dtype, shape and a sha256 of
+their bytes. Type annotations encode structurally, with the classes inside them by reference:
+unions (``int | None``, ``Optional[int]`` and ``Union[int, None]`` alike, in written order),
+generics (``list[int]``, ``typing.Dict[str, X]``, ``Callable[..., T]``), ``Annotated`` (its
+metadata by value), ``Literal`` (its values), special forms (``ClassVar``, ``Final``…), type
+variables (name, bound, constraints, variance), ``NewType``, and ``ForwardRef`` by its text.
+Any other object encodes through its pickle reduction (``__reduce_ex__(4)``), recursively, so
+a set inside an object's state is sorted too. Runtime machinery (locks, threads, queues,
+executors, open files, generators) counts by its type name. What cannot be encoded raises
+:class:`Unstable`; ``encode_or_type`` turns that into the type name plus a logged warning, so
+fingerprinting never fails on a value.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import math
 import queue
 import threading
 import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
-from flowkit import hashing
+from flowkit import hashing, naming
 from flowkit.codehash.bytecode import code_info, text
 
 logger = logging.getLogger(__name__)
@@ -61,6 +67,11 @@ _RUNTIME_TYPES: tuple[type, ...] = (
 )
 
 
+# Typing constructs: the modules that define them, and the alias types of ``types``.
+_TYPING_MODULES = frozenset({"typing", "typing_extensions"})
+_ALIAS_TYPES = (types.GenericAlias, types.UnionType)
+
+
 class Unstable(Exception):
     """A value has no stable encoding."""
 
@@ -80,7 +91,8 @@ def wrapped(obj: object) -> object | None:
 
 
 def type_name(t: type) -> str:
-    return f"{t.__module__}.{t.__qualname__}"
+    """``module.qualname``, with ``__main__`` named as when the script is imported."""
+    return f"{naming.module_name(t.__module__)}.{t.__qualname__}"
 
 
 _warned: set[tuple[str, str]] = set()
@@ -160,9 +172,14 @@ class ValueEncoder:
             }
         if isinstance(value, types.CodeType):
             return {"$code": [value.co_name, code_info(value).digest]}
-        if t.__name__ == "ForwardRef" and t.__module__ == "typing":
-            # Only the text: typing caches the evaluated type on the object.
-            return {"$forwardref": text(str(getattr(value, "__forward_arg__", "")))}
+        if value is Ellipsis:  # Callable[..., T], tuple[int, ...]
+            return {"$ellipsis": True}
+        if (t.__module__ in _TYPING_MODULES and not isinstance(value, type)) or isinstance(
+            value, _ALIAS_TYPES
+        ):
+            annotation = self._annotation(value, d, inner)
+            if annotation is not None:
+                return annotation
         if is_code_like(value) or wrapped(value) is not None:
             return {"$ref": self._ref(value)}
         if t.__module__ == "numpy" and t.__name__ == "ndarray":
@@ -170,6 +187,47 @@ class ValueEncoder:
         if isinstance(value, _RUNTIME_TYPES):
             return {"$runtime": type_name(t)}
         return self._reduced(value, d, inner)
+
+    def _annotation(self, value: Any, depth: int, stack: tuple[int, ...]) -> Json:
+        """A typing construct, structurally; ``None`` when ``value`` is not one."""
+        t = type(value)
+
+        def enc(v: object) -> Json:
+            return self._encode(v, depth, stack)
+
+        if t.__name__ == "ForwardRef":
+            # Only the text: typing caches the evaluated type on the object.
+            return {"$forwardref": text(str(getattr(value, "__forward_arg__", "")))}
+        if isinstance(value, types.UnionType) or typing.get_origin(value) is typing.Union:
+            return {"$union": [enc(a) for a in value.__args__]}  # order kept, as written
+        if hasattr(value, "__metadata__") and typing.get_origin(value) is typing.Annotated:
+            return {"$annotated": [enc(value.__origin__), [enc(m) for m in value.__metadata__]]}
+        if t.__name__ in ("ParamSpecArgs", "ParamSpecKwargs"):
+            return {"$paramspec": [t.__name__, enc(value.__origin__)]}
+        if t.__name__ in ("TypeVar", "ParamSpec", "TypeVarTuple"):
+            return {"$typevar": [t.__name__, text(value.__name__), *self._variance(value, enc)]}
+        if t.__name__ == "NewType":
+            return {"$newtype": [text(value.__name__), enc(value.__supertype__)]}
+        if isinstance(value, _ALIAS_TYPES) or hasattr(value, "__origin__"):
+            args = getattr(value, "__args__", None)  # None: an unsubscripted typing.List
+            encoded = None if args is None else [enc(a) for a in args]
+            unpacked = bool(getattr(value, "__unpacked__", False))  # *tuple[int, ...]
+            return {"$generic": [enc(value.__origin__), encoded, unpacked]}
+        name = getattr(value, "_name", None)
+        if t.__name__.endswith("SpecialForm") and isinstance(name, str):  # Union, Literal…
+            return {"$typing": name}
+        return None
+
+    @staticmethod
+    def _variance(value: Any, enc: Callable[[object], Json]) -> list[Json]:
+        """A type variable's bound, constraints and variance (what type checkers act on)."""
+        constraints = getattr(value, "__constraints__", ())
+        return [
+            enc(getattr(value, "__bound__", None)),
+            [enc(c) for c in constraints],
+            bool(getattr(value, "__covariant__", False)),
+            bool(getattr(value, "__contravariant__", False)),
+        ]
 
     def _ndarray(self, arr: Any, depth: int, stack: tuple[int, ...]) -> Json:
         head = [arr.dtype.str, list(arr.shape)]

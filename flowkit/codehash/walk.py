@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from flowkit import hashing
+from flowkit import hashing, naming
 from flowkit.codehash import origins
 from flowkit.codehash.bytecode import Import, code_info
 from flowkit.codehash.values import Json, ValueEncoder, is_code_like, wrapped
@@ -98,7 +98,7 @@ class Walker:
     """One traversal from a root function; fills :attr:`components`."""
 
     def __init__(self, root_module: str) -> None:
-        self.root_module = root_module
+        self.root_module = naming.module_name(root_module)
         self.components: dict[str, str] = {}
         self._labels: dict[int, str] = {}  # id(object) -> its component name
         self._keep: list[object] = []  # keeps those ids unique for the walk
@@ -112,6 +112,7 @@ class Walker:
     # ---- names ---------------------------------------------------------------------------
 
     def _relative(self, module: str, name: str) -> str:
+        module = naming.module_name(module)  # a script's names match whether run or imported
         return name if not module or module == self.root_module else f"{module}.{name}"
 
     def _claim(self, obj: object, label: str) -> tuple[str, bool]:
@@ -138,6 +139,15 @@ class Walker:
             self.components[label] = sha256_json(["function", self._function(fn, prefix="")])
         else:  # an installed function used as a task counts by reference and version
             self.components[label] = sha256_json(["installed", self.ref(fn)])
+        self._drain()
+
+    def root(self, obj: object) -> str:
+        """Fingerprint ``obj`` (a class, function or value) and all it reaches; its reference."""
+        label = self.ref(obj)
+        self._drain()
+        return label
+
+    def _drain(self) -> None:
         while self._pending:
             label, build = self._pending.popleft()
             self.components[label] = sha256_json(build())
