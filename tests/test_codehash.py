@@ -15,6 +15,7 @@ import sys
 import textwrap
 import types
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -801,3 +802,93 @@ def test_long_helper_chains_do_not_hit_the_recursion_limit(project: Project) -> 
         {"main": edit(src, f"def f{depth}(x):\n    return x", f"def f{depth}(x):\n    return -x")}
     )
     assert changes(before, after) == [f"helper `f{depth}` changed"]
+
+
+# ---------------------------------------------------------------------------- annotations
+
+ANNOTATED = """
+import dataclasses
+import typing
+from typing import Annotated, Callable, ClassVar, Literal, Optional, Union
+
+T = typing.TypeVar("T", bound=float)
+
+class Inner:
+    def size(self):
+        return 1
+
+@dataclasses.dataclass
+class Row(typing.Generic[T]):
+    count: int | None = None
+    ratio: Optional[float] = None
+    either: Union[int, str] = 0
+    items: list[int] = dataclasses.field(default_factory=list)
+    lookup: dict[str, Inner] = dataclasses.field(default_factory=dict)
+    tagged: Annotated[int, "min=0"] = 0
+    mode: Literal["fast", "slow"] = "fast"
+    parent: "Row | None" = None
+    hook: Callable[[int], str] | None = None
+    value: T | None = None
+    limit: ClassVar[int] = 3
+
+def train():
+    return Row()
+"""
+
+
+def test_type_annotations_encode_without_a_warning(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PEP 604 unions and typing constructs have a stable encoding: no "cannot be hashed"."""
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="flowkit.codehash"):
+        warnings.simplefilter("error")
+        fp = project.fingerprint({"main": ANNOTATED})
+    assert not caplog.records
+    assert "class `Row`" in fp.components
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("count: int | None", "count: int", id="drop-none-from-pep604"),
+        pytest.param("count: int | None", "count: float | None", id="pep604-member"),
+        pytest.param("ratio: Optional[float]", "ratio: Optional[int]", id="optional"),
+        pytest.param("Union[int, str]", "Union[int, bytes]", id="union"),
+        pytest.param("items: list[int]", "items: list[float]", id="generic"),
+        pytest.param("dict[str, Inner]", "dict[int, Inner]", id="generic-with-a-user-class"),
+        pytest.param('"min=0"', '"min=1"', id="annotated-metadata"),
+        pytest.param('Literal["fast", "slow"]', 'Literal["fast"]', id="literal"),
+        pytest.param('"Row | None"', '"Row"', id="forward-reference-string"),
+        pytest.param("Callable[[int], str]", "Callable[[int], bytes]", id="callable"),
+        pytest.param("bound=float", "bound=int", id="type-variable-bound"),
+        pytest.param("ClassVar[int]", "ClassVar[float]", id="classvar"),
+    ],
+)
+def test_annotation_edits_change_the_class(project: Project, old: str, new: str) -> None:
+    before = project.fingerprint({"main": ANNOTATED})
+    after = project.fingerprint({"main": edit(ANNOTATED, old, new)})
+    assert changes(before, after) == ["class `Row` changed"]
+
+
+def test_a_user_class_inside_an_annotation_counts_by_reference(project: Project) -> None:
+    before = project.fingerprint({"main": ANNOTATED})
+    assert "class `Inner`" in before.components
+    after = project.fingerprint({"main": edit(ANNOTATED, "return 1", "return 2")})
+    assert changes(before, after) == ["class `Inner` changed"]
+
+
+@pytest.mark.parametrize("spelling", ["Optional[int]", "Union[int, None]", "int | None"])
+def test_spellings_of_one_union_are_one_annotation(project: Project, spelling: str) -> None:
+    base = project.fingerprint({"main": ANNOTATED})
+    other = project.fingerprint(
+        {"main": edit(ANNOTATED, "count: int | None", f"count: {spelling}")}
+    )
+    assert other.digest == base.digest
+
+
+def test_annotated_class_digest_is_stable_across_processes(project: Project) -> None:
+    here = project.fingerprint({"main": ANNOTATED})
+    directory = project.root / f"v{project.versions}"
+    module = f"{project.package}.main"
+    assert _digest_in_fresh_interpreter(directory, module, "3") == here.digest
+    assert _digest_in_fresh_interpreter(directory, module, "4242") == here.digest
