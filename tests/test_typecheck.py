@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import collections.abc as cabc
 import dataclasses
+import enum
 import importlib.util
 import inspect
 import sys
@@ -92,6 +93,14 @@ class Movie(typing.TypedDict):
 
 
 UserId = NewType("UserId", int)
+AdminId = NewType("AdminId", UserId)
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
 T = TypeVar("T")
 TNum = TypeVar("TNum", bound=float)
 TStrBytes = TypeVar("TStrBytes", str, bytes)
@@ -140,7 +149,7 @@ ASSIGNABLE: list[tuple[Any, Any]] = [
     (int | None, Optional[int]),
     (bool | int, float),
     (Optional[Dog], Optional[Animal]),
-    # containers (covariant by design)
+    # containers: the mutable ones covariant by design (as their read-only twins in mypy)
     (list[int], list[int]),
     (List[int], list[int]),
     (list[bool], list[int]),
@@ -160,6 +169,9 @@ ASSIGNABLE: list[tuple[Any, Any]] = [
     (collections.Counter[str], cabc.Mapping[str, int]),
     (list[list[int]], list[list[float]]),
     (dict[str, list[int]], typing.Mapping[str, cabc.Sequence[int]]),
+    (dict[Any, int], dict[str, int]),  # keys are invariant, and Any matches both ways
+    (dict[bool | int, str], dict[int, str]),  # bool | int is int
+    (list[None], list[NoneType | float]),
     (str, cabc.Sequence[str]),
     (bytes, cabc.Sequence[int]),
     # tuples
@@ -170,6 +182,10 @@ ASSIGNABLE: list[tuple[Any, Any]] = [
     (tuple[int, str], cabc.Sequence[int | str]),
     (tuple[()], tuple[int, ...]),
     (tuple[int, str], tuple),
+    (tuple[Any, ...], tuple[Dog, Animal]),  # the gradual tuple fits any length (issue 9)
+    (tuple[Any, ...], tuple[()]),
+    (typing.Tuple, tuple[int, str]),  # bare Tuple is tuple[Any, ...]
+    (tuple, tuple[int]),
     # NamedTuple as class and as tuple of its fields
     (Pair, Pair),
     (Pair, tuple[int, str]),
@@ -184,7 +200,19 @@ ASSIGNABLE: list[tuple[Any, Any]] = [
     (Literal["a"], Literal["a", "b"]),
     (UserId, int),
     (UserId, UserId),
-    (int, UserId),  # NewType treated as its supertype (documented choice)
+    (UserId, float),
+    (AdminId, UserId),  # a NewType of a NewType
+    (AdminId, int),
+    (list[UserId], cabc.Sequence[int]),
+    (bool, Literal[True, False]),  # bool and an Enum are the unions of their values (mypy)
+    (bool, Union[Literal[True], Literal[False], None]),
+    (Color, Literal[Color.RED, Color.BLUE]),
+    (Optional[Color], Literal[Color.RED] | Literal[Color.BLUE] | None),
+    (Literal[Color.RED], Color),
+    (None, Literal[None]),
+    (Literal[None], NoneType),
+    (Literal[1, 2], Union[Literal[1], Literal[2]]),
+    (dict[bool, int], dict[Literal[True, False], int]),
     (T, int),  # unbound TypeVar: Any
     (int, T),
     (TNum, float),
@@ -223,6 +251,13 @@ NOT_ASSIGNABLE: list[tuple[Any, Any]] = [
     (list[str], list[int]),
     (List[str], list[int]),
     (list[float], list[int]),
+    (list[None], list[float]),  # issue 9: None was taken for "element type unknown"
+    (set[None], set[float]),
+    (list[None], list[Dog]),
+    (tuple[None, ...], cabc.Iterable[int]),
+    (dict[bool, int], dict[int, int]),  # mapping keys are invariant (as typing.Mapping)
+    (dict[str, int], typing.Mapping[object, int]),
+    (dict[int, str], dict[float, str]),
     (list[int], dict[str, int]),
     (list[int], set[int]),
     (tuple[int, str], list[int]),
@@ -241,6 +276,9 @@ NOT_ASSIGNABLE: list[tuple[Any, Any]] = [
     (tuple[int, ...], tuple[int, int]),
     (tuple[str, ...], tuple[int, ...]),
     (Pair, tuple[int, int]),
+    (Pair, tuple[()]),  # `tuple[()]` has no type arguments: it is not a bare `tuple`
+    (tuple[int], tuple[()]),
+    (tuple[Any, ...], Pair),  # the gradual tuple is a tuple, not a NamedTuple (mypy)
     (Pair, OtherPair),
     (tuple[int, str], Pair),
     (Split, pa.Table),
@@ -251,6 +289,14 @@ NOT_ASSIGNABLE: list[tuple[Any, Any]] = [
     (str, Literal["a"]),
     (Literal["a"], int),
     (UserId, str),
+    (int, UserId),  # a NewType accepts only itself (mypy)
+    (Literal[1], UserId),
+    (UserId, AdminId),
+    (list[int], list[UserId]),
+    (bool, Literal[True]),
+    (Color, Literal[Color.RED]),
+    (int, Literal[1, 2]),
+    (None, Literal[1]),
     (str, TNum),
     (int, TStrBytes),
     (int, Movie),
@@ -534,6 +580,8 @@ def test_strip_annotated() -> None:
         (int | str, "int | str"),
         (tuple[int, ...], "tuple[int, ...]"),
         (tuple[()], "tuple[()]"),
+        (Tuple[()], "tuple[()]"),
+        (Tuple, "tuple"),  # bare: no `__args__`, unlike `tuple[()]`
         (pa.Table, "Table"),
         (tuple[pa.Table, pa.Table], "tuple[Table, Table]"),
         (Annotated[int, "m"], "int"),
@@ -614,6 +662,8 @@ CHECKS_OK: list[tuple[Any, Any]] = [
     ((1, "a"), tuple[int, str]),
     ((1, 2, 3), tuple[int, ...]),
     ((), tuple[()]),
+    ((1, "a"), typing.Tuple),  # bare Tuple: any length (was taken for `tuple[()]`)
+    ((), typing.Tuple),
     ({"a": 1}, dict[str, int]),
     ({}, dict[str, int]),
     ({1, 2}, set[int]),
@@ -770,6 +820,8 @@ def test_signature_records_kind_and_positional_only() -> None:
         (list[Optional[int]], list[int], "`int | None` is not assignable to `int`"),
         (str, int, "`str` is not assignable to `int`"),
         (int, None, "only accepts None"),
+        (int, UserId, "`UserId` is a NewType of `int` and accepts only a `UserId`"),
+        (dict[bool, int], dict[int, int], "mapping keys must match exactly"),
     ],
 )
 def test_explain_mismatch(src: Any, dst: Any, fragment: str) -> None:
@@ -863,3 +915,59 @@ def test_every_public_name_has_a_home_module() -> None:
     for name in tc.__all__:
         home = importlib.import_module(f"flowkit.typecheck.{tc._HOME[name]}")
         assert getattr(tc, name) is getattr(home, name), name
+
+
+# --------------------------------------------------------------------------------------------
+# The rules at work on traced workflow edges
+
+
+def _trace_edges() -> tuple[Any, ...]:
+    import flowkit as fk
+
+    @fk.task
+    def new_user(n: int) -> UserId:
+        return UserId(n)
+
+    @fk.task
+    def count(n: int) -> int:
+        return n
+
+    @fk.task
+    def greet(user: UserId) -> str:
+        return f"hello {user}"
+
+    @fk.task
+    def nones(n: int) -> list[None]:
+        return [None] * n
+
+    @fk.task
+    def total(xs: list[float]) -> float:
+        return sum(xs)
+
+    return fk, new_user, count, greet, nones, total
+
+
+def test_workflow_edges_follow_the_rules() -> None:
+    fk, new_user, count, greet, nones, total = _trace_edges()
+
+    @fk.workflow
+    def typed(n: int) -> str:
+        return greet(user=new_user(n=n))
+
+    @fk.workflow
+    def constant() -> str:
+        return greet(user=5)  # a scalar is checked by value
+
+    assert len(typed.graph.nodes) == 2 and len(constant.graph.nodes) == 1  # both traced
+
+    with pytest.raises(fk.TypeMismatchError, match=r"\(int\).*\(UserId\).*a NewType of `int`"):
+
+        @fk.workflow
+        def plain_int(n: int) -> str:
+            return greet(user=count(n=n))
+
+    with pytest.raises(fk.TypeMismatchError, match=r"\(list\[None\]\).*\(list\[float\]\)"):
+
+        @fk.workflow
+        def list_of_none(n: int) -> float:
+            return total(xs=nones(n=n))

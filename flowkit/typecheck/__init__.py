@@ -5,8 +5,8 @@ Each policy lives in the docstring of the module that implements it:
 * :mod:`~flowkit.typecheck.signature` - resolving a function's annotated parameters and return
   type (:func:`resolve_signature`, :class:`Signature`, :class:`Param`).
 * :mod:`~flowkit.typecheck.assignable` - PEP 484 assignability between static types
-  (:func:`is_assignable`): covariant containers, unknown constructs accepted, ``NewType`` as its
-  supertype.
+  (:func:`is_assignable`): mypy's verdicts, except that mutable containers are covariant like
+  their read-only twins; unknown constructs accepted.
 * :mod:`~flowkit.typecheck.explain` - why a type is not assignable, with the fix
   (:func:`explain_mismatch`).
 * :mod:`~flowkit.typecheck.shapes` - list element types for ``task.map`` and multi-output return

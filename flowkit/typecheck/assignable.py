@@ -2,29 +2,37 @@
 
 Policy
 ------
-:func:`is_assignable` follows PEP 484 where that is unambiguous: subclasses, the numeric tower
-(``bool`` -> ``int`` -> ``float`` -> ``complex``), ``Any`` on either side, ``object`` as target,
-unions on both sides, ``None``, ``Literal``, ``Annotated`` (metadata ignored), ``NewType`` and
-``TypeVar`` (as their supertype / bound), ``NamedTuple`` (as its class, and as a tuple of its field
-types), generics of the builtin and ``collections.abc`` containers. Three deliberate choices:
+:func:`is_assignable` agrees with mypy (default settings) wherever mypy has a verdict, except for
+one deliberate rule below; ``tests/test_typecheck_mypy.py`` asks mypy about thousands of
+generated pairs and holds flowkit to it. Covered: subclasses, the numeric tower (``bool`` ->
+``int`` -> ``float`` -> ``complex``), ``Any`` on either side, ``object`` as target, unions on
+both sides, ``None``, ``Literal`` (``bool`` and an Enum class count as the union of their values,
+so ``bool`` fits ``Literal[True, False]``), ``Annotated`` (metadata ignored), ``NewType``,
+``TypeVar`` (as its bound), ``NamedTuple`` (as its class, and as a tuple of its field types),
+``tuple[Any, ...]`` (fits a tuple of any length), and the builtin and ``collections.abc``
+containers. The choices:
 
-- **Containers are covariant**: ``list[bool]`` is accepted for ``list[int]`` and
-  ``dict[str, int]`` for ``dict[str, float]``. mypy rejects these for mutable containers, but a
-  workflow edge hands over a value (it is serialised between tasks), so no aliasing bug can
-  follow; Flyte and pydantic users expect this.
+- **Mutable containers are covariant**, as their read-only twins are: ``list[bool]`` is accepted
+  for ``list[int]``, ``set[A]`` for ``set[B]``, ``dict[str, int]`` for ``dict[str, float]``,
+  exactly as mypy accepts ``Sequence[bool]`` for ``Sequence[int]``. mypy rejects these for
+  ``list``/``set``/``dict`` because the receiver could write a ``float`` into the producer's list;
+  a workflow edge hands over a value (serialised between tasks) and nothing writes it back.
+  Mapping keys stay invariant, as in ``typing.Mapping``: ``dict[bool, int]`` does not fit
+  ``dict[int, int]``. The class still matters: ``Sequence[int]`` does not fit ``list[int]``.
+- **A NewType accepts only itself** (and NewTypes derived from it), as in mypy: ``UserId`` fits
+  ``int``, but an ``int`` output does not fit a ``UserId`` parameter; wrap it in a task
+  (``UserId(x)``). A scalar constant is checked by value, so ``f(user=5)`` still traces.
 - **Unknown constructs are accepted.** A construct this module does not understand (a
   ``Protocol`` that is not runtime-checkable, ``ParamSpec``, ``Callable`` signatures, a
-  user generic whose parameters we cannot map) is treated as assignable: a false "mismatch"
-  would block a valid program, and the runtime return check still runs. Clear mismatches
-  (``str`` -> ``int``, ``list[str]`` -> ``list[int]``, ``int | None`` -> ``int``) are rejected.
-- ``NewType`` is treated as its supertype on both sides, so ``int`` is accepted for ``UserId``
-  (at run time they are the same objects; a NewType marks intent, it does not convert).
+  ``TypedDict``'s keys, a user generic whose parameters we cannot map) is treated as assignable: a
+  false "mismatch" would block a valid program, and the runtime return check still runs.
 """
 
 from __future__ import annotations
 
 import collections
 import collections.abc as cabc
+import enum
 import logging
 import typing
 from typing import Any, Literal
@@ -34,6 +42,7 @@ from flowkit.typecheck.normalize import (
     _NEVER,
     NoneType,
     _is_namedtuple,
+    _is_newtype,
     _is_typeddict,
     _is_union,
     _norm,
@@ -45,6 +54,7 @@ logger = logging.getLogger(__name__)
 _MAPPING_ORIGINS = (cabc.Mapping,)
 _SEQ_LIKE_DEFAULTS: dict[type, Any] = {str: str, bytes: int, bytearray: int, range: int}
 _GENERATORS = (cabc.Generator, cabc.AsyncGenerator)
+_UNKNOWN: Any = object()  # "element type unknown", distinct from None (NoneType)
 
 
 def is_assignable(src: Any, dst: Any) -> bool:
@@ -65,8 +75,8 @@ def is_assignable(src: Any, dst: Any) -> bool:
 def _assignable(src: Any, dst: Any) -> bool:
     if src is dst:
         return True
-    src = _norm(src)
-    dst = _norm(dst)
+    src = _norm(src, keep_newtype=True)
+    dst = _norm(dst, keep_newtype=True)
     if src is dst or src is Any or dst is Any or dst is object:
         return True
     if src in _NEVER:
@@ -76,19 +86,29 @@ def _assignable(src: Any, dst: Any) -> bool:
 
     if _is_union(src):
         return all(_assignable(m, dst) for m in typing.get_args(src))
-    if _is_union(dst):
-        return any(_assignable(src, m) for m in typing.get_args(dst))
-
     src_origin = typing.get_origin(src)
-    dst_origin = typing.get_origin(dst)
+    if src_origin is Literal and len(src.__args__) > 1:  # Literal[1, 2] is Literal[1] | Literal[2]
+        return all(_assignable(Literal[v], dst) for v in src.__args__)
+    if _is_union(dst):
+        if any(_assignable(src, m) for m in typing.get_args(dst)):
+            return True
+        return _as_literals_assignable(src, dst)
 
+    if _is_newtype(dst):  # a NewType accepts only itself and the NewTypes derived from it
+        return _derives_from(src, dst)
+    if _is_newtype(src):
+        return _assignable(src.__supertype__, dst)
+
+    dst_origin = typing.get_origin(dst)
     if dst_origin is Literal:
         if src_origin is Literal:
-            allowed = {(type(v), v) for v in typing.get_args(dst)}
-            return all((type(v), v) in allowed for v in typing.get_args(src))
-        return False
+            allowed = {(type(v), v) for v in dst.__args__}
+            return (type(src.__args__[0]), src.__args__[0]) in allowed
+        if src is NoneType:
+            return None in dst.__args__
+        return _as_literals_assignable(src, dst)
     if src_origin is Literal:
-        return all(_assignable(type(v), dst) for v in typing.get_args(src))
+        return _assignable(type(src.__args__[0]), dst)
 
     if dst is NoneType or src is NoneType:
         return dst is NoneType and src is NoneType
@@ -112,15 +132,43 @@ def _assignable(src: Any, dst: Any) -> bool:
     if not issubclass(s_cls, d_cls):
         return False
 
+    if d_cls is tuple:
+        return _tuple_assignable(src, dst)  # before the bare-target rule: `tuple[()]` has no args
     if not typing.get_args(dst):
         return True  # bare target: its parameters are Any
     return _args_assignable(src, dst, s_cls, d_cls)
 
 
+def _equivalent(a: Any, b: Any) -> bool:
+    """Each assignable to the other: what an invariant parameter (a mapping's key) requires."""
+    return _assignable(a, b) and _assignable(b, a)
+
+
+def _derives_from(src: Any, newtype: Any) -> bool:
+    while _is_newtype(src):
+        if src is newtype:
+            return True
+        src = _norm(src.__supertype__, keep_newtype=True)
+    return False
+
+
+def _literal_values(tp: Any) -> tuple[Any, ...] | None:
+    """The values of ``bool`` and of an Enum class, which mypy expands to compare with literals."""
+    if tp is bool:
+        return (True, False)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum) and not issubclass(tp, enum.Flag):
+        return tuple(tp) or None  # a Flag's members combine: its values are not a finite list
+    return None
+
+
+def _as_literals_assignable(src: Any, dst: Any) -> bool:
+    """``bool`` -> ``Literal[True, False]``, ``Color`` -> ``Literal[Color.RED, Color.BLUE]``."""
+    values = _literal_values(src)
+    return values is not None and all(_assignable(Literal[v], dst) for v in values)
+
+
 def _args_assignable(src: Any, dst: Any, s_cls: type, d_cls: type) -> bool:
     d_args = typing.get_args(dst)
-    if d_cls is tuple:
-        return _tuple_assignable(src, dst)
     if issubclass(d_cls, cabc.Callable) and not issubclass(d_cls, type):  # type: ignore[arg-type]
         return True  # callable signatures are not compared (permissive)
 
@@ -129,11 +177,12 @@ def _args_assignable(src: Any, dst: Any, s_cls: type, d_cls: type) -> bool:
         kv = _mapping_args(src, s_cls, s_args)
         if kv is None:
             return True
-        return _assignable(kv[0], d_args[0]) and _assignable(kv[1], d_args[1])
+        # Keys are invariant (as in typing.Mapping), values covariant.
+        return _equivalent(kv[0], d_args[0]) and _assignable(kv[1], d_args[1])
 
     if len(d_args) == 1:
         elem = _element_of(src, s_cls, s_args)
-        if elem is None:
+        if elem is _UNKNOWN:
             return True
         return _assignable(elem, d_args[0])
 
@@ -151,28 +200,29 @@ def _mapping_args(src: Any, s_cls: type, s_args: tuple[Any, ...]) -> tuple[Any, 
     return None  # bare mapping or unknown parameters: Any
 
 
-def _element_of(src: Any, s_cls: type, s_args: tuple[Any, ...]) -> Any | None:
-    """The element type a single-parameter container target should compare against."""
+def _element_of(src: Any, s_cls: type, s_args: tuple[Any, ...]) -> Any:
+    """The element type a single-parameter container target should compare against.
+
+    :data:`_UNKNOWN` when it cannot be told (``None`` is a real element type: ``list[None]``).
+    """
     if s_cls is tuple or _is_namedtuple(src):
         shape = _tuple_shape(src)
         if shape is None:
-            return None
+            return _UNKNOWN
         kind, items = shape
         if kind == "var":
             return items[0]
         if not items:
             return typing.Never if hasattr(typing, "Never") else Any
         return typing.Union[tuple(items)]  # noqa: UP007 - runtime construction
-    if issubclass(s_cls, cabc.Mapping):
-        return s_args[0] if s_args else None
-    if issubclass(s_cls, _GENERATORS):
-        return s_args[0] if s_args else None
+    if issubclass(s_cls, cabc.Mapping) or issubclass(s_cls, _GENERATORS):
+        return s_args[0] if s_args else _UNKNOWN
     for base, elem in _SEQ_LIKE_DEFAULTS.items():
         if issubclass(s_cls, base):
             return elem
     if len(s_args) == 1:
         return s_args[0]
-    return None
+    return _UNKNOWN
 
 
 def _tuple_assignable(src: Any, dst: Any) -> bool:
@@ -185,7 +235,9 @@ def _tuple_assignable(src: Any, dst: Any) -> bool:
     if dkind == "var":
         return all(_assignable(s, ditems[0]) for s in sitems)
     if skind == "var":
-        return False  # tuple[T, ...] has unknown length; tuple[A, B] needs exactly two
+        # tuple[T, ...] has unknown length, tuple[A, B] needs exactly two; but tuple[Any, ...]
+        # is the gradual tuple and fits any length (PEP 484; mypy agrees).
+        return _norm(sitems[0]) is Any
     return len(sitems) == len(ditems) and all(
         _assignable(s, d) for s, d in zip(sitems, ditems, strict=True)
     )

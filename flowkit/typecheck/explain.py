@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import typing
 from typing import Any, Literal
 
 from flowkit.typecheck.assignable import is_assignable
 from flowkit.typecheck.names import type_repr
-from flowkit.typecheck.normalize import NoneType, _is_union, _norm, _tuple_shape
+from flowkit.typecheck.normalize import NoneType, _is_newtype, _is_union, _norm, _tuple_shape
 from flowkit.typecheck.shapes import element_type
 
 
@@ -19,7 +20,7 @@ def explain_mismatch(src: Any, dst: Any) -> str:
     """
     if is_assignable(src, dst):
         return ""
-    s, d = _norm(src), _norm(dst)
+    s, d = _norm(src, keep_newtype=True), _norm(dst, keep_newtype=True)
     s_txt, d_txt = type_repr(src), type_repr(dst)
 
     if _is_union(s):
@@ -31,6 +32,13 @@ def explain_mismatch(src: Any, dst: Any) -> str:
                 f"as `{d_txt} | None`, or make the producer return `{type_repr(_union(good))}`"
             )
         return f"the value may be `{type_repr(bad[0])}`, which `{d_txt}` does not accept"
+
+    if _is_newtype(d) and is_assignable(s, d.__supertype__):
+        return (
+            f"`{d_txt}` is a NewType of `{type_repr(d.__supertype__)}` and accepts only a "
+            f"`{d_txt}`; make the producer return `{d_txt}` (wrap its value: `{d_txt}(x)`), or "
+            f"annotate the parameter `{type_repr(d.__supertype__)}`"
+        )
 
     elem = element_type(s)
     if elem is not None and is_assignable(elem, d):
@@ -69,6 +77,13 @@ def explain_mismatch(src: Any, dst: Any) -> str:
         and s_origin is not Literal
         and len(s_args) == len(d_args)
     ):
+        if len(d_args) == 2 and _is_mapping(d_origin) and is_assignable(s_args[0], d_args[0]):
+            if not is_assignable(d_args[0], s_args[0]):
+                return (
+                    f"`{s_txt}` is not assignable to `{d_txt}`: mapping keys must match exactly "
+                    f"(they are invariant, as in mypy), and `{type_repr(s_args[0])}` is not "
+                    f"`{type_repr(d_args[0])}`"
+                )
         for a, b in zip(s_args, d_args, strict=True):
             if a is not Ellipsis and not is_assignable(a, b):
                 return (
@@ -78,6 +93,10 @@ def explain_mismatch(src: Any, dst: Any) -> str:
     if d is NoneType:
         return f"the parameter only accepts None, not `{s_txt}`"
     return f"`{s_txt}` is not assignable to `{d_txt}`"
+
+
+def _is_mapping(origin: Any) -> bool:
+    return isinstance(origin, type) and issubclass(origin, cabc.Mapping)
 
 
 def _union(members: list[Any]) -> Any:

@@ -38,8 +38,8 @@ def type_repr(tp: Any) -> str:
     if origin is not None:
         args = typing.get_args(tp)
         head = _class_name(origin) if isinstance(origin, type) else _typing_name(origin)
-        if origin is tuple and (args == () or args == ((),)):
-            return "tuple[()]"
+        if origin is tuple and getattr(tp, "__args__", None) in ((), ((),)):
+            return "tuple[()]"  # not a bare `typing.Tuple`, which has no `__args__`
         if isinstance(origin, type) and issubclass(origin, cabc.Callable) and len(args) == 2:  # type: ignore[arg-type]
             params, ret = args
             if isinstance(params, (list, tuple)):

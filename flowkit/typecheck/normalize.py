@@ -2,9 +2,10 @@
 
 Policy: wrappers that do not change the set of admitted values are looked through —
 ``Annotated`` (metadata ignored), the qualifiers ``Final``, ``ClassVar``, ``Required``,
-``NotRequired`` and ``ReadOnly``, ``NewType`` (as its supertype), ``TypeVar`` (as its bound, the
-union of its constraints, or ``Any``), ``LiteralString`` (as ``str``) and ``type X = ...`` aliases.
-``None`` is ``NoneType``. The helpers here are shared by every other module of the package.
+``NotRequired`` and ``ReadOnly``, ``NewType`` (as its supertype, unless the caller keeps it),
+``TypeVar`` (as its bound, the union of its constraints, or ``Any``), ``LiteralString`` (as
+``str``) and ``type X = ...`` aliases. ``None`` and ``Literal[None]`` are ``NoneType``. The helpers
+here are shared by every other module of the package.
 """
 
 from __future__ import annotations
@@ -54,12 +55,17 @@ def _is_newtype(tp: Any) -> bool:
     return hasattr(tp, "__supertype__") and callable(tp)
 
 
-def _norm(tp: Any) -> Any:
-    """Remove wrappers that do not change the set of admitted values."""
+def _norm(tp: Any, *, keep_newtype: bool = False) -> Any:
+    """Remove wrappers that do not change the set of admitted values.
+
+    ``keep_newtype`` stops at a ``NewType`` (static assignability tells it from its supertype).
+    """
     while True:
         if tp is None:
             return NoneType
         origin = typing.get_origin(tp)
+        if origin is typing.Literal and tp.__args__ == (None,):
+            return NoneType  # PEP 586: Literal[None] is None
         if origin is typing.Annotated:
             tp = tp.__origin__
         elif origin is not None and origin in _WRAPPERS:
@@ -68,6 +74,8 @@ def _norm(tp: Any) -> Any:
         elif tp in _WRAPPERS:
             return Any
         elif _is_newtype(tp):
+            if keep_newtype:
+                return tp
             tp = tp.__supertype__
         elif isinstance(tp, typing.TypeVar):
             if tp.__bound__ is not None:
@@ -121,12 +129,19 @@ def namedtuple_fields(cls: type) -> tuple[tuple[str, Any], ...]:
 
 
 def _tuple_shape(tp: Any) -> tuple[str, list[Any]] | None:
-    """("fixed", [A, B]) for ``tuple[A, B]``, ("var", [T]) for ``tuple[T, ...]``, or None."""
+    """("fixed", [A, B]) for ``tuple[A, B]``, ("var", [T]) for ``tuple[T, ...]``, or None.
+
+    A bare ``tuple`` / ``typing.Tuple`` is ``tuple[Any, ...]``; ``tuple[()]`` is ("fixed", []).
+    """
     if _is_namedtuple(tp):
         return ("fixed", [t for _, t in namedtuple_fields(tp)])
+    if tp is tuple:
+        return ("var", [Any])
     if typing.get_origin(tp) is not tuple:
         return None
-    args = typing.get_args(tp)
+    args = getattr(tp, "__args__", None)
+    if args is None:
+        return ("var", [Any])  # bare `typing.Tuple`: no `__args__` at all, unlike `tuple[()]`
     if args == () or args == ((),):
         return ("fixed", [])
     if len(args) == 2 and args[1] is Ellipsis:
