@@ -85,6 +85,7 @@ __all__ = [
     "forget_objects",
     "is_user_object",
     "object_digest",
+    "unwrap_root",
 ]
 
 
