@@ -6,10 +6,12 @@ name of the format it used; ``load(format, data, ...) -> value`` reads it back. 
 ``json``
     ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``list``, ``tuple``, ``dict``,
     ``set``/``frozenset`` and, by class reference, dataclass instances, NamedTuples and Enum
-    members of importable (non-``__main__``, non-local) classes — nested freely. The encoding
-    is canonical (sorted keys, sets sorted, no spaces), so equal values give equal bytes in
-    every process, and types round-trip (a tuple stays a tuple, a dataclass comes back as its
-    class; dataclasses are rebuilt field by field without calling ``__init__``, like pickle).
+    members of module-level classes (``__main__`` included) — nested freely. Canonical bytes
+    (no spaces, UTF-8, dicts in insertion order, sets sorted): identical values give identical
+    bytes in every process, values that differ (in type or dict order too) give different
+    bytes, and types round-trip. Decoding is data only: it builds only classes the reader
+    trusts (its ``expected`` type, :func:`allow_class`, classes it encoded) and runs none of
+    their code. See :mod:`flowkit.jsonformat` and :mod:`flowkit.classes`.
     Exact types only: a subclass of ``int`` or ``dict`` goes to ``pickle`` to keep its type.
 ``npy``
     ``numpy.ndarray`` without object dtype (numpy's ``.npy`` format). Loads as a writable copy.
@@ -26,8 +28,14 @@ name of the format it used; ``load(format, data, ...) -> value`` reads it back. 
     Everything else, with cloudpickle, after a one-line JSON header recording the Python
     ``major.minor``, the cloudpickle version and the version of the value's top-level package.
     Loading a pickle made by another Python minor version raises :class:`PickleVersionError`.
-    Pickle bytes are not guaranteed stable (:func:`is_stable` is False), so callers that
-    derive cache keys from them check them twice (see ``flowkit.cache.value_digest``).
+    Pickle bytes are not guaranteed stable (:func:`is_stable` is False): callers that derive
+    cache keys from them check them twice, and :func:`dump_checked` reports a set or frozenset
+    whose order depends on the hash seed (different bytes in another process).
+    A pickle that names the running script's module (``flow:Cls`` written under
+    ``flowkit run flow.py``) loads it from ``__main__`` when the script runs as ``python flow.py``.
+
+``refs``: given a set, :func:`dump` and :func:`load` add to it every class and function the
+value's bytes name (not builtins), so callers can fingerprint their code.
 
 Choosing: an exact-type table first (numpy, pyarrow and pandas entries are registered lazily,
 the first time a value whose type lives in that package is seen — this module never imports
@@ -40,33 +48,23 @@ starts with ``what`` (e.g. ``"task `train` output 0"``) so the user sees which v
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import enum
 import hashlib
-import importlib
 import io
-import json
 import logging
 import math
 import os
-import pickle
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
-import cloudpickle
-
-from flowkit import files
+from flowkit import files, jsonformat, pickleformat
+from flowkit.classes import UntrustedClassError, allow_annotation, allow_class
 from flowkit.errors import SerializationError
-from flowkit.hashing import canonical_json
+from flowkit.pickleformat import PYTHON_VERSION, PickleVersionError
 
 log = logging.getLogger(__name__)
 
 Buffer = bytes | bytearray | memoryview | Any  # anything with the buffer protocol (mmap too)
-
-PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @dataclass(frozen=True)
@@ -95,10 +93,6 @@ class Serializer:
 
 class Decline(Exception):
     """Raised by a serialiser's ``dump`` to let the next serialiser try the value."""
-
-
-class PickleVersionError(SerializationError):
-    """A pickle was written by a Python minor version other than this one."""
 
 
 # -- registry --------------------------------------------------------------------------------
@@ -198,118 +192,16 @@ def _lazy(package: str) -> None:
 
 # -- json ------------------------------------------------------------------------------------
 
-_class_refs: dict[type, str | None] = {}
-
-
-def _class_ref(t: type) -> str:
-    ref = _class_refs.get(t, "")
-    if ref == "":
-        ref = None
-        module, qualname = t.__module__, t.__qualname__
-        if module != "__main__" and "<locals>" not in qualname:
-            try:
-                if _resolve(f"{module}:{qualname}") is t:
-                    ref = f"{module}:{qualname}"
-            except Exception:
-                ref = None
-        _class_refs[t] = ref
-    if ref is None:
-        raise Decline
-    return ref
-
-
-def _resolve(ref: str) -> Any:
-    module, _, qualname = ref.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _enc(v: Any) -> Any:
-    t = type(v)
-    if v is None or t is str or t is bool or t is int:
-        return v
-    if t is float:
-        return v if math.isfinite(v) else {"$float": repr(v)}
-    if t is list:
-        return [_enc(x) for x in v]
-    if t is dict:
-        if all(type(k) is str and not k.startswith("$") for k in v):
-            return {k: _enc(x) for k, x in v.items()}
-        pairs = [[_enc(k), _enc(x)] for k, x in v.items()]
-        pairs.sort(key=lambda kv: canonical_json(kv[0]))
-        return {"$dict": pairs}
-    if t is tuple:
-        return {"$tuple": [_enc(x) for x in v]}
-    if t is set or t is frozenset:
-        return {"$" + t.__name__: sorted((_enc(x) for x in v), key=canonical_json)}
-    if t is bytes:
-        return {"$bytes": base64.b64encode(v).decode("ascii")}
-    if isinstance(v, enum.Enum):
-        return {"$enum": _class_ref(t), "name": v.name}
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        ref = _class_ref(t)
-        return {
-            "$dc": ref,
-            "fields": {f.name: _enc(getattr(v, f.name)) for f in dataclasses.fields(v)},
-        }
-    if isinstance(v, tuple) and hasattr(t, "_fields"):
-        return {"$nt": _class_ref(t), "items": [_enc(x) for x in v]}
-    raise Decline
-
-
-def _dec(v: Any) -> Any:
-    t = type(v)
-    if t is list:
-        return [_dec(x) for x in v]
-    if t is not dict:
-        return v
-    for k in v:
-        if k.startswith("$"):
-            return _dec_tagged(k, v)
-        break
-    return {k: _dec(x) for k, x in v.items()}
-
-
-def _dec_tagged(tag: str, v: dict[str, Any]) -> Any:
-    if tag == "$tuple":
-        return tuple(_dec(x) for x in v[tag])
-    if tag == "$dict":
-        return {_dec(k): _dec(x) for k, x in v[tag]}
-    if tag == "$set":
-        return {_dec(x) for x in v[tag]}
-    if tag == "$frozenset":
-        return frozenset(_dec(x) for x in v[tag])
-    if tag == "$bytes":
-        return base64.b64decode(v[tag])
-    if tag == "$float":
-        return float(v[tag])
-    if tag == "$enum":
-        return _resolve(v[tag])[v["name"]]
-    if tag == "$nt":
-        return _resolve(v[tag])(*(_dec(x) for x in v["items"]))
-    if tag == "$dc":
-        cls = _resolve(v[tag])
-        obj = object.__new__(cls)
-        for name, x in v["fields"].items():
-            object.__setattr__(obj, name, _dec(x))  # like pickle: no __init__, frozen is fine
-        return obj
-    raise ValueError(f"unknown JSON tag {tag!r}")
-
 
 def _json_dump(v: Any, sink: IO[bytes]) -> None:
-    try:
-        data = canonical_json(_enc(v))
-    except (ValueError, RecursionError, TypeError) as exc:
-        raise Decline from exc
+    data = jsonformat.encode(v)
+    if data is None:
+        raise Decline
     sink.write(data)
 
 
 def _json_load(src: Source) -> Any:
-    data = src.data if isinstance(src.data, bytes) else bytes(src.data)
-    # canonical JSON is UTF-8: decoding it here skips json's encoding detection
-    return _dec(json.loads(data.decode("utf-8")))
+    return jsonformat.decode(src.data)
 
 
 def scalar_json_bytes(value: Any) -> bytes | None:
@@ -327,7 +219,7 @@ def scalar_json_bytes(value: Any) -> bytes | None:
         if t is int:
             return int.__repr__(value).encode("ascii")  # what the JSON encoder writes
         if t is str:
-            return canonical_json(value)
+            return jsonformat.str_bytes(value)
         if t is float:
             return float.__repr__(value).encode("ascii") if math.isfinite(value) else None
         if t is bool:
@@ -342,43 +234,13 @@ def scalar_json_bytes(value: Any) -> bytes | None:
 # -- pickle ------------------------------------------------------------------------------------
 
 
-def _libs_of(v: Any) -> dict[str, str]:
-    top = type(v).__module__.partition(".")[0]
-    mod = sys.modules.get(top)
-    version = getattr(mod, "__version__", None)
-    return {top: version} if isinstance(version, str) and top != "builtins" else {}
-
-
 def _pickle_dump(v: Any, sink: IO[bytes]) -> None:
-    header = {"cloudpickle": cloudpickle.__version__, "libs": _libs_of(v), "python": PYTHON_VERSION}
-    sink.write(canonical_json(header) + b"\n")
     with files.storing():
-        cloudpickle.dump(v, sink, protocol=5)
+        pickleformat.dump(v, sink)
 
 
 def _pickle_load(src: Source) -> Any:
-    buf = memoryview(src.data).cast("B")
-    head = bytes(buf[:4096])
-    nl = head.find(b"\n")
-    try:
-        header = json.loads(head[:nl]) if nl > 0 else None
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or "python" not in header:
-        raise SerializationError("not a flowkit pickle (missing header)")
-    if header["python"] != PYTHON_VERSION:
-        raise PickleVersionError(
-            f"it was pickled by Python {header['python']} and this is Python {PYTHON_VERSION}; "
-            "pickles do not load across Python versions. Recompute it under this Python "
-            "(run with cache='refresh'), or return a type with a portable format "
-            "(JSON-able values, dataclasses, numpy, pyarrow, pandas)"
-        )
-    for lib, version in header.get("libs", {}).items():
-        mod = sys.modules.get(lib)
-        now = getattr(mod, "__version__", None)
-        if now is not None and now != version:
-            log.warning("loading a pickle made with %s %s under %s %s", lib, version, lib, now)
-    return pickle.loads(buf[nl + 1 :])
+    return pickleformat.load(src.data)
 
 
 def _file_load(kind: type[files.File] | type[files.Directory]) -> Callable[[Source], Any]:
@@ -414,11 +276,57 @@ def _candidates(value: Any) -> list[Serializer]:
     return [s, JSON, PICKLE] if s is not None else [JSON, PICKLE]
 
 
-def dump(value: Any, sink: IO[bytes], *, what: str = "value") -> str:
-    """Write ``value`` to ``sink``; return the format name. Raises SerializationError."""
+def dump(value: Any, sink: IO[bytes], *, what: str = "value", refs: set[Any] | None = None) -> str:
+    """Write ``value`` to ``sink``; return the format name. Raises SerializationError.
+
+    ``refs``, when given, receives every class and function the bytes name (see the module
+    docstring).
+    """
+    return _dump(value, sink, what, refs, check=False)[0]
+
+
+def dump_checked(
+    value: Any, sink: IO[bytes], *, what: str = "value", refs: set[Any] | None = None
+) -> tuple[str, str | None]:
+    """Like :func:`dump`, and say whether another process would write other bytes.
+
+    Returns ``(format, unstable)``: ``unstable`` is None, or why the bytes depend on the
+    process (a pickled set of strings, whose order follows the hash seed; a format declared
+    unstable). A pickle without such a set can still differ between two dumps of one value (a
+    counter, a clock): compare two dumps to catch that.
+    """
+    return _dump(value, sink, what, refs, check=True)
+
+
+def pickle_is_portable(value: Any) -> bool:
+    """False if ``value`` pickles with a set whose order depends on the hash seed (so another
+    process writes other bytes); True for every value stored in a stable format."""
+    return dump_checked(value, cast(IO[bytes], _Discard()))[1] is None
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _dump(
+    value: Any, sink: IO[bytes], what: str, refs: set[Any] | None, check: bool
+) -> tuple[str, str | None]:
     for s in _candidates(value):
+        unstable = None
         try:
-            s.dump(value, sink)
+            if s is JSON:
+                data = jsonformat.encode(value, refs)
+                if data is None:
+                    continue
+                sink.write(data)
+            elif s is PICKLE and (refs is not None or check):
+                with files.storing():
+                    unstable = pickleformat.dump(value, sink, refs, check=check)
+            else:
+                s.dump(value, sink)
+                if check and not s.stable and s is not PICKLE:
+                    unstable = f"the {s.name} format does not promise identical bytes"
         except Decline:
             continue
         except SerializationError as exc:
@@ -429,7 +337,7 @@ def dump(value: Any, sink: IO[bytes], *, what: str = "value") -> str:
                 f"{s.name} ({type(exc).__name__}: {exc}). Return a picklable value (no locks, "
                 "sockets or open handles), or leave this task uncached."
             ) from exc
-        return s.name
+        return s.name, unstable
     raise SerializationError(f"cannot store {what}: no serializer accepts a {_type_name(value)}")
 
 
@@ -454,13 +362,25 @@ def load(
     path: str | None = None,
     scratch: str | None = None,
     what: str = "value",
+    expected: Any = Any,
+    refs: set[Any] | None = None,
 ) -> Any:
-    """Rebuild a value from bytes written by :func:`dump` in ``format``."""
+    """Rebuild a value from bytes written by :func:`dump` in ``format``.
+
+    ``expected`` is the type the reader wants (a task's return or parameter type): the ``json``
+    format builds the dataclasses, NamedTuples and Enums it names (and those trusted otherwise,
+    see :mod:`flowkit.classes`). ``refs``, when given, receives every class and function the
+    bytes name. A value naming an untrusted class raises :class:`UntrustedClassError`.
+    """
     s = serializer(format)
     try:
+        if s is JSON:
+            return jsonformat.decode(data, expected, refs)
+        if s is PICKLE and refs is not None:
+            return pickleformat.load(data, refs)
         return s.load(Source(data, path, scratch))
-    except PickleVersionError as exc:
-        raise PickleVersionError(f"cannot load {what}: {exc}") from exc
+    except (PickleVersionError, UntrustedClassError) as exc:
+        raise type(exc)(f"cannot load {what}: {exc}") from exc
     except SerializationError as exc:
         raise SerializationError(f"cannot load {what}: {exc}") from exc
     except Exception as exc:
@@ -482,13 +402,19 @@ def _type_name(value: Any) -> str:
 __all__ = [
     "JSON",
     "PICKLE",
+    "PYTHON_VERSION",
     "Decline",
     "PickleVersionError",
     "Serializer",
     "Source",
+    "UntrustedClassError",
+    "allow_annotation",
+    "allow_class",
     "dump",
+    "dump_checked",
     "is_stable",
     "load",
+    "pickle_is_portable",
     "register",
     "scalar_json_bytes",
     "serializer",

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
@@ -116,11 +116,98 @@ def test_dataclass_loads_without_calling_init() -> None:
     assert back.derived == 99
 
 
-def test_dict_order_and_set_order_do_not_change_bytes() -> None:
-    a = {"x": 1, "y": 2, 3: "z", 1: "w"}
-    b = {1: "w", "y": 2, 3: "z", "x": 1}
-    assert roundtrip(a)[1] == roundtrip(b)[1]
+def test_dict_order_is_kept_in_bytes_and_in_the_loaded_value() -> None:
+    # issue 9 item 1: insertion order is part of a dict's value
+    for a, b in [
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ({"x": 1, 3: "z", 1: "w"}, {1: "w", 3: "z", "x": 1}),  # $dict pairs
+        ({"$k": 1, "j": 2}, {"j": 2, "$k": 1}),
+        ([{"n": {"a": 1, "b": 2}}], [{"n": {"b": 2, "a": 1}}]),
+    ]:
+        assert a == b
+        _, bytes_a, back_a = roundtrip(a)
+        _, bytes_b, back_b = roundtrip(b)
+        assert bytes_a != bytes_b
+        assert list(back_a) == list(a) and list(back_b) == list(b)
+    _, _, back = roundtrip([{"n": {"b": 2, "a": 1}}])
+    assert list(back[0]["n"]) == ["b", "a"]
+
+
+def test_set_order_does_not_change_bytes() -> None:
     assert roundtrip({"b", "a", "c"})[1] == roundtrip({"c", "a", "b"})[1]
+    assert (
+        roundtrip(frozenset({(1, "x"), (0, "y")}))[1]
+        == roundtrip(frozenset({(0, "y"), (1, "x")}))[1]
+    )
+
+
+def test_values_equal_in_python_but_different_give_different_bytes() -> None:
+    groups = [[1, True, 1.0], [0, False, 0.0, -0.0], [(1,), [1]], [{1}, frozenset({1})]]
+    for group in groups:
+        datas = {roundtrip(v)[1] for v in group}
+        assert len(datas) == len(group)
+
+
+@dataclasses.dataclass
+class Rect:
+    w: int
+    h: int
+
+    def __post_init__(self) -> None:
+        self.area = self.w * self.h
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenRect:
+    w: int
+    h: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "area", self.w * self.h)
+
+
+@dataclasses.dataclass(slots=True)
+class SlotRect:
+    w: int
+    h: int
+    area: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.area = self.w * self.h
+
+
+@dataclasses.dataclass
+class Cube(Rect):
+    d: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.volume = self.area * self.d
+
+
+@pytest.mark.parametrize(
+    "value", [Rect(2, 3), FrozenRect(2, 3), SlotRect(2, 3), Cube(2, 3, 4)], ids=repr
+)
+def test_post_init_attributes_survive(value: Any) -> None:
+    # issue 9 item 8: attributes set in __post_init__ must survive a hit
+    fmt, _, back = roundtrip(value)
+    assert fmt == "json"
+    assert type(back) is type(value)
+    assert back.area == 6
+    if isinstance(value, Cube):
+        assert back.volume == 24
+    if hasattr(value, "__dict__"):
+        assert list(vars(back).items()) == list(vars(value).items())
+
+
+def test_dataclass_attribute_that_is_unset_or_dunder_goes_to_pickle() -> None:
+    unset = SlotRect.__new__(SlotRect)
+    unset.w, unset.h = 1, 2  # no area: JSON would invent nothing, pickle keeps it exact
+    fmt, _, back = roundtrip(unset)
+    assert fmt == "pickle" and not hasattr(back, "area")
+    odd = Rect(1, 1)
+    odd.__dict__["__weird__"] = 1
+    assert roundtrip(odd)[0] == "pickle"
 
 
 # Importable classes from the standard library and flowkit, so a bare subprocess can build it.
@@ -461,3 +548,350 @@ def test_directory_with_a_link_to_a_directory_is_refused(tmp_path: Path) -> None
     (d / "link").symlink_to(d / "sub")
     with pytest.raises(SerializationError, match="link to a directory"):
         serialize.dump(Directory(d), io.BytesIO())
+
+
+# -- class identity across processes (issue 9 item 7) ------------------------------------------
+
+FLOW_SCRIPT = """
+import dataclasses, sys
+from flowkit import serialize
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    lr: float
+    layers: tuple[int, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "depth", len(self.layers))
+
+
+@serialize.allow_class
+@dataclasses.dataclass
+class Registered:
+    name: str
+
+
+@dataclasses.dataclass
+class Unregistered:
+    name: str
+
+
+class Model:  # not JSON: pickled (by reference when the script is imported as a module)
+    def __init__(self, w):
+        self.w = w
+
+
+VALUES = {
+    "json": lambda: {"hp": [Hyperparameters(0.1, (3, 4))]},
+    "registered": lambda: Registered("r"),
+    "unregistered": lambda: Unregistered("u"),
+    "pickle": lambda: [Model(3)],
+}
+
+
+def main(argv):
+    mode, kind, path = argv[1:4]
+    if mode == "store":
+        with open(path, "wb") as f:
+            fmt = serialize.dump(VALUES[kind](), f)
+        with open(path + ".fmt", "w") as f:
+            f.write(fmt)
+        return
+    with open(path + ".fmt") as f:
+        fmt = f.read()
+    with open(path, "rb") as f:
+        data = f.read()
+    expected = dict[str, list[Hyperparameters]] if kind == "json" else object
+    try:
+        v = serialize.load(fmt, data, expected=expected)
+    except serialize.UntrustedClassError as exc:
+        print("untrusted:", exc)
+        return
+    if kind == "json":
+        hp = v["hp"][0]
+        assert type(hp) is Hyperparameters and isinstance(hp, Hyperparameters), type(hp)
+        assert hp == Hyperparameters(0.1, (3, 4)) and hp.depth == 2
+    elif kind == "registered":
+        assert type(v) is Registered
+    elif kind == "pickle":
+        assert type(v[0]) is Model and v[0].w == 3, (type(v[0]), Model)
+    print("ok", fmt, __name__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+"""
+
+IMPORTER_SCRIPT = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("flow", sys.argv[1])
+flow = importlib.util.module_from_spec(spec)
+sys.modules["flow"] = flow
+spec.loader.exec_module(flow)  # what `flowkit run flow.py` does
+flow.main(sys.argv[1:])
+"""
+
+
+def _run_script(tmp_path: Path, as_main: bool, *args: str) -> str:
+    flow = tmp_path / "flow.py"
+    if as_main:
+        cmd = [sys.executable, str(flow), *args]
+    else:
+        cmd = [sys.executable, str(tmp_path / "importer.py"), str(flow), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("writer_as_main", [True, False], ids=["main-to-flow", "flow-to-main"])
+@pytest.mark.parametrize("kind", ["json", "registered"])
+def test_script_classes_load_as_the_reading_process_class(
+    tmp_path: Path, writer_as_main: bool, kind: str
+) -> None:
+    (tmp_path / "flow.py").write_text(FLOW_SCRIPT)
+    (tmp_path / "importer.py").write_text(IMPORTER_SCRIPT)
+    data = str(tmp_path / "value.bin")
+    _run_script(tmp_path, writer_as_main, "store", kind, data)
+    out = _run_script(tmp_path, not writer_as_main, "load", kind, data)
+    assert out == f"ok json {'flow' if writer_as_main else '__main__'}"
+
+
+def test_script_classes_not_expected_nor_allowed_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW_SCRIPT)
+    (tmp_path / "importer.py").write_text(IMPORTER_SCRIPT)
+    data = str(tmp_path / "value.bin")
+    _run_script(tmp_path, True, "store", "unregistered", data)
+    out = _run_script(tmp_path, False, "load", "unregistered", data)
+    assert out.startswith("untrusted:")
+    assert "'flow:Unregistered'" in out and "fk.allow_class" in out
+
+
+def test_pickle_naming_the_script_module_loads_the_running_main_class(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW_SCRIPT)
+    (tmp_path / "importer.py").write_text(IMPORTER_SCRIPT)
+    data = str(tmp_path / "value.bin")
+    _run_script(tmp_path, False, "store", "pickle", data)  # names flow:Model
+    assert b"flow" in Path(data).read_bytes()
+    assert _run_script(tmp_path, True, "load", "pickle", data) == "ok pickle __main__"
+
+
+# -- refs: the code a value's bytes name -------------------------------------------------------
+
+
+class Weights:
+    def __init__(self) -> None:
+        self.fn = helper_function
+        self.cfg = Point(1, 2.0)
+
+
+def helper_function(x: int) -> int:
+    return x + 1
+
+
+def test_json_refs_are_the_classes_met_on_dump_and_built_on_load() -> None:
+    value = {"c": Config("c", [Point(1, 2.0)], {1: Pair(1, "x")}), "k": [Color.RED]}
+    refs: set[Any] = set()
+    sink = io.BytesIO()
+    assert serialize.dump(value, sink, refs=refs) == "json"
+    assert refs == {Config, Point, Pair, Color}
+    loaded: set[Any] = set()
+    serialize.load("json", sink.getvalue(), refs=loaded)
+    assert loaded == refs
+
+
+def test_pickle_refs_name_instance_classes_and_functions() -> None:
+    refs: set[Any] = set()
+    sink = io.BytesIO()
+    value = [Weights(), threading.Event, json.dumps]
+    assert serialize.dump(value, sink, refs=refs) == "pickle"
+    assert {Weights, helper_function, Point, threading.Event, json.dumps} <= refs
+    assert not any(getattr(r, "__module__", None) == "builtins" for r in refs)
+    loaded: set[Any] = set()
+    back = serialize.load("pickle", sink.getvalue(), refs=loaded)
+    assert type(back[0]) is Weights and back[0].fn is helper_function
+    assert {Weights, helper_function, threading.Event, json.dumps} <= loaded
+
+
+def test_refs_do_not_change_the_bytes() -> None:
+    for value in ([Weights()], {"p": Point(1, 2.0)}):
+        plain, with_refs = io.BytesIO(), io.BytesIO()
+        serialize.dump(value, plain)
+        serialize.dump(value, with_refs, refs=set())
+        assert plain.getvalue() == with_refs.getvalue()
+
+
+# -- unstable pickles (issue 9 item 8) -----------------------------------------------------------
+
+SEEDED_VALUE = (
+    "import types\nvalue = types.SimpleNamespace(tags={'tag%d' % i for i in range(30)}, n=[1, 2])\n"
+)
+
+
+def test_a_pickled_set_of_strings_is_reported_unstable_in_this_process() -> None:
+    scope: dict[str, Any] = {}
+    exec(SEEDED_VALUE, scope)
+    fmt, unstable = serialize.dump_checked(scope["value"], io.BytesIO())
+    assert fmt == "pickle" and unstable is not None and "set of str" in unstable
+    assert not serialize.pickle_is_portable(scope["value"])
+    # and it is right: another hash seed gives other bytes
+    code = (
+        SEEDED_VALUE + "import io, sys\nfrom flowkit import serialize\n"
+        "s = io.BytesIO(); serialize.dump(value, s); sys.stdout.write(s.getvalue().hex())\n"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outs) == 2
+
+
+class Tags(set):  # type: ignore[type-arg]
+    pass
+
+
+class Box:  # a plain class: what it holds is pickled
+    def __init__(self, held: Any) -> None:
+        self.held = held
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        {"a", "b"},
+        frozenset({b"x", b"y"}),
+        Tags({"a", "b"}),  # a set subclass pickles as a list in the set's order
+        [{(1, 2), (3, 4)}],
+        {float("nan"), 1.0},  # nan hashes by identity
+        {Weights(), Weights()},
+        {1, "a"},
+    ],
+    ids=repr,
+)
+def test_unstable_set_orders_are_caught(held: Any) -> None:
+    for value in (Box(held), Tags(held) if isinstance(held, Tags) else [Box(held)]):
+        fmt, unstable = serialize.dump_checked(value, io.BytesIO())
+        assert fmt == "pickle" and unstable is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Box(1),
+        Box({1, 2, 3}),
+        Box(frozenset({None, True, 2.5})),
+        Tags({1, 2}),
+        {"a": {"b", "c"}},  # JSON sorts sets
+        {"a": frozenset({"b", "c"})},
+    ],
+    ids=repr,
+)
+def test_stable_values_are_not_reported(value: Any) -> None:
+    sink = io.BytesIO()
+    fmt, unstable = serialize.dump_checked(value, sink)
+    assert unstable is None
+    assert serialize.pickle_is_portable(value)
+    again = io.BytesIO()
+    assert serialize.dump(value, again) == fmt and again.getvalue() == sink.getvalue()
+
+
+# -- trust: expected types and the registry ------------------------------------------------------
+
+
+class Expected(NamedTuple):  # never dumped in this file: trusted only when expected
+    a: int
+    b: str
+
+
+@dataclasses.dataclass
+class ExpectedDC:
+    xs: list[Expected]
+    level: Level | None = None
+
+
+def _planted(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _ref(cls: type) -> str:
+    from flowkit import naming
+
+    return naming.class_ref(cls)
+
+
+def test_a_class_named_by_the_expected_type_is_built() -> None:
+    nt = {"$nt": _ref(Expected), "items": [1, "x"]}
+    dc = {
+        "$dc": _ref(ExpectedDC),
+        "fields": {"xs": [nt], "level": {"$enum": _ref(Level), "name": "LOW"}},
+    }
+    data = _planted({"$tuple": [dc, None]})
+    with pytest.raises(serialize.UntrustedClassError, match=r"fk\.allow_class"):
+        serialize.load("json", data, what="task `t` output 0")
+    for hint in (
+        tuple[ExpectedDC, None],
+        tuple[ExpectedDC | None, Any],
+        Annotated[tuple[Optional[ExpectedDC], int], ["unhashable", "metadata"]],  # noqa: UP045
+    ):
+        back = serialize.load("json", data, expected=hint)
+        assert type(back[0]) is ExpectedDC
+        assert type(back[0].xs[0]) is Expected  # found through the dataclass's field types
+        assert back[0].level is Level.LOW
+
+
+def test_expected_class_matches_by_qualname_from_another_module() -> None:
+    # stored by `python -m pkg.flow` (module pkg.flow), read where the module is called flow
+    data = _planted({"$nt": "pkg.flow:Expected", "items": [1, "x"]})
+    assert type(serialize.load("json", data, expected=list[Expected] | Expected)) is Expected
+
+
+def test_allow_class_and_allow_annotation_register() -> None:
+    class_ref = _ref(AllowedLater)
+    data = _planted([{"$nt": class_ref, "items": [1]}])
+    with pytest.raises(serialize.UntrustedClassError):
+        serialize.load("json", data)
+    serialize.allow_annotation(list[AllowedLater] | None)
+    assert type(serialize.load("json", data)[0]) is AllowedLater
+    assert serialize.allow_class(AllowedByDecorator) is AllowedByDecorator
+    with pytest.raises(TypeError, match="only dataclass, NamedTuple and Enum"):
+        serialize.allow_class(Weights)
+
+
+class AllowedLater(NamedTuple):
+    a: int
+
+
+class AllowedByDecorator(NamedTuple):
+    a: int
+
+
+def test_untrusted_class_error_names_the_value_the_class_and_the_fix() -> None:
+    data = _planted({"$dc": "somewhere:Secret", "fields": {}})
+    with pytest.raises(serialize.UntrustedClassError) as info:
+        serialize.load("json", data, what="task `train` output 0")
+    message = str(info.value)
+    assert message.startswith("cannot load task `train` output 0")
+    assert "'somewhere:Secret'" in message and "annotate" in message
+    assert isinstance(info.value, SerializationError)
+
+
+def test_a_stored_value_must_fit_the_class() -> None:
+    cases = [
+        {"$nt": _ref(Expected), "items": [1]},  # too few items
+        {"$nt": _ref(Expected), "items": [1, "x", 3]},
+        {"$dc": _ref(ExpectedDC), "fields": {"level": None}},  # missing field
+        {"$dc": _ref(Expected), "fields": {"a": 1, "b": "x"}},  # a NamedTuple is no dataclass
+        {"$nt": _ref(ExpectedDC), "items": [[]]},
+        {"$enum": _ref(Level), "name": "HIGH"},
+        {"$enum": _ref(ExpectedDC), "name": "LOW"},
+    ]
+    hint = tuple[ExpectedDC, Expected, Level]
+    for case in cases:
+        with pytest.raises(SerializationError):
+            serialize.load("json", _planted(case), expected=hint)
