@@ -30,7 +30,9 @@ from flowkit.codehash.origins import PYTHON_VERSION
 
 SHAPES = """
 import dataclasses
+import enum
 import math
+import typing
 
 SCALE = 1.0
 
@@ -52,7 +54,26 @@ class Rect:
 
 def double(x):
     return 2 * x
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+    def warm(self):
+        return self is Colour.RED
+
+class Point(typing.NamedTuple):
+    x: int
+    y: "int | None" = None
+
+    def norm(self):
+        return abs(self.x)
+
+class Row(typing.TypedDict):
+    size: int | None
 """
+
+KINDS = ("Rect", "double", "Colour", "Point", "Row")
 
 _PRINT = """
 import importlib, json, sys
@@ -163,12 +184,29 @@ def test_function_digest_follows_its_body_and_not_its_comments(tmp_path: Path) -
 
 
 def test_digest_is_the_same_in_every_process_and_in_this_one(tmp_path: Path, load: Loader) -> None:
-    first = digests(SHAPES, "Rect", "double", root=tmp_path, seed="1")
-    second = digests(SHAPES, "Rect", "double", root=tmp_path, seed="98765")
+    first = digests(SHAPES, *KINDS, root=tmp_path, seed="1")
+    second = digests(SHAPES, *KINDS, root=tmp_path, seed="98765")
     assert first == second
     module = load(SHAPES)
-    assert object_digest(module.Rect) == first["Rect"]
-    assert object_digest(module.double) == first["double"]
+    assert {name: object_digest(getattr(module, name)) for name in KINDS} == first
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        pytest.param("Colour", 'BLUE = "blue"', 'BLUE = "navy"', id="enum-value"),
+        pytest.param("Colour", "self is Colour.RED", "self is Colour.BLUE", id="enum-method"),
+        pytest.param("Point", "abs(self.x)", "-self.x", id="namedtuple-method"),
+        pytest.param("Point", '"int | None" = None', '"int | None" = 0', id="namedtuple-default"),
+        pytest.param("Row", "size: int | None", "size: int", id="typeddict-annotation"),
+    ],
+)
+def test_enum_namedtuple_and_typeddict_edits_change_the_digest(
+    tmp_path: Path, name: str, old: str, new: str
+) -> None:
+    before = digests(SHAPES, name, root=tmp_path, seed="5")
+    after = digests(edit(SHAPES, old, new), name, root=tmp_path, seed="6")
+    assert before[name] != after[name]
 
 
 def test_script_run_as_main_and_imported_give_the_same_digest(tmp_path: Path) -> None:
@@ -188,7 +226,7 @@ def test_script_run_as_main_and_imported_give_the_same_digest(tmp_path: Path) ->
             if __name__ == "__main__":
                 import json
                 from flowkit.codehash import object_digest
-                names = ["Rect", "Params", "double"]
+                names = ["Rect", "Params", "double", "Colour", "Point", "Row"]
                 print(json.dumps({n: object_digest(globals()[n]) for n in names}))
             """
         )
@@ -197,7 +235,7 @@ def test_script_run_as_main_and_imported_give_the_same_digest(tmp_path: Path) ->
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
     )
     imported = subprocess.run(
-        [sys.executable, "-c", _PRINT, str(tmp_path), "flow", "Rect", "Params", "double"],
+        [sys.executable, "-c", _PRINT, str(tmp_path), "flow", "Rect", "Params", *KINDS[1:]],
         capture_output=True,
         text=True,
         check=True,
