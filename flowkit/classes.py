@@ -99,6 +99,8 @@ def classes_named_by(hint: Any) -> Iterator[type]:
 
 def _parts(h: Any) -> list[Any]:
     """The hints directly inside ``h``."""
+    if isinstance(h, (list, tuple)):  # Callable's parameter list
+        return list(h)
     origin = typing.get_origin(h)
     if origin is typing.Annotated:
         return [typing.get_args(h)[0]]  # the metadata are arbitrary objects, not types

@@ -772,7 +772,7 @@ class Box:  # a plain class: what it holds is pickled
         {Weights(), Weights()},
         {1, "a"},
     ],
-    ids=repr,
+    ids=["str", "bytes", "subclass", "tuples", "nan", "objects", "mixed"],
 )
 def test_unstable_set_orders_are_caught(held: Any) -> None:
     for value in (Box(held), Tags(held) if isinstance(held, Tags) else [Box(held)]):
@@ -790,7 +790,7 @@ def test_unstable_set_orders_are_caught(held: Any) -> None:
         {"a": {"b", "c"}},  # JSON sorts sets
         {"a": frozenset({"b", "c"})},
     ],
-    ids=repr,
+    ids=["int", "int-set", "scalar-frozenset", "int-subclass", "json-set", "json-frozenset"],
 )
 def test_stable_values_are_not_reported(value: Any) -> None:
     sink = io.BytesIO()
@@ -895,3 +895,53 @@ def test_a_stored_value_must_fit_the_class() -> None:
     for case in cases:
         with pytest.raises(SerializationError):
             serialize.load("json", _planted(case), expected=hint)
+
+
+class ViaCallable(NamedTuple):
+    a: int
+
+
+class ViaNewType(NamedTuple):
+    a: int
+
+
+class ViaLiteral(enum.Enum):
+    ONE = 1
+
+
+@dataclasses.dataclass
+class Tree:  # recursive: the walk must end
+    children: list[Tree]
+    leaf: ViaField | None = None
+
+
+class ViaField(NamedTuple):
+    a: int
+
+
+def test_allow_annotation_walks_any_hint_and_never_raises() -> None:
+    import typing
+    from collections.abc import Callable
+
+    weird: list[Any] = [
+        "NotAType",
+        typing.ForwardRef("Missing"),
+        typing.TypeVar("T"),
+        Callable[[ViaCallable], int],
+        typing.NewType("Id", ViaNewType),
+        typing.Literal[ViaLiteral.ONE, 3],
+        Annotated[Tree, object()],
+        typing.Union[int, "str"],
+        None,
+        3,
+    ]
+    for hint in weird:
+        serialize.allow_annotation(hint)
+    for cls in (ViaCallable, ViaNewType, ViaField):
+        data = _planted({"$nt": _ref(cls), "items": [1]})
+        assert type(serialize.load("json", data)) is cls
+    assert serialize.load("json", _planted({"$enum": _ref(ViaLiteral), "name": "ONE"})) is (
+        ViaLiteral.ONE
+    )
+    tree = {"$dc": _ref(Tree), "fields": {"children": [], "leaf": None}}
+    assert type(serialize.load("json", _planted(tree))) is Tree
