@@ -9,13 +9,12 @@ import os
 import pickle
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from flowkit import cache
 from flowkit.errors import SerializationError, StoreError
 from flowkit.files import File
 from flowkit.hashing import blob_digest
@@ -25,11 +24,23 @@ from flowkit.store import (
     ObjectCorrupt,
     ObjectMissing,
     Store,
+    hash_value,
     resolve_store,
 )
+from tests.conftest import S3Stores
 
-if TYPE_CHECKING:
-    from tests.conftest import S3Stores
+
+@pytest.fixture(scope="session")
+def s3_stores(s3_endpoint: str) -> S3Stores:
+    """S3 stores with the access key id as ``username=``: ``key=`` is the signing key."""
+    stores = S3Stores(s3_endpoint)
+    stores.options = {
+        "username": "flowkit-test",
+        "secret": "flowkit-test",
+        "endpoint_url": s3_endpoint,
+    }
+    return stores
+
 
 VALUES: list[Any] = [
     42,
@@ -60,7 +71,7 @@ def equal(a: Any, b: Any) -> bool:
 @pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
 def test_put_get_round_trip(any_store: Store, value: Any) -> None:
     art = any_store.put(value)
-    assert art.digest == cache.value_digest(value)
+    assert art.digest == hash_value(value)[0]
     assert any_store.has(art)
     assert equal(any_store.get(art), value)
     assert any_store.put(value) == art  # write-once: same artifact, no error
@@ -166,13 +177,13 @@ def test_missing_object(any_store: Store) -> None:
 
 
 def test_check_creates_the_marker_once(any_store: Store) -> None:
-    assert json.loads(raw_read(any_store, MARKER)) == {"format": 1}
+    assert json.loads(raw_read(any_store, MARKER)) == {"format": 2}
     any_store.check()
 
 
 @pytest.mark.parametrize(
     ("marker", "message"),
-    [(b'{"format": 2}', "format 2"), (b"{not json", "damaged"), (b'{"other": 1}', "damaged")],
+    [(b'{"format": 3}', "format 3"), (b"{not json", "damaged"), (b'{"other": 1}', "damaged")],
 )
 def test_unknown_or_damaged_format_is_refused(
     any_store: Store, marker: bytes, message: str
@@ -194,7 +205,7 @@ def test_unreachable_s3_endpoint_names_the_url() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     store = Store(
-        "s3://bucket/prefix", key="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}"
+        "s3://bucket/prefix", username="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}"
     )
     with pytest.raises(StoreError, match="unreachable") as info:
         store.check()
