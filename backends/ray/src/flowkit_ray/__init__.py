@@ -10,7 +10,7 @@ See docs/ray.md for connecting, resources, where the store must live and shippin
 """
 
 from flowkit_ray.backend import RayBackend
-from flowkit_ray.errors import RayBackendError
+from flowkit_ray.errors import RayBackendError, RayConnectionError
 from flowkit_ray.storecheck import StoreReachabilityWarning
 
-__all__ = ["RayBackend", "RayBackendError", "StoreReachabilityWarning"]
+__all__ = ["RayBackend", "RayBackendError", "RayConnectionError", "StoreReachabilityWarning"]

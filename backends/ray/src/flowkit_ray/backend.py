@@ -29,7 +29,7 @@ import ray
 
 from flowkit.backend import Submission
 from flowkit.resources import Resources
-from flowkit_ray import connection, storecheck
+from flowkit_ray import connection, reach, storecheck
 from flowkit_ray.completion import Completer, RayFuture
 from flowkit_ray.errors import RayBackendError, user_exception
 from flowkit_ray.functions import RemoteFunctions, pack
@@ -61,6 +61,9 @@ class RayBackend:
             workers by value; a list names the modules; ``None`` turns this off.
         init_options: extra keyword arguments for ``ray.init`` (e.g.
             ``{"log_to_driver": False, "namespace": "ml"}``).
+        connect_timeout: seconds to find a cluster at ``address`` (or ``RAY_ADDRESS``)
+            before giving up with :class:`~flowkit_ray.errors.RayConnectionError`
+            (default 15; Ray alone retries for minutes).
         task_options: extra Ray task options for every call (e.g.
             ``{"resources": {"TPU": 1}}``, ``{"scheduling_strategy": "SPREAD"}``,
             ``{"enable_task_events": False}``). ``num_returns`` and the retry options
@@ -91,9 +94,15 @@ class RayBackend:
         user_modules: str | Iterable[str] | None = "auto",
         init_options: Mapping[str, Any] | None = None,
         task_options: Mapping[str, Any] | None = None,
+        connect_timeout: float = reach.DEFAULT_TIMEOUT,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise RayBackendError(f"RayBackend(max_in_flight={max_in_flight}): must be >= 1")
+        if not connect_timeout > 0:
+            raise RayBackendError(
+                f"RayBackend(connect_timeout={connect_timeout!r}): must be a number of seconds > 0"
+            )
+        self.connect_timeout = float(connect_timeout)
         self.address = address
         self.runtime_env = dict(runtime_env) if runtime_env else None
         self.num_cpus = num_cpus
@@ -149,6 +158,7 @@ class RayBackend:
             num_cpus=self.num_cpus,
             num_gpus=self.num_gpus,
             init_options=self.init_options,
+            connect_timeout=self.connect_timeout,
         )
         self._conn = conn
         shipped = _shipped_dirs(self.runtime_env)

@@ -7,6 +7,9 @@ Policy, in order:
 2. An address is given, or ``RAY_ADDRESS`` is set: connect to that cluster.
    ``"host:port"`` joins it as a driver (this machine must be able to reach every node);
    ``"ray://host:port"`` uses Ray Client (only the client port needs to be reachable).
+   The address is checked first (:mod:`flowkit_ray.reach`): nothing answering there is a
+   :class:`~flowkit_ray.errors.RayConnectionError` within ``connect_timeout`` seconds,
+   instead of Ray's minutes of retries.
 3. Otherwise start a local Ray for this process (``num_cpus``/``num_gpus``, no
    dashboard) and shut it down on exit.
 """
@@ -21,7 +24,8 @@ from typing import Any
 
 import ray
 
-from flowkit_ray.errors import RayBackendError
+from flowkit_ray import reach
+from flowkit_ray.errors import RayBackendError, RayConnectionError
 
 # Ray's state API is untyped; these are the shapes we rely on.
 _cluster_resources: Callable[[], dict[str, float]] = ray.cluster_resources
@@ -56,12 +60,16 @@ def connect(
     num_cpus: int | None,
     num_gpus: int | None,
     init_options: Mapping[str, Any],
+    connect_timeout: float = reach.DEFAULT_TIMEOUT,
 ) -> Connection:
     """Reuse, join or start Ray according to the module policy."""
     if ray.is_initialized():
         logger.debug("reusing the Ray session already initialised in this process")
         return Connection(owned=False, address=address, client=_is_client())
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    source = "RayBackend(address=...)"
+    if not address:
+        address = os.environ.get("RAY_ADDRESS") or None
+        source = "RAY_ADDRESS"
     options: dict[str, Any] = dict(init_options)
     if runtime_env:
         options["runtime_env"] = dict(runtime_env)
@@ -74,12 +82,23 @@ def connect(
                 "local Ray"
             )
         logger.info("connecting to the Ray cluster at %s", address)
-        ray.init(address=address, **options)
+        reach.check(address, source=source, timeout=connect_timeout)
+        _join(address, source, options)
     else:
         options.setdefault("include_dashboard", False)
         logger.info("starting a local Ray (num_cpus=%s)", num_cpus)
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **options)
     return Connection(owned=True, address=address, client=_is_client())
+
+
+def _join(address: str, source: str, options: Mapping[str, Any]) -> None:
+    """``ray.init(address)``, its connection failures named like the checks' ones."""
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, TimeoutError) as e:
+        # e.g. Ray Client's bare "ray client connection timeout"
+        reason = f"{type(e).__name__}: {e}"
+        raise RayConnectionError(reach.failure_message(address, source, reason)) from e
 
 
 def disconnect(conn: Connection) -> None:

@@ -26,6 +26,10 @@ class RayBackendError(FlowkitError):
     """The Ray backend was used wrongly (not entered, closed, bad settings)."""
 
 
+class RayConnectionError(RayBackendError):
+    """No Ray cluster answers at the address given (``address=`` or ``RAY_ADDRESS``)."""
+
+
 def remote_traceback_text(err: RayTaskError) -> str:
     """The remote traceback as Ray prints it (process, pid, ip, user frames), no colours."""
     try:
