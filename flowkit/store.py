@@ -661,7 +661,11 @@ class Store:
 
     def walk(self, rel: str) -> Iterator[tuple[str, int, float | None]]:
         """Every file below ``rel``: (path relative to the root, size, mtime or None)."""
-        return self._io.walk(self._rel(rel))
+        rel = self._rel(rel)
+        try:
+            yield from self._io.walk(rel)
+        except Exception as exc:
+            raise self._fault(f"list {rel} in", exc) from exc
 
     def delete(self, rel: str) -> None:
         """Remove one file (no error if it is already gone; nothing in a read-only store)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flowkit.fsio import LocalIO, read_file
+from flowkit.errors import StoreError
+from flowkit.fsio import HashingWriter, LocalIO, SinkError, read_file, sink_error_in
 
 
 @pytest.mark.parametrize("n", [0, 1, 700, 65535, 65536, 65537, 300_000])
@@ -51,3 +55,56 @@ def test_read_file_once_stops_only_after_a_short_read(tmp_path: Path, n: int) ->
     data = os.urandom(n)
     (tmp_path / "f").write_bytes(data)
     assert read_file(str(tmp_path / "f"), once=True) == data  # local reads are never short
+
+
+# -- links are never followed below a store's root ------------------------------------------
+
+
+def test_read_file_does_not_follow_a_link(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"secret")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(OSError) as info:
+        read_file(str(tmp_path / "link"))
+    assert info.value.errno == errno.ELOOP
+
+
+def test_local_io_refuses_linked_folders_and_files(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_bytes(b"outside")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "objects").symlink_to(outside, target_is_directory=True)
+    (root / "doc").symlink_to(outside / "f")
+    io_ = LocalIO(str(root))
+    for call in (
+        lambda: io_.read("objects/f"),
+        lambda: io_.read_object("objects/f", 7),
+        lambda: io_.write("objects/g", b"x"),
+        lambda: io_.remove("objects/f"),
+        lambda: io_.read("doc"),
+    ):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.ELOOP
+    assert io_.size("doc") is None  # a link is not an object of any size
+    with pytest.raises(OSError):
+        list(io_.walk("objects"))  # a linked top folder is refused, not walked
+    assert sorted(os.listdir(outside)) == ["f"] and (outside / "f").read_bytes() == b"outside"
+    io_.remove("doc")  # the link itself goes, never its target
+    assert (outside / "f").exists()
+
+
+def test_hashing_writer_reports_sink_failures_as_sink_errors() -> None:
+    class Full(io.RawIOBase):
+        def write(self, b: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    w = HashingWriter(Full())  # type: ignore[arg-type]
+    with pytest.raises(SinkError) as info:
+        w.write(b"abc")
+    assert isinstance(info.value, StoreError) and info.value.error.errno == errno.ENOSPC
+    assert sink_error_in(RuntimeError("wrapped")) is None
+    outer = RuntimeError("serializer wrapped it")
+    outer.__cause__ = info.value
+    assert sink_error_in(outer) is info.value

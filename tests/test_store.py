@@ -333,3 +333,154 @@ def test_three_processes_writing_the_same_objects_all_succeed(
     if kind == "local":
         assert os.listdir(Path(store.root) / "tmp") == []
     assert store.read_run("shared")[1][0]["pid"] > 0
+
+
+# -- format 2 ----------------------------------------------------------------------------------
+
+
+def test_a_format_1_store_is_refused_with_what_to_do(any_store: Store) -> None:
+    raw_write(any_store, MARKER, b'{"format": 1}')
+    with pytest.raises(StoreError) as info:
+        any_store.check()
+    text = str(info.value)
+    assert f"store {any_store.url} is in format 1 (flowkit 0.1)" in text
+    assert "this flowkit uses format 2" in text
+    assert "FLOWKIT_STORE" in text and "index/, tasks/, objects/ and files/" in text
+    assert "runs/ may be kept" in text
+
+
+def test_run_records_written_in_format_1_stay_readable(local_store: Store) -> None:
+    """The unsigned document envelope did not change, so keeping runs/ is honest advice."""
+    import hashlib
+
+    body = b'{"status":"succeeded","workflow":"old"}'
+    old = hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+    raw_write(local_store, "runs/20240101T000000.000001-aaaaaa/run.json", old)
+    assert local_store.list_runs()[0]["workflow"] == "old"
+
+
+# -- documents with NaN and infinities --------------------------------------------------------
+
+
+def test_documents_hold_nan_and_infinities(any_store: Store) -> None:
+    header = {"inputs": {"x": float("nan"), "y": float("inf"), "z": -float("inf")}, "n": 1}
+    any_store.write_run("r", header)
+    back = any_store.read_run("r")[0]
+    assert back["inputs"]["y"] == float("inf") and back["inputs"]["z"] == -float("inf")
+    assert back["inputs"]["x"] != back["inputs"]["x"]  # NaN
+    assert back["n"] == 1
+
+
+# -- read-only stores ---------------------------------------------------------------------------
+
+
+def tree_state(store: Store) -> dict[str, bytes]:
+    """Every file of the store and its bytes (local folders and memory://)."""
+    if store.local:
+        root = Path(store.root)
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    fs = store._io.fs  # type: ignore[union-attr]
+    base = store._io.root  # type: ignore[union-attr]
+    return {p: fs.cat_file(p) for p in fs.find(base)}
+
+
+@pytest.mark.parametrize("kind", ["local", "file", "memory"])
+def test_a_read_only_store_serves_reads_and_writes_nothing(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWKIT_CACHE_DIR", str(tmp_path / "cache"))
+    url = {
+        "local": str(tmp_path / "s"),
+        "file": f"file://{tmp_path / 's'}",
+        "memory": f"memory://ro-{os.getpid()}-{id(tmp_path)}",
+    }[kind]
+    writer = Store(url)
+    writer.check()
+    art = writer.put({"kept": [1, 2]})
+    src = tmp_path / "f.txt"
+    src.write_text("10")
+    file_art = writer.put(File(src))
+    writer.write_run("r-1", {"status": "succeeded"})
+    writer.write_doc("index/ab/k.json", {"outputs": [art.to_dict()]})
+    before = tree_state(writer)
+
+    ro = Store(url, read_only=True)
+    assert ro.read_only and repr(ro).endswith("read_only)")
+    ro.check()
+    assert ro.get(art) == {"kept": [1, 2]}
+    loaded = ro.get(file_art)
+    assert loaded.read_text() == "10"
+    assert loaded.path.startswith(str(tmp_path / "cache"))  # unpacked outside the store
+    assert ro.read_doc("index/ab/k.json") == {"outputs": [art.to_dict()]}
+    assert ro.list_runs()[0]["id"] == "r-1"
+    new = ro.put({"new": True})
+    assert new.digest == hash_value({"new": True})[0]
+    with pytest.raises(ObjectMissing):
+        ro.get(new)  # computed, not stored
+    ro.write_doc("index/cd/k.json", {"x": 1})
+    ro.write_run("r-2", {"status": "running"})
+    ro.write_task_records("r-2", 0, [{"name": "t"}])
+    ro.delete("index/ab/k.json")
+    ro.delete_object(art.digest)
+    assert tree_state(writer) == before
+    raw_write(writer, Store.object_path(art.digest), b"damaged")
+    before = tree_state(writer)
+    with pytest.raises(ObjectCorrupt):
+        ro.get(art)  # damaged: a miss, but a read-only store removes nothing
+    assert tree_state(writer) == before
+    assert pickle.loads(pickle.dumps(ro)).read_only
+
+
+def test_a_read_only_store_does_not_create_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="opened read-only, so flowkit cannot create it"):
+        Store(tmp_path / "new", read_only=True).check()
+    assert not (tmp_path / "new").exists()
+
+
+# -- signed stores ------------------------------------------------------------------------------
+
+
+def test_signed_store_round_trip_and_envelope(any_store: Store) -> None:
+    s = Store(any_store.url, key=b"k3y", **any_store.storage_options)
+    assert s.signed and not any_store.signed
+    art = s.put({"a": 1})
+    assert art.sig is not None and art == Artifact(art.digest, art.format, art.size)
+    assert Artifact.from_dict(art.to_dict()).sig == art.sig
+    assert s.get(art) == {"a": 1} and s.has(art)
+    s.write_run("r", {"status": "ok"})
+    assert raw_read(s, "runs/r/run.json").startswith(b"hmac-sha256:")
+    assert s.read_run("r")[0] == {"status": "ok"}
+
+
+def test_the_key_comes_from_the_environment_and_travels_with_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWKIT_STORE_KEY", "from-env")
+    s = Store(tmp_path / "s")
+    assert s.signed
+    s.check()
+    art = s.put(5)
+    monkeypatch.delenv("FLOWKIT_STORE_KEY")
+    clone = pickle.loads(pickle.dumps(s))  # a worker without the variable
+    assert clone.signed and clone == s and clone.get(art) == 5
+    assert not pickle.loads(pickle.dumps(Store(tmp_path / "s"))).signed
+    assert "from-env" not in repr(s) and "signed" in repr(s)
+    assert Store(tmp_path / "s", key="from-env") == s != Store(tmp_path / "s", key="other")
+
+
+def test_key_mistakes_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(StoreError, match="key= is empty"):
+        Store("memory://x", key="")
+    with pytest.raises(StoreError, match="username="):
+        Store("s3://bucket/p", key="AKIA...", secret="...")  # the old spelling of S3 keys
+    assert Store("s3://bucket/p", key="sign", username="AKIA", secret="...").signed
+
+
+def test_signer_is_hmac_sha256() -> None:
+    import hmac
+
+    from flowkit.signing import Signer
+
+    for key in (b"k", b"x" * 64, b"y" * 65, os.urandom(200)):
+        for msg in (b"", b"abc", os.urandom(1000)):
+            assert Signer(key).mac(msg) == hmac.digest(key, msg, "sha256")
