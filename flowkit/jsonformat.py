@@ -33,7 +33,9 @@ from typing import Any
 
 from flowkit import classes, naming
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encoder = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)  # _enc builds a fresh tree: a cycle in the value is a RecursionError there
 _text = _encoder.encode
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 _FLOATS = ("nan", "inf", "-inf")  # what repr() gives for the floats JSON cannot hold

@@ -945,3 +945,10 @@ def test_allow_annotation_walks_any_hint_and_never_raises() -> None:
     )
     tree = {"$dc": _ref(Tree), "fields": {"children": [], "leaf": None}}
     assert type(serialize.load("json", _planted(tree))) is Tree
+
+
+def test_a_cyclic_value_goes_to_pickle() -> None:
+    cyclic: list[Any] = [1]
+    cyclic.append(cyclic)
+    fmt, _, back = roundtrip(cyclic)
+    assert fmt == "pickle" and back[1] is back
