@@ -245,19 +245,22 @@ def _replace_copy(
         with tarfile.open(fileobj=source, mode="r|" if stream else "r:") as tar:
             manifest = _extract(tar, tmp, kind)
         _write_manifest(tmp, manifest)
-        _swap_in(tmp, dest)
+        _swap_in(tmp, dest, kind)
     finally:
         remove_copy(tmp)
 
 
-def _swap_in(tmp: str, dest: str) -> None:
-    """Rename the new copy ``tmp`` to ``dest``, moving a bad copy there out of the way."""
+def _swap_in(tmp: str, dest: str, kind: type[File] | type[Directory]) -> None:
+    """Rename the new copy ``tmp`` to ``dest``, moving a bad copy there out of the way (a good
+    one, just put there by a concurrent loader, is kept: it may be in use already)."""
     try:
         os.rename(tmp, dest)
         return
     except OSError:
         if not os.path.lexists(dest):
             raise
+    if verified_copy(dest, kind) is not None:
+        return
     old = f"{dest}.old-{uuid.uuid4().hex}"
     try:
         with contextlib.suppress(FileNotFoundError):

@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -488,6 +489,38 @@ def test_a_changed_directory_copy_is_unpacked_again(
     assert sorted(p.name for p in again.iterdir()) == ["a.txt"]
     assert not (again / "a.txt").is_symlink() and (again / "a.txt").read_text() == "a"
     assert (outside / OUTSIDE).read_text() == "precious"
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_concurrent_loads_and_heals_all_see_whole_copies(
+    store: Store, tmp_path: Path, damaged: bool
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(20):
+        (tree / "sub" / f"f{i}").write_text(str(i) * 50)
+    art = store.put(Directory(tree))
+    if damaged:  # every thread finds the copy damaged and may heal it at the same time
+        victim = Path(store.get(art).path, "sub", "f3")
+        os.chmod(victim.parent, 0o755)
+        victim.unlink()
+    barrier = threading.Barrier(8)
+    seen: list[dict[str, str]] = []
+
+    def load() -> None:
+        barrier.wait()
+        back = store.get(art)
+        seen.append({p.name: p.read_text() for p in Path(back.path, "sub").iterdir()})
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [{f"f{i}": str(i) * 50 for i in range(20)}] * 8
+    back = store.get(art)
+    leftovers = [n for n in os.listdir(copy_dir(back).parent) if ".tmp-" in n or ".old-" in n]
+    assert leftovers == []
 
 
 @fk.task(cache=True)
