@@ -16,7 +16,10 @@ import logging
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -411,6 +414,47 @@ def test_a_consumer_that_appends_to_its_input_does_not_change_later_loads(
         except PermissionError:
             pass
     assert seen == ["10", "10", "10"]
+
+
+_APPENDER = """
+import os, sys
+from flowkit.files import File
+from flowkit.store import Store
+root = sys.argv[1]
+src = os.path.join(root, "count.txt")
+with open(src, "w") as f:
+    f.write("10")
+store = Store(os.path.join(root, "store"))
+art = store.put(File(src))
+for _ in range(3):
+    loaded = store.get(art)
+    print(loaded.read_text())
+    try:
+        with open(loaded.path, "a") as f:
+            f.write("1")
+        print("appended")
+    except PermissionError:
+        print("PermissionError")
+"""
+
+
+def test_an_unprivileged_consumer_gets_permission_error(tmp_path: Path) -> None:
+    """As any user but root, writing to a loaded copy fails outright."""
+    command = [sys.executable, "-c", _APPENDER]
+    work = tempfile.mkdtemp(prefix="fk-unprivileged-")  # not below root's private tmp_path
+    try:
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root without setpriv to drop privileges")
+            os.chown(work, 65534, 65534)
+            command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        done = subprocess.run(
+            [*command, work], capture_output=True, text=True, check=True, timeout=120
+        )
+    finally:
+        files.remove_copy(work)
+    assert done.stdout.split() == ["10", "PermissionError"] * 3
 
 
 def test_loaded_copies_are_read_only(store: Store, tmp_path: Path) -> None:
