@@ -93,8 +93,9 @@ _OWN_NAMES = frozenset({MARKER, "objects", "index", "tasks", "runs", "files", "t
 _SPOOL_MAX = 16 << 20  # remote puts keep up to this much in memory before spilling to disk
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://(.*)$")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
-# A relative path in the store: parts of [A-Za-z0-9._-], none of them "." or "..".
-_PART = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"
+# A relative path in the store: "/"-separated non-empty parts, none of them "." or "..", no
+# NUL or backslash (a name planted in a listing may be odd, but never leaves the root).
+_PART = r"(?!\.\.?(?:/|$))[^/\x00\\]+"
 _REL_RE = re.compile(f"{_PART}(?:/{_PART})*")
 _NOT_A_FILE = (errno.ELOOP, errno.EISDIR)  # a link or a folder where a file should be
 _UNPACKED = frozenset({"file", "dir"})  # formats loaded into files/<d>
@@ -592,8 +593,8 @@ class Store:
     def _rel(self, rel: str) -> str:
         if type(rel) is not str or _REL_RE.fullmatch(rel) is None:
             raise StoreError(
-                f"refusing path {rel!r} in store {self.url}: paths are '/'-separated names of "
-                "letters, digits, '.', '_' and '-' (no '..', no absolute paths)"
+                f"refusing path {rel!r} in store {self.url}: paths are relative, '/'-separated "
+                "names (no '.', '..', empty names, NUL or backslash)"
             )
         return rel
 
