@@ -31,6 +31,7 @@ from flowkit.errors import (
 from flowkit.files import Directory, File
 from flowkit.records import Run, TaskRecord
 from flowkit.resources import Resources
+from flowkit.serialize import allow_annotation, allow_class
 from flowkit.store import Store
 from flowkit.task import TaskDef, dynamic, task, unmapped
 from flowkit.workflow import WorkflowDef, workflow
@@ -58,6 +59,8 @@ __all__ = [
     "TaskTimeoutError",
     "TypeMismatchError",
     "WorkflowDef",
+    "allow_annotation",
+    "allow_class",
     "available_backends",
     "backends",
     "dynamic",

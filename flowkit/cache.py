@@ -15,10 +15,7 @@ Policies:
 * Never serve anything doubtful. A damaged entry, a missing or damaged object, or a pickle
   written by another Python version is a *miss* with a warning (the call is recomputed and
   its entry rewritten). Store errors (unreachable endpoint) propagate.
-* :func:`value_digest` is exactly the digest :meth:`Store.put` would give, so a value coming
-  from a cached upstream and the same value given literally produce the same key. Formats
-  whose bytes may vary (pickle) are serialised twice; if the two differ the value has no
-  digest and the caller must not cache the call.
+* Keys are derived in :mod:`flowkit.keys`; this module only stores and finds entries.
 * :func:`gc` removes entries created more than N days ago, then objects that no remaining
   entry and no run started within the window references, and only objects last written
   before the cutoff — so a run in progress (whose new objects are young) is never robbed.
@@ -37,19 +34,18 @@ from typing import Any
 from flowkit import serialize
 from flowkit.codehash import describe_changes
 from flowkit.errors import SerializationError
-from flowkit.hashing import blob_digest, is_digest
+from flowkit.hashing import is_digest
 from flowkit.store import (
     Artifact,
     ObjectCorrupt,
     ObjectMissing,
     ObjectUnavailable,
     Store,
-    hash_value,
 )
 
 log = logging.getLogger(__name__)
 
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,9 @@ class CacheEntry:
     version: str | None = None
     created: float = field(default_factory=time.time)
     run_id: str | None = None
+    # the outputs' tokens when written (flowkit.keys); one that differs from its artifact's
+    # digest marks an output naming user code, whose token is re-derived when it is read
+    tokens: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +77,7 @@ class CacheEntry:
             "version": self.version,
             "created": self.created,
             "run_id": self.run_id,
+            "tokens": list(self.tokens),
         }
 
     @classmethod
@@ -90,6 +90,7 @@ class CacheEntry:
             outputs = tuple([Artifact.from_dict(a) for a in d["outputs"]])
             components, inputs = dict(d["components"]), dict(d["inputs"])
             version, created, run_id = d["version"], float(d["created"]), d.get("run_id")
+            tokens = tuple(d["tokens"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
         # one pass over the strings, no intermediate lists (this runs on every cache hit)
@@ -99,6 +100,8 @@ class CacheEntry:
             for s in mapping.values():
                 if not isinstance(s, str):
                     raise ValueError("malformed cache entry: non-string field")
+        if len(tokens) != len(outputs) or not all(is_digest(t) for t in tokens):
+            raise ValueError("malformed cache entry: output tokens")
         return cls(
             key=key,
             identity=identity,
@@ -109,6 +112,7 @@ class CacheEntry:
             version=version,
             created=created,
             run_id=run_id,
+            tokens=tokens,
         )
 
 
@@ -148,13 +152,19 @@ def lookup(store: Store, key: str) -> CacheEntry | None:
     return entry
 
 
-def load_outputs(store: Store, entry: CacheEntry) -> list[Any] | None:
-    """The entry's output values, or None (with a warning) if any cannot be loaded intact."""
-    values = []
+def load_outputs(
+    store: Store, entry: CacheEntry, expected: tuple[Any, ...] | None = None
+) -> list[tuple[Any, set[Any]]] | None:
+    """The entry's outputs as ``(value, refs)`` pairs, or None (with a warning) if any cannot
+    be loaded intact. ``expected`` gives each output's type (class references in the stored
+    bytes resolve against it); ``refs`` are the classes and functions the bytes named."""
+    out = []
     for i, artifact in enumerate(entry.outputs):
         what = f"task `{entry.identity}` output {i}"
+        refs: set[Any] = set()
+        hint = expected[i] if expected is not None and i < len(expected) else Any
         try:
-            values.append(store.get(artifact, what=what))
+            out.append((store.get(artifact, what=what, expected=hint, refs=refs), refs))
         except ObjectMissing:
             log.warning("%s: cached object %s is missing; recomputing", what, artifact.digest)
             return None
@@ -163,7 +173,10 @@ def load_outputs(store: Store, entry: CacheEntry) -> list[Any] | None:
         except serialize.PickleVersionError as exc:
             log.warning("%s; recomputing", exc)
             return None
-    return values
+        except SerializationError as exc:
+            log.warning("%s cannot be loaded (%s); recomputing", what, exc)
+            return None
+    return out
 
 
 def record(store: Store, entry: CacheEntry) -> None:
@@ -171,31 +184,6 @@ def record(store: Store, entry: CacheEntry) -> None:
     doc = entry.to_dict()
     store.write_doc(_index_path(entry.key), doc)
     store.write_doc(_task_path(entry.identity, entry.key), doc)
-
-
-def value_digest(value: Any, *, what: str = "value") -> str | None:
-    """The digest ``store.put(value)`` gives, or None (with a warning) if it is not stable."""
-    data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
-    if data is not None:
-        return blob_digest("json", hashlib.sha256(data).hexdigest())
-    try:
-        digest, fmt, _ = hash_value(value, what=what)
-        if serialize.is_stable(fmt):
-            return digest
-        again, _, _ = hash_value(value, what=what)
-    except SerializationError as exc:
-        log.warning("%s cannot be hashed, so the call is not cached: %s", what, exc)
-        return None
-    if again != digest:
-        log.warning(
-            "%s serialises to different bytes each time (%s format), so the call is not cached "
-            "(nothing stale is served); make the value JSON-able or deterministic, or list it "
-            "in cache_ignore",
-            what,
-            fmt,
-        )
-        return None
-    return digest
 
 
 def entries(store: Store, identity: str) -> list[CacheEntry]:
@@ -321,9 +309,20 @@ def _digests_in(obj: Any) -> Iterator[str]:
 
 
 def gc(store: Store, older_than_days: float) -> GcReport:
-    """Remove entries older than ``older_than_days`` and the objects nothing else needs."""
+    """Remove entries older than ``older_than_days`` and the objects nothing else needs.
+
+    What a run started within the window used is kept: its task records name the keys it
+    looked up or stored and the objects it read or wrote, so a month-old entry (and its
+    ``fk.File``) that today's run hit is not collected under it.
+    """
     cutoff = time.time() - older_than_days * 86400.0
     keep: set[str] = set()
+    for header in store.list_runs():
+        started = header.get("started")
+        if not isinstance(started, (int, float)) or started >= cutoff:
+            _, tasks = store.read_run(header["id"])
+            keep.update(_digests_in(header))
+            keep.update(_digests_in(tasks))
     removed = 0
     for folder in ("index", "tasks"):
         for rel, _, mtime in list(store.walk(folder)):
@@ -334,20 +333,17 @@ def gc(store: Store, older_than_days: float) -> GcReport:
             created = (
                 entry.created if entry is not None else (mtime if mtime is not None else cutoff)
             )
-            if created < cutoff:
+            if created < cutoff and (entry is None or entry.key not in keep):
                 store.delete(rel)
                 removed += folder == "index"
             elif entry is not None:
                 keep.update(a.digest for a in entry.outputs)
-    for header in store.list_runs():
-        started = header.get("started")
-        if not isinstance(started, (int, float)) or started >= cutoff:
-            _, tasks = store.read_run(header["id"])
-            keep.update(_digests_in(header))
-            keep.update(_digests_in(tasks))
     objects = freed = 0
     for rel, size, mtime in list(store.walk("objects")):
         digest = rel.rsplit("/", 1)[-1]
+        if not is_digest(digest):
+            store.delete(rel)  # not an object flowkit wrote
+            continue
         if digest in keep or mtime is None or mtime >= cutoff:
             continue
         store.delete_object(digest)
@@ -372,5 +368,4 @@ __all__ = [
     "lookup",
     "record",
     "task_dir",
-    "value_digest",
 ]

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from flowkit import codehash
 from flowkit.backend import AttemptTimeout, Backend, Submission
 from flowkit.callbacks import CallbackGroup, Output
 from flowkit.errors import (
@@ -50,11 +51,13 @@ from flowkit.graph import (
     OutputRef,
     refs_in,
 )
+from flowkit.isolation import private
 from flowkit.promise import Builder
 from flowkit.records import Run, TaskRecord
 from flowkit.runlog import RunLog
 from flowkit.runner import (
     Meta,
+    Prepared,
     TaskRuntime,
     Template,
     lookup_call,
@@ -111,7 +114,8 @@ class _Call:
         self.rt = rt
         self.templates = templates
         self.flat = flat
-        self.known = known
+        # input tokens known from upstream outputs; after a driver-side miss, the call's key
+        self.known: dict[str, str] | Prepared = known
         self.record = record
         self.attempt = 0
         self.map_index = map_index
@@ -169,6 +173,7 @@ class Engine:
 
     def execute(self) -> Any:
         """Run every node; return the workflow output (fetched) or raise TaskFailedError."""
+        codehash.forget_objects()  # the code of values' classes is read afresh in each run
         try:
             self._add_nodes(list(self.nodes.values()))
             self._loop()
@@ -235,18 +240,25 @@ class Engine:
 
     def _served_in_driver(self, call: _Call) -> bool:
         """A cached call's hit, looked up before submission when handles are values."""
-        if not self.values_in_driver or call.attempt or not call.rt.use_cache:
+        if (
+            not self.values_in_driver
+            or call.attempt
+            or not call.rt.use_cache
+            or isinstance(call.known, Prepared)
+        ):
             return False
         try:
-            hit, digests = lookup_call(call.rt, call.templates, call.known, call.flat)
+            found = lookup_call(call.rt, call.templates, call.known, call.flat)
         except Exception:  # the worker will compute the key again and report the error
             log.debug("driver-side cache lookup of %s failed", call.record.node, exc_info=True)
             return False
-        if hit is None:
-            call.known = digests or call.known  # a miss: the worker need not hash them again
+        if found is None:
+            return False
+        if isinstance(found, Prepared):
+            call.known = found  # a miss: the worker stores under this key, looking up nothing
             return False
         self._start_attempt(call)
-        self._succeeded(call, *hit)
+        self._succeeded(call, *found)
         return True
 
     def _take_batch(self, first: _Call, capacity: int) -> list[_Call] | None:
@@ -360,6 +372,8 @@ class Engine:
         rec.status = "succeeded"
         rec.key = meta.key
         rec.cached = meta.cached
+        if meta.objects:
+            rec.outputs = list(meta.objects)
         self.log.add(rec)
         if self.callbacks.callbacks:  # (an Output per call costs, with nobody listening)
             self.callbacks.emit(
@@ -562,7 +576,7 @@ class Engine:
             builder = Builder(self.graph.name, prefix=f"{node.id}/")
             try:
                 with builder:
-                    returned = task.fn(**kwargs)
+                    returned = task.fn(**{k: private(v) for k, v in kwargs.items()})
                 output = builder.binding_of(returned)
                 check_output(
                     builder,

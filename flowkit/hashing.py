@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -93,8 +94,11 @@ class BlobHasher:
 
 
 def code_digest(components: Mapping[str, str]) -> str:
-    """Digest of a task's code from its named components (``{"function `f`": digest, ...}``)."""
-    return hash_struct("code", "components", dict(components))
+    """Digest of a task's code from its named components (``{"function `f`": digest, ...}``).
+
+    This is the pre-image production keys use (``codehash.fingerprint`` calls it).
+    """
+    return hash_struct("code", dict(components))
 
 
 def version_digest(version: str) -> str:
@@ -130,9 +134,15 @@ def list_digest(digests: Sequence[str]) -> str:
     return hash_struct("list", list(digests))
 
 
-def is_digest(text: str) -> bool:
-    """True if ``text`` looks like a digest made here (64 lowercase hex characters)."""
-    return len(text) == DIGEST_LENGTH and all(c in "0123456789abcdef" for c in text)
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_digest(text: object) -> bool:
+    """True if ``text`` is a digest made here: a str of exactly 64 lowercase hex characters.
+
+    Every digest read from a store goes through this before it names a path.
+    """
+    return type(text) is str and _DIGEST_RE.fullmatch(text) is not None
 
 
 __all__ = [

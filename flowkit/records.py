@@ -6,6 +6,7 @@ store can keep them and ``flowkit runs show`` can read them back in another proc
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class TaskRecord:
     started: float | None = None
     ended: float | None = None
     error: str | None = None
+    outputs: list[str | None] | None = None  # artifact digests of the outputs kept in the store
 
     @property
     def duration(self) -> float | None:
@@ -49,6 +51,7 @@ class TaskRecord:
             "ended": self.ended,
             "duration": self.duration,
             "error": self.error,
+            "outputs": self.outputs,
         }
 
     @classmethod
@@ -109,6 +112,8 @@ class Run:
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)  # 'nan', 'inf': JSON documents hold finite numbers only
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if isinstance(v, (list, tuple)):

@@ -5,7 +5,15 @@ keyword arguments from the flat inputs (handles the backend has resolved to valu
 for a cached task computes the cache key, serves a hit from the store, or calls the
 function and stores its outputs. Everything it needs travels in its arguments, so it
 runs the same in-process, on a thread, or on a Ray worker — and the same call gets the
-same key everywhere.
+same key everywhere (the key itself is derived in :mod:`flowkit.keys`).
+
+Every argument a task receives is private to that call (:func:`flowkit.isolation.private`):
+a task that mutates its input cannot change what another task, or the key already computed
+from the input's digest, saw.
+
+A value served from the cache is loaded as the task's annotated output types (class
+references resolve against them) and checked against the return annotation like a fresh
+one; a value that does not fit is a miss, never served.
 
 Arguments template (one per parameter, built by the engine):
 
@@ -23,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowkit import cache, codehash, hashing, typecheck
-from flowkit.errors import SerializationError, TypeMismatchError
+from flowkit import cache, isolation, keys, typecheck
+from flowkit.errors import SerializationError, StoreError, TypeMismatchError
 from flowkit.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,13 +63,28 @@ class TaskRuntime:
 
 @dataclass(frozen=True, slots=True)
 class Meta:
-    """The small result of a call that travels back to the driver."""
+    """The small result of a call that travels back to the driver.
+
+    ``digests`` are the outputs' tokens (what a downstream key uses, see :mod:`flowkit.keys`),
+    ``objects`` their artifact digests in the store (lineage); both None for an output that
+    was not stored.
+    """
 
     key: str | None
     cached: bool
     digests: tuple[str | None, ...]
     started: float
     ended: float
+    objects: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A call's key and input tokens, computed in the driver, where the key was looked up and
+    missed: the worker stores under it without hashing or looking up again."""
+
+    key: str
+    tokens: Mapping[str, str]
 
 
 def build(template: Template, flat: Sequence[Any]) -> Any:
@@ -81,27 +104,33 @@ def build(template: Template, flat: Sequence[Any]) -> Any:
 def run_call(
     rt: TaskRuntime,
     templates: tuple[tuple[str, Template], ...],
-    known_digests: Mapping[str, str],
+    known: Mapping[str, str] | Prepared,
     *flat: Any,
 ) -> tuple[Meta, Any]:
     """Run one task call (see the module docstring); returns ``(meta, value)``."""
     started = time.time()
     kwargs = {name: build(t, flat) for name, t in templates}
-    inputs = input_digests(rt, kwargs, known_digests) if rt.use_cache else None
-    key = None if inputs is None else hashing.call_key(rt.identity, rt.code, rt.interface, inputs)
-    if key is not None and not rt.refresh:
-        hit = _served_from_cache(rt, key, started)
-        if hit is not None:
-            return hit
-    value = rt.fn(**kwargs)
+    key: str | None = None
+    tokens: Mapping[str, str] | None = None
+    if isinstance(known, Prepared):
+        key, tokens = known.key, known.tokens
+    elif rt.use_cache:
+        tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+        if tokens is not None:
+            key = keys.call_key(rt.identity, rt.code, rt.interface, tokens)
+            if not rt.refresh:
+                hit = _served_from_cache(rt, key, started)
+                if hit is not None:
+                    return hit
+    # private copies only for a call that runs: hits and keys use the originals
+    value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
     check_return(rt, value)
     if rt.multi_output and hasattr(rt.return_type, "_make") and type(value) is tuple:
         value = rt.return_type._make(value)  # as a cache hit would give it: fields work downstream
-    digests: tuple[str | None, ...] = (None,) * len(rt.outputs)
-    if key is not None:
-        assert inputs is not None
-        digests = store_outputs(rt, key, inputs, value)
-    return Meta(key, False, digests, started, time.time()), value
+    if key is None or tokens is None:
+        return Meta(None, False, (None,) * len(rt.outputs), started, time.time()), value
+    digests, objects = store_outputs(rt, key, tokens, value)
+    return Meta(key, False, digests, started, time.time(), objects), value
 
 
 def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:
@@ -110,43 +139,56 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     hit = cache.lookup(rt.store, key)
     if hit is None:
         return None
-    loaded = cache.load_outputs(rt.store, hit)
+    loaded = cache.load_outputs(rt.store, hit, tuple(t for _, t in rt.outputs))
     if loaded is None:
         return None
-    value = tuple(loaded) if rt.multi_output else loaded[0]
+    values = tuple(v for v, _ in loaded)
+    value = values if rt.multi_output else values[0]
     if rt.multi_output and hasattr(rt.return_type, "_make"):
         value = rt.return_type._make(value)
-    digests = tuple(a.digest for a in hit.outputs)
-    return Meta(key, True, digests, started, time.time()), value
+    try:
+        check_return(rt, value)
+    except TypeMismatchError as exc:
+        log.warning("cache entry %s does not fit the task's annotation (%s); recomputing", key, exc)
+        return None
+    tokens = tuple(
+        keys.token(a.digest, refs) for a, (_, refs) in zip(hit.outputs, loaded, strict=True)
+    )
+    objects = tuple(a.digest for a in hit.outputs)
+    return Meta(key, True, tokens, started, time.time(), objects), value
 
 
 def lookup_call(
     rt: TaskRuntime,
     templates: tuple[tuple[str, Template], ...],
-    known_digests: Mapping[str, str],
+    known: Mapping[str, str],
     flat: Sequence[Any],
-) -> tuple[tuple[Meta, Any] | None, dict[str, str]]:
-    """What :func:`run_call` returns on a cache hit (or None), and the input digests found.
+) -> tuple[Meta, Any] | Prepared | None:
+    """What :func:`run_call` returns on a cache hit, else the :class:`Prepared` key of the
+    miss (None when the call has no key).
 
     For backends whose handles are values, the engine asks this in the driver before
     submitting: a hit then costs no hand-off to a worker (and, on threads, no contention
     for the interpreter lock between workers that only read small files). On a miss the
-    digests go with the call, so the worker does not hash its inputs again.
+    key goes with the call, so the worker neither hashes its inputs nor looks up again.
     """
     if not rt.use_cache or rt.refresh:
-        return None, {}
+        return None
     started = time.time()
     kwargs = {name: build(t, flat) for name, t in templates}
-    inputs = input_digests(rt, kwargs, known_digests)
-    if inputs is None:
-        return None, {}
-    key = hashing.call_key(rt.identity, rt.code, rt.interface, inputs)
-    return _served_from_cache(rt, key, started), inputs
+    tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+    if tokens is None:
+        return None
+    key = keys.call_key(rt.identity, rt.code, rt.interface, tokens)
+    hit = _served_from_cache(rt, key, started)
+    return hit if hit is not None else Prepared(key, tokens)
 
 
 def run_batch(
     rt: TaskRuntime,
-    calls: Sequence[tuple[tuple[tuple[str, Template], ...], Mapping[str, str], Sequence[Any]]],
+    calls: Sequence[
+        tuple[tuple[tuple[str, Template], ...], Mapping[str, str] | Prepared, Sequence[Any]]
+    ],
 ) -> tuple[list[Meta | Exception], list[Any]]:
     """Run several calls of one task in a row (small map items on in-process backends).
 
@@ -168,25 +210,6 @@ def run_batch(
             outcomes.append(meta)
             values.append(value)
     return outcomes, values
-
-
-def input_digests(
-    rt: TaskRuntime, kwargs: Mapping[str, Any], known: Mapping[str, str]
-) -> dict[str, str] | None:
-    """The digest of every input in the key, or None when one has no stable digest."""
-    digests = {}
-    for name, value in kwargs.items():
-        if name in rt.ignore:
-            continue
-        # value_digest warns, naming the input, when it returns None: nothing stale is
-        # ever served for a value whose bytes are not stable, the call just is not cached.
-        digest = known.get(name) or cache.value_digest(
-            value, what=f"input `{name}` of task `{rt.name}`"
-        )
-        if digest is None:
-            return None
-        digests[name] = digest
-    return digests
 
 
 def check_return(rt: TaskRuntime, value: Any) -> None:
@@ -213,21 +236,26 @@ def store_outputs(
     key: str,
     inputs: Mapping[str, str],
     value: Any,
-) -> tuple[str | None, ...]:
-    """Write each output to the store and record the cache entry; returns their digests."""
+) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """Write each output to the store and record the cache entry; returns the outputs'
+    tokens and artifact digests."""
     assert rt.store is not None
     values = tuple(value) if rt.multi_output else (value,)
     artifacts = []
+    tokens = []
     for (oname, _), v in zip(rt.outputs, values, strict=True):
         what = (
             f"task `{rt.name}` output `{oname}`" if rt.multi_output else f"task `{rt.name}` output"
         )
+        refs: set[Any] = set()
         try:
-            artifacts.append(rt.store.put(v, what=what))
-        except SerializationError:
+            artifact = rt.store.put(v, what=what, refs=refs)
+        except (SerializationError, StoreError):
             raise
         except Exception as e:  # an unexpected serializer failure still names the output
             raise SerializationError(f"{what}: cannot be stored: {e}") from e
+        artifacts.append(artifact)
+        tokens.append(keys.token(artifact.digest, refs))
     cache.record(
         rt.store,
         cache.CacheEntry(
@@ -240,9 +268,10 @@ def store_outputs(
             version=rt.version,
             created=time.time(),
             run_id=rt.run_id,
+            tokens=tuple(tokens),
         ),
     )
-    return tuple(a.digest for a in artifacts)
+    return tuple(tokens), tuple(a.digest for a in artifacts)
 
 
 def _short(value: Any) -> str:
@@ -258,22 +287,10 @@ def make_runtime(
     ``task`` is a :class:`~flowkit.task.TaskDef` (read by attribute: runner sits below task).
     """
     use_cache = task.cache and cache is not False
-    code, components = "", {}
-    if use_cache:
-        if task.version is not None:
-            code, components = hashing.version_digest(task.version), {"version": task.version}
-        else:
-            fp = codehash.fingerprint(task.fn)
-            code, components = fp.digest, dict(fp.components)
-    interface = hashing.interface_digest(
-        [
-            [[p.name, typecheck.type_repr(p.type)] for p in task.signature.params],
-            typecheck.type_repr(task.return_type),
-        ]
-    )
+    code, components = keys.code(task) if use_cache else ("", {})
     return TaskRuntime(
         name=task.name,
-        identity=task.name,
+        identity=keys.identity(task),
         fn=task.fn,
         return_type=task.return_type,
         outputs=tuple(task.outputs),
@@ -282,7 +299,7 @@ def make_runtime(
         refresh=cache == "refresh",
         code=code,
         components=components,
-        interface=interface,
+        interface=keys.interface(task),
         version=task.version,
         ignore=task.cache_ignore,
         store=store if use_cache else None,

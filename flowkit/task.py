@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, Union, overload
 
-from flowkit import typecheck
+from flowkit import serialize, typecheck
 from flowkit.errors import GraphError, TypeMismatchError
 from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
@@ -66,6 +66,9 @@ class TaskDef(Generic[P, R]):
         self._inspect_signature = inspect.signature(fn)  # binding call arguments, per call
         self.return_type = self.signature.return_type
         self.outputs, self.multi_output = typecheck.output_types(self.return_type)
+        # classes the task names may be rebuilt from stored JSON (never names from the store)
+        for hint in (*self.param_types.values(), self.return_type):
+            serialize.allow_annotation(hint)
         unknown = self.cache_ignore - set(self.param_types)
         if unknown:
             raise GraphError(

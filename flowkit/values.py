@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowkit import hashing
+from flowkit import keys
 from flowkit.backend import Backend
 from flowkit.errors import GraphError
 from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
@@ -75,7 +75,7 @@ class Values:
         return ("d", tuple((k, self.template(x, flat)) for k, x in b.items))
 
     def digest(self, b: Binding) -> str | None:
-        """The artifact digest of a binding's value when the store already knows it."""
+        """The token (:mod:`flowkit.keys`) of a binding's value when the run already knows it."""
         b = self.unalias(b)
         if not isinstance(b, OutputRef):
             return None
@@ -83,7 +83,7 @@ class Values:
         if isinstance(res, MapResult):
             if any(d is None for d in res.digests):
                 return None
-            return hashing.list_digest([d for d in res.digests if d is not None])
+            return keys.list_token([d for d in res.digests if d is not None])
         digests = self.digests.get(b.node, ())
         if b.index is None:
             return digests[0] if len(digests) == 1 else None

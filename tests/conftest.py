@@ -16,7 +16,7 @@ import pytest
 
 from flowkit.store import Store
 
-S3_CREDENTIALS = {"key": "flowkit-test", "secret": "flowkit-test"}
+S3_CREDENTIALS = {"username": "flowkit-test", "secret": "flowkit-test"}
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +90,10 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
 
         fs = fsspec.filesystem("memory")
         fs.rm("/" + store.url.split("://", 1)[1], recursive=True)
+
+
+@pytest.fixture(autouse=True)
+def _default_store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workflow called directly uses the default store: keep it out of the working tree
+    (tests that check the default itself unset the variable)."""
+    monkeypatch.setenv("FLOWKIT_STORE", str(tmp_path / "default-store"))

@@ -553,7 +553,7 @@ def test_s3_store_with_options_hits_from_a_fresh_process(
 def test_s3_store_from_aws_environment_variables(work: Path, s3_stores: S3Stores) -> None:
     url = f"s3://{s3_stores.bucket()}/prefix"
     env = clean_env(
-        AWS_ACCESS_KEY_ID=s3_stores.options["key"],
+        AWS_ACCESS_KEY_ID=s3_stores.options["username"],
         AWS_SECRET_ACCESS_KEY=s3_stores.options["secret"],
         AWS_ENDPOINT_URL=s3_stores.endpoint,
     )
@@ -605,7 +605,7 @@ def _free_port() -> int:
 def test_unreachable_store_fails_before_any_task_runs(work: Path) -> None:
     marker = work / "marks"
     options = {
-        "key": "flowkit-test",
+        "username": "flowkit-test",
         "secret": "flowkit-test",
         "endpoint_url": f"http://127.0.0.1:{_free_port()}",
         "config_kwargs": {"retries": {"max_attempts": 1}},  # fail fast: nothing listens

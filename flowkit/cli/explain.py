@@ -2,14 +2,16 @@
 
 :class:`Explainer` answers ``flowkit cache explain`` without running anything. For each node
 of the task it computes the call's cache key exactly as the runner would: the task's code
-fingerprint and interface from :func:`flowkit.engine.make_runtime`, and the digest of every
-input not in ``cache_ignore``. An input's digest comes, as in the engine, from:
+fingerprint and interface from :func:`flowkit.runner.make_runtime`, and the token of every
+input not in ``cache_ignore``, with the functions of :mod:`flowkit.keys` that the runner uses.
+An input's token comes, as in the engine, from:
 
-* a workflow input or a literal: the digest of its value (:func:`flowkit.cache.value_digest`);
-* an upstream node's output: the output digest recorded in that node's cache entry, found
-  by computing the upstream call's key the same way, recursively. Where the engine would
-  hash the value itself (a whole multi-output tuple, a list built from several outputs,
-  the items of a list being mapped over), the value is loaded from the store.
+* a workflow input or a literal: the token of its value (:func:`flowkit.keys.value_token`);
+* an upstream node's output: the output token recorded in that node's cache entry, found
+  by computing the upstream call's key the same way, recursively (an output that names user
+  code is loaded, and its token re-derived from the code as it is now, as on a hit). Where
+  the engine would hash the value itself (a whole multi-output tuple, a list built from
+  several outputs, the items of a list being mapped over), the value is loaded from the store.
 
 An upstream that is not cached, not in the cache for these inputs, or dynamic makes the
 input *unknown*: the report says which input, where it comes from and why ("comes from
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flowkit import cache, hashing
+from flowkit import cache, keys
 from flowkit.cache import CacheEntry
 from flowkit.graph import Binding, DictOf, Graph, InputRef, ListOf, Node, OutputRef
 from flowkit.graph import Literal as LiteralBinding
@@ -177,7 +179,7 @@ class Explainer:
         if unknown:
             changes, newest = self._newest_changes(rt, digests, unknown_params)
             return CallReport(call_id, node.name, "unknown", tuple(unknown), changes, entry=newest)
-        key = hashing.call_key(rt.identity, rt.code, rt.interface, digests)
+        key = keys.call_key(rt.identity, rt.code, rt.interface, digests)
         exp = cache.explain(
             self.store,
             rt.identity,
@@ -221,7 +223,7 @@ class Explainer:
         return self._value_digest(lambda: payload)
 
     def _value_digest(self, get: Callable[[], Any]) -> str:
-        digest = cache.value_digest(get())
+        digest = keys.value_token(get())
         if digest is None:
             raise _Unstable("its serialised bytes vary; see the warning above")
         return digest
@@ -232,11 +234,11 @@ class Explainer:
             return None
         res = self._resolve(b.node)
         if res.node.mapped:
-            item_digests = [_single_digest(res.rt, e) for e in res.entries]
+            item_digests = [self._single_token(res, e) for e in res.entries]
             if any(d is None for d in item_digests):
                 return None
-            return hashing.list_digest([d for d in item_digests if d is not None])
-        digests = tuple(a.digest for a in res.entries[0].outputs)
+            return keys.list_token([d for d in item_digests if d is not None])
+        digests = self._tokens(res, res.entries[0])
         if b.index is None:
             return digests[0] if len(digests) == 1 else None
         return digests[b.index] if b.index < len(digests) else None
@@ -258,17 +260,34 @@ class Explainer:
         value = self._load(res, res.entries[0])
         return value if b.index is None else value[b.index]
 
-    def _load(self, res: _Resolved, entry: CacheEntry) -> Any:
-        loaded = cache.load_outputs(self.store, entry)
+    def _loaded(self, res: _Resolved, entry: CacheEntry) -> list[tuple[Any, set[Any]]]:
+        loaded = cache.load_outputs(self.store, entry, tuple(t for _, t in res.rt.outputs))
         if loaded is None:
             raise _Unknown(
                 f"`{res.node.name}`, whose cached output could not be loaded (missing or damaged)"
             )
+        return loaded
+
+    def _load(self, res: _Resolved, entry: CacheEntry) -> Any:
+        values = [v for v, _ in self._loaded(res, entry)]
         if not res.rt.multi_output:
-            return loaded[0]
+            return values[0]
         if hasattr(res.rt.return_type, "_make"):
-            return res.rt.return_type._make(loaded)
-        return tuple(loaded)
+            return res.rt.return_type._make(values)
+        return tuple(values)
+
+    def _tokens(self, res: _Resolved, entry: CacheEntry) -> tuple[str, ...]:
+        """The outputs' tokens as a hit gives them: re-derived where they name user code."""
+        if all(t == a.digest for t, a in zip(entry.tokens, entry.outputs, strict=True)):
+            return entry.tokens
+        loaded = self._loaded(res, entry)
+        return tuple(
+            keys.token(a.digest, refs) for a, (_, refs) in zip(entry.outputs, loaded, strict=True)
+        )
+
+    def _single_token(self, res: _Resolved, entry: CacheEntry) -> str | None:
+        """A map item's output token as the engine keeps it (None for multi-output tasks)."""
+        return None if res.rt.multi_output else self._tokens(res, entry)[0]
 
     def _map_items(self, b: Binding) -> list[_Item]:
         """The items of a mapped argument (as ``Engine._map_items``)."""
@@ -278,7 +297,7 @@ class Explainer:
             res = self._resolve(b.node)
             if res.node.mapped:
                 return [
-                    ("handle", _loader(self, res, e), _single_digest(res.rt, e))
+                    ("handle", _loader(self, res, e), self._single_token(res, e))
                     for e in res.entries
                 ]
         return [("value", v, None) for v in self._value(b)]
@@ -357,7 +376,7 @@ class Explainer:
                     "has no stable digest)",
                     run_first=False,
                 ) from None
-        key = hashing.call_key(rt.identity, rt.code, rt.interface, digests)
+        key = keys.call_key(rt.identity, rt.code, rt.interface, digests)
         entry = cache.lookup(self.store, key)
         if entry is None or not all(self.store.has(a) for a in entry.outputs):
             raise _Unknown(f"`{node.name}`, which has no cache entry for these inputs")
@@ -368,11 +387,6 @@ class Explainer:
         if rt is None:
             rt = self._runtimes[id(node.task)] = make_runtime(node.task, self.store, True)
         return rt
-
-
-def _single_digest(rt: TaskRuntime, entry: CacheEntry) -> str | None:
-    """A map item's output digest as the engine keeps it (None for multi-output tasks)."""
-    return None if rt.multi_output else entry.outputs[0].digest
 
 
 def _loader(ex: Explainer, res: _Resolved, entry: CacheEntry) -> Callable[[], Any]:

@@ -1,0 +1,164 @@
+"""Cache keys: the one place where a call's key is derived.
+
+The runner (on a worker), the engine (a driver-side lookup) and ``flowkit cache explain`` all
+call these functions, so a call has one key wherever it is computed::
+
+    key   = sha256(["call", identity, code, interface, {param: token}])
+    token = digest                                       a value that names no user code
+          | sha256(["value", digest, {name: code}])      one that does
+
+* **identity** — the task function's module-qualified name (:func:`identity`), with
+  ``__main__`` read as the script's stem, so ``python flow.py`` and ``flowkit run flow.py``
+  share entries while two teams' ``score`` tasks in two modules never do. ``name=`` and
+  ``version=`` do not change it.
+* **code** — the task's code fingerprint (:mod:`flowkit.codehash`), or ``version=``'s digest.
+* **interface** — parameter names and types, and the return type.
+* **token** — per parameter not in ``cache_ignore``: the artifact digest the value gets in the
+  store, plus, when the stored bytes name user classes or functions (a dataclass instance, a
+  function passed as an argument, a pickled object of a user class), the code digest of each
+  of them (:func:`codehash.object_digest`). Editing ``Rect.area`` therefore misses every call
+  that receives a ``Rect``, wherever the ``Rect`` came from. A token is computed from the same
+  bytes on both sides of the store: from what :meth:`Store.put` wrote, and from what
+  :meth:`Store.get` read on a hit, with the classes the running code uses *now*.
+
+Values whose serialised bytes are not reproducible (pickles) are serialised twice; if the two
+differ, or if the pickle holds a hash-ordered set, the value has no token and the call is not
+cached (one warning per task input and process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flowkit import codehash, hashing, naming, serialize, typecheck
+from flowkit.errors import SerializationError
+from flowkit.store import hash_value
+
+log = logging.getLogger(__name__)
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+# -- the task's side of the key ----------------------------------------------------------------
+
+
+def identity(task: Any) -> str:
+    """The task's identity in keys: its function's module-qualified name."""
+    return naming.qualified_name(codehash.unwrap_root(task.fn))
+
+
+def code(task: Any) -> tuple[str, dict[str, str]]:
+    """``(code digest, components by name)`` of a task: its fingerprint or its ``version=``."""
+    if task.version is not None:
+        return hashing.version_digest(task.version), {"version": task.version}
+    fp = codehash.fingerprint(task.fn)
+    return fp.digest, dict(fp.components)
+
+
+def interface(task: Any) -> str:
+    """The digest of a task's typed interface (parameter names and types, return type)."""
+    return hashing.interface_digest(
+        [
+            [[p.name, typecheck.type_repr(p.type)] for p in task.signature.params],
+            typecheck.type_repr(task.return_type),
+        ]
+    )
+
+
+# -- the inputs' side ----------------------------------------------------------------------------
+
+
+def token(digest: str, refs: Iterable[Any]) -> str:
+    """An input's token: ``digest``, extended by the code of the user objects in ``refs``."""
+    named: dict[str, str] | None = None
+    for obj in refs:
+        if codehash.is_user_object(obj):
+            if named is None:
+                named = {}
+            named[naming.qualified_name(obj)] = codehash.object_digest(obj)
+    if named is None:
+        return digest
+    return hashing.hash_struct("value", digest, named)
+
+
+def value_token(value: Any, *, what: str = "value") -> str | None:
+    """The token of a value given directly (a workflow input, a literal, an uncached upstream
+    output), or None (with one warning) when its bytes are not reproducible."""
+    data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
+    if data is not None:
+        return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
+    refs: set[Any] = set()
+    try:
+        digest, fmt, _ = hash_value(value, what=what, refs=refs)
+        if not serialize.is_stable(fmt):
+            again, _, _ = hash_value(value, what=what)
+            if again != digest:
+                _warn_once(
+                    what,
+                    f"{what} serialises to different bytes each time ({fmt} format), so the "
+                    "call is not cached (nothing stale is served); make the value JSON-able "
+                    "or deterministic, or list it in cache_ignore",
+                )
+                return None
+            if not serialize.pickle_is_portable(value):
+                _warn_once(
+                    what,
+                    f"{what} holds a set whose order depends on the process's hash seed, so "
+                    "its pickle differs between processes and the call is not cached; use a "
+                    "sorted list or a frozenset of JSON-able values, or list it in cache_ignore",
+                )
+                return None
+    except SerializationError as exc:
+        _warn_once(what, f"{what} cannot be hashed, so the call is not cached: {exc}")
+        return None
+    return token(digest, refs)
+
+
+def input_tokens(
+    ignore: frozenset[str], task_name: str, kwargs: Mapping[str, Any], known: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The token of every input in the key (``known`` ones reused), or None when one has none."""
+    tokens = {}
+    for name, value in kwargs.items():
+        if name in ignore:
+            continue
+        tok = known.get(name) or value_token(value, what=f"input `{name}` of task `{task_name}`")
+        if tok is None:
+            return None
+        tokens[name] = tok
+    return tokens
+
+
+def list_token(tokens: list[str]) -> str:
+    """The token of a map's outputs taken as one list (order matters)."""
+    return hashing.list_digest(tokens)
+
+
+def call_key(identity: str, code: str, interface: str, tokens: Mapping[str, str]) -> str:
+    """The cache key of one call (see the module docstring)."""
+    return hashing.call_key(identity, code, interface, tokens)
+
+
+def _warn_once(what: str, message: str) -> None:
+    with _warned_lock:
+        if what in _warned:
+            return
+        _warned.add(what)
+    log.warning("%s", message)
+
+
+__all__ = [
+    "call_key",
+    "code",
+    "identity",
+    "input_tokens",
+    "interface",
+    "list_token",
+    "token",
+    "value_token",
+]
