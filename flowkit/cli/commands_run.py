@@ -35,6 +35,7 @@ from flowkit.cli.common import (
 from flowkit.cli.progress import progress_for
 from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
 from flowkit.records import Run
+from flowkit.store import Store
 
 _OUTPUT_CHARS = 2000
 _OUTPUT_LINES = 40
@@ -59,6 +60,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="local, threads, ray or any installed backend (default: $FLOWKIT_BACKEND or local)",
     )
     add_store_option(p)
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="serve cached calls from a store this run must not write (compute misses unstored)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     mode.add_argument(
@@ -89,7 +95,9 @@ def command(argv: Sequence[str]) -> int:
         record = fk_run(
             wf,
             backend=ns.backend,
-            store=store_url(ns.store),
+            store=Store(store_url(ns.store), read_only=True)
+            if ns.read_only
+            else store_url(ns.store),
             cache=cache,
             callbacks=callbacks,
             **inputs,
