@@ -65,6 +65,10 @@ class CacheEntry:
     # digest marks an output naming user code, whose token is re-derived when it is read
     tokens: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not self.tokens:  # outputs that name no user code: their tokens are their digests
+            object.__setattr__(self, "tokens", tuple(a.digest for a in self.outputs))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "entry_format": ENTRY_FORMAT,
@@ -90,7 +94,7 @@ class CacheEntry:
             outputs = tuple([Artifact.from_dict(a) for a in d["outputs"]])
             components, inputs = dict(d["components"]), dict(d["inputs"])
             version, created, run_id = d["version"], float(d["created"]), d.get("run_id")
-            tokens = tuple(d["tokens"])
+            tokens = tuple(d.get("tokens") or [a.digest for a in outputs])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
         # one pass over the strings, no intermediate lists (this runs on every cache hit)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flowkit import cache, serialize
+from flowkit import cache, keys, serialize
 from flowkit.cache import CacheEntry
 from flowkit.errors import StoreError
 from flowkit.hashing import call_key, code_digest
@@ -44,7 +44,7 @@ def make_entry(
 ) -> CacheEntry:
     """Store ``outputs`` and record an entry for them; returns the entry."""
     components = components or {"function `train`": "f" * 64}
-    digests = {k: cache.value_digest(v) or "" for k, v in (inputs or {"x": 1}).items()}
+    digests = {k: keys.value_token(v) or "" for k, v in (inputs or {"x": 1}).items()}
     key = call_key(identity, code_digest(components), IFACE, digests)
     entry = CacheEntry(
         key=key,
@@ -130,8 +130,8 @@ def test_value_digest_equals_the_stored_digest_and_survives_a_round_trip(
     any_store: Store, value: Any
 ) -> None:
     art = any_store.put(value)
-    assert cache.value_digest(value) == art.digest
-    assert cache.value_digest(any_store.get(art)) == art.digest  # upstream == literal
+    assert keys.value_token(value) == art.digest
+    assert keys.value_token(any_store.get(art)) == art.digest  # upstream == literal
 
 
 SCALARS = [None, True, 0, -12, 2**70, 2.5, -0.0, "", 'é\n"', 10**5000]
@@ -139,28 +139,28 @@ SCALARS = [None, True, 0, -12, 2**70, 2.5, -0.0, "", 'é\n"', 10**5000]
 
 @pytest.mark.parametrize("value", SCALARS, ids=[type(v).__name__ for v in SCALARS])
 def test_value_digest_of_scalars_equals_the_serializer_path(value: Any) -> None:
-    assert cache.value_digest(value) == hash_value(value)[0]
+    assert keys.value_token(value) == hash_value(value)[0]
 
 
 def test_stable_pickle_values_have_a_digest() -> None:
     from sklearn.tree import DecisionTreeClassifier
 
     model = DecisionTreeClassifier(max_depth=2).fit([[0], [1]], [0, 1])
-    assert cache.value_digest(model) is not None
+    assert keys.value_token(model) is not None
 
 
 def test_unstable_value_has_no_digest_and_the_warning_names_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="flowkit.cache"):
-        assert cache.value_digest(Unstable(), what="input `state` of task `train`") is None
+        assert keys.value_token(Unstable(), what="input `state` of task `train`") is None
     assert "input `state` of task `train`" in caplog.text
     assert "different bytes" in caplog.text
 
 
 def test_unpicklable_value_has_no_digest(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="flowkit.cache"):
-        assert cache.value_digest(threading.Lock(), what="input `lock`") is None
+        assert keys.value_token(threading.Lock(), what="input `lock`") is None
     assert "input `lock`" in caplog.text
 
 
@@ -303,7 +303,7 @@ def test_explain_names_what_changed(any_store: Store) -> None:
         "constant `FACTOR`": "8" * 64,
         "helper `new`": "7" * 64,
     }
-    digests = {"df": cache.value_digest(10) or "", "seed": "0" * 64}
+    digests = {"df": keys.value_token(10) or "", "seed": "0" * 64}
     result = cache.explain(
         any_store, **explain_args(entry, components=new_components, input_digests=digests)
     )

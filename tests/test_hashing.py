@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from flowkit import cache
+from flowkit import keys
 from flowkit.hashing import (
     BlobHasher,
     blob_digest,
@@ -130,8 +130,8 @@ def test_is_digest() -> None:
 
 def test_value_digests_of_json_values_golden() -> None:
     # The artifact digest of 42 is the blob digest of its JSON bytes b"42".
-    assert cache.value_digest(42) == blob_digest("json", sha(b"42"))
-    assert cache.value_digest({"b": (1, 2), "a": [None, 1.5]}) == (
+    assert keys.value_token(42) == blob_digest("json", sha(b"42"))
+    assert keys.value_token({"b": (1, 2), "a": [None, 1.5]}) == (
         "1adb86db40acd2a290a4f98f277748c5d94f099c8a9e6aa2924cb90cbc3f37de"
     )
 
