@@ -94,7 +94,7 @@ class CacheEntry:
             outputs = tuple([Artifact.from_dict(a) for a in d["outputs"]])
             components, inputs = dict(d["components"]), dict(d["inputs"])
             version, created, run_id = d["version"], float(d["created"]), d.get("run_id")
-            tokens = tuple(d.get("tokens") or [a.digest for a in outputs])
+            tokens = tuple(d["tokens"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
         # one pass over the strings, no intermediate lists (this runs on every cache hit)
@@ -265,9 +265,11 @@ def explain(
     *,
     interface: str | None = None,
     key: str | None = None,
+    name: str | None = None,
 ) -> Explanation:
     """Would this call hit? If not, what changed since the nearest earlier entry of the task.
 
+    ``name`` is the task name shown in reasons (default: ``identity``);
     ``components`` are the code components by name (``{"helper `clean`": digest, ...}``);
     pass ``key`` (and ``interface``) to decide the hit exactly as the runner does; without a
     key, an entry whose components all match counts as the hit.
@@ -279,7 +281,7 @@ def explain(
             return Explanation(identity, True, (), entry)
     if not known:
         return Explanation(
-            identity, False, (f"no earlier entry of task `{identity}` in the store",)
+            identity, False, (f"no earlier entry of task `{name or identity}` in the store",)
         )
     scored = [(diff(e, components, interface, input_digests, version), e) for e in known]
     best_reasons, best = min(scored, key=lambda pair: len(pair[0]))  # newest first wins ties

@@ -64,14 +64,15 @@ def test_record_lookup_load(any_store: Store) -> None:
     entry = make_entry(any_store, outputs=(1, {"a": (2,)}, np.arange(3)))
     found = cache.lookup(any_store, entry.key)
     assert found == entry
-    values = cache.load_outputs(any_store, found)
-    assert values is not None
+    loaded = cache.load_outputs(any_store, found)
+    assert loaded is not None
+    values = [v for v, _ in loaded]
     assert values[:2] == [1, {"a": (2,)}]
     np.testing.assert_array_equal(values[2], np.arange(3))
 
 
 GOOD_DOC: dict[str, Any] = {
-    "entry_format": 1,
+    "entry_format": 2,
     "key": "k" * 64,
     "identity": "train",
     "outputs": [{"digest": "d" * 64, "format": "json", "size": 2}],
@@ -81,9 +82,10 @@ GOOD_DOC: dict[str, Any] = {
     "version": None,
     "created": 1.5,
     "run_id": None,
+    "tokens": ["d" * 64],
 }
 BAD_FIELDS: list[tuple[str, Any]] = [
-    ("entry_format", 2),
+    ("entry_format", 1),
     ("key", 7),
     ("identity", None),
     ("interface", ["x"]),
@@ -96,6 +98,8 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("inputs", "abc"),
     ("created", "soon"),
     ("created", None),
+    ("tokens", ["not a digest"]),
+    ("tokens", []),
 ]
 
 
@@ -200,7 +204,7 @@ def test_damaging_every_file_gives_misses_never_wrong_values(
     any_store: Store, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     made = populate(any_store)
-    files = [rel for rel, _, _ in any_store.walk("")]
+    files = [rel for rel, _, _ in any_store._io.walk("")]  # the root: below Store's names
     assert len(files) > 20
     for rel in files:
         any_store._io.write(rel, damage(any_store._io.read(rel), mode))
@@ -225,7 +229,7 @@ def test_damaged_objects_are_rewritten_by_the_next_run(any_store: Store) -> None
     any_store._io.write(rel, b"43")
     assert cache.load_outputs(any_store, entry) is None
     again = make_entry(any_store, outputs=(42,))  # the recomputed call stores it again
-    assert cache.load_outputs(any_store, again) == [42]
+    assert cache.load_outputs(any_store, again) == [(42, set())]
 
 
 def test_missing_object_is_a_miss_with_a_warning(
@@ -382,7 +386,7 @@ def test_gc_removes_old_entries_and_unreferenced_old_objects(local_store: Store)
 
     assert cache.lookup(local_store, old.key) is None
     assert cache.lookup(local_store, shared.key) is None
-    assert cache.load_outputs(local_store, young) == ["shared", "young"]
+    assert cache.load_outputs(local_store, young) == [("shared", set()), ("young", set())]
     assert cache.entries(local_store, "train") == [young]
     assert local_store.has(run_art) and local_store.has(stray_young)
     assert not local_store.has(old.outputs[0]) and not local_store.has(stray_old)
@@ -430,4 +434,4 @@ def test_three_processes_recording_the_same_keys_all_succeed(
         entry = cache.lookup(store, key)
         assert entry is not None
         values = cache.load_outputs(store, entry)
-        assert values is not None and values[0] == i
+        assert values is not None and values[0][0] == i

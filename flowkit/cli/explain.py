@@ -188,6 +188,7 @@ class Explainer:
             rt.version,
             interface=rt.interface,
             key=key,
+            name=rt.name,
         )
         status: Status = "hit" if exp.hit else "miss"
         return CallReport(call_id, node.name, status, exp.reasons, key=key, entry=exp.nearest)

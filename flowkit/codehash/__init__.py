@@ -119,8 +119,8 @@ def fingerprint(fn: Callable[..., Any]) -> Fingerprint:
 
 
 def components_digest(components: Mapping[str, str]) -> str:
-    """The digest of a component mapping: ``hash_struct("code", components)``."""
-    return hashing.hash_struct("code", dict(components))
+    """The digest of a component mapping: :func:`flowkit.hashing.code_digest` (golden-tested)."""
+    return hashing.code_digest(components)
 
 
 def describe_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
