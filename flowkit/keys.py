@@ -32,10 +32,11 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import IO, Any, cast
 
 from flowkit import codehash, hashing, naming, serialize, typecheck
 from flowkit.errors import SerializationError
+from flowkit.fsio import HashingWriter
 from flowkit.store import hash_value
 
 log = logging.getLogger(__name__)
@@ -93,26 +94,26 @@ def value_token(value: Any, *, what: str = "value") -> str | None:
     if data is not None:
         return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
     refs: set[Any] = set()
+    writer = HashingWriter(None)
     try:
-        digest, fmt, _ = hash_value(value, what=what, refs=refs)
-        if not serialize.is_stable(fmt):
-            again, _, _ = hash_value(value, what=what)
-            if again != digest:
-                _warn_once(
-                    what,
-                    f"{what} serialises to different bytes each time ({fmt} format), so the "
-                    "call is not cached (nothing stale is served); make the value JSON-able "
-                    "or deterministic, or list it in cache_ignore",
-                )
-                return None
-            if not serialize.pickle_is_portable(value):
-                _warn_once(
-                    what,
-                    f"{what} holds a set whose order depends on the process's hash seed, so "
-                    "its pickle differs between processes and the call is not cached; use a "
-                    "sorted list or a frozenset of JSON-able values, or list it in cache_ignore",
-                )
-                return None
+        # one dump gives the digest, the code it names and the hash-seed check
+        fmt, unstable = serialize.dump_checked(value, cast(IO[bytes], writer), what=what, refs=refs)
+        digest = writer.hasher.digest(fmt)
+        if unstable is not None:
+            _warn_once(
+                what,
+                f"{what} cannot be cached: {unstable}; use a sorted list or JSON-able values, "
+                "or list it in cache_ignore",
+            )
+            return None
+        if not serialize.is_stable(fmt) and hash_value(value, what=what)[0] != digest:
+            _warn_once(
+                what,
+                f"{what} serialises to different bytes each time ({fmt} format), so the "
+                "call is not cached (nothing stale is served); make the value JSON-able "
+                "or deterministic, or list it in cache_ignore",
+            )
+            return None
     except SerializationError as exc:
         _warn_once(what, f"{what} cannot be hashed, so the call is not cached: {exc}")
         return None
