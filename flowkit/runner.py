@@ -59,6 +59,7 @@ class TaskRuntime:
     ignore: frozenset[str] = frozenset()
     store: Store | None = None
     run_id: str | None = None
+    output_types: tuple[Any, ...] = ()  # what a cache hit's values are loaded as
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,8 @@ class Meta:
     """The small result of a call that travels back to the driver.
 
     ``digests`` are the outputs' tokens (what a downstream key uses, see :mod:`flowkit.keys`),
-    ``objects`` their artifact digests in the store (lineage); both None for an output that
-    was not stored.
+    ``objects`` their artifact digests in the store (lineage); a call whose outputs were not
+    stored has None tokens and no objects.
     """
 
     key: str | None
@@ -139,7 +140,7 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     hit = cache.lookup(rt.store, key)
     if hit is None:
         return None
-    loaded = cache.load_outputs(rt.store, hit, tuple(t for _, t in rt.outputs))
+    loaded = cache.load_outputs(rt.store, hit, rt.output_types)
     if loaded is None:
         return None
     values = tuple(v for v, _ in loaded)
@@ -294,6 +295,7 @@ def make_runtime(
         fn=task.fn,
         return_type=task.return_type,
         outputs=tuple(task.outputs),
+        output_types=tuple(t for _, t in task.outputs),
         multi_output=task.multi_output,
         use_cache=use_cache,
         refresh=cache == "refresh",

@@ -262,7 +262,7 @@ class Explainer:
         return value if b.index is None else value[b.index]
 
     def _loaded(self, res: _Resolved, entry: CacheEntry) -> list[tuple[Any, set[Any]]]:
-        loaded = cache.load_outputs(self.store, entry, tuple(t for _, t in res.rt.outputs))
+        loaded = cache.load_outputs(self.store, entry, res.rt.output_types)
         if loaded is None:
             raise _Unknown(
                 f"`{res.node.name}`, whose cached output could not be loaded (missing or damaged)"
