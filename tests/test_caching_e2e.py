@@ -589,7 +589,7 @@ def test_input_with_unstable_bytes_is_never_cached(work: Path) -> None:
         assert r.run["keys"]["use"] is None
         assert "input `obj` of task `use` serialises to different bytes" in r.stderr
     tasks = {p.name.rsplit("-", 1)[0] for p in (work / "store" / "tasks").iterdir()}
-    assert tasks == {"double"}  # no entry was ever written for `use`
+    assert tasks == {"unstable.double"}  # no entry was ever written for `use`
 
 
 # -- 9. bad input ------------------------------------------------------------------------------
@@ -613,7 +613,7 @@ def test_unreachable_store_fails_before_any_task_runs(work: Path) -> None:
     env = clean_env(FK_MARKS=str(marker), FK_STORE_OPTIONS=json.dumps(options))
     res = drive(work / "steps.py", "--store", "s3://nowhere/prefix", env=env, ok=False)
     assert res.returncode == 1
-    assert res.run["error"] == "StoreError"
+    assert res.run["error"] == "StoreFault"  # the StoreError raised for I/O faults
     assert "s3://nowhere/prefix" in res.run["message"] and "unreachable" in res.run["message"]
     assert not marker.exists()
 
@@ -675,7 +675,7 @@ def test_unstorable_output_names_task_and_output_and_leaves_nothing(
     assert objects == referenced and len(objects) == 1  # only `numbers`' output
     assert not [p for p in (store / "tmp").rglob("*") if p.is_file()]
     entries = {p.name.rsplit("-", 1)[0] for p in (store / "tasks").iterdir()}
-    assert entries == {"numbers"}
+    assert entries == {"unstorable.numbers"}  # identity: module-qualified
 
 
 # -- 10. gc while another process reads --------------------------------------------------------
