@@ -38,6 +38,7 @@ from flowkit.errors import (
     FlowkitError,
     GraphError,
     SerializationError,
+    StoreError,
     TaskFailedError,
     TaskSerializationError,
     TaskTimeoutError,
@@ -74,6 +75,18 @@ log = logging.getLogger(__name__)
 
 CacheMode = bool | str  # True | False | "refresh"
 _NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: never for a type or graph error, and for a store
+    fault only when it is transient (a timeout or throttling, not a full disk or a denied write)."""
+    if isinstance(exc, _NOT_RETRIED):
+        return False
+    if isinstance(exc, StoreError):
+        return bool(getattr(exc, "transient", False))
+    return True
+
+
 # Map items are sent in batches of up to this many calls when the backend keeps values in the
 # driver and there is far more ready work than capacity: one hand-off per batch, not per call.
 _MAX_BATCH = 64
@@ -396,7 +409,7 @@ class Engine:
 
     def _failed_attempt(self, call: _Call, exc: BaseException) -> None:
         task = call.task
-        if call.attempt <= task.retries and not isinstance(exc, _NOT_RETRIED):
+        if call.attempt <= task.retries and _retryable(exc):
             delay = task.retry_delay * (2 ** (call.attempt - 1))
             log.warning(
                 "task `%s` (node `%s`) attempt %d failed (%s: %s); retrying in %.2f s",
@@ -587,7 +600,8 @@ class Engine:
                 )
                 break
             except Exception as e:
-                if attempt > task.retries or isinstance(e, FlowkitError):
+                flowkit_error = isinstance(e, FlowkitError) and not isinstance(e, StoreError)
+                if attempt > task.retries or flowkit_error or not _retryable(e):
                     rec.status, rec.ended, rec.error = (
                         "failed",
                         time.time(),

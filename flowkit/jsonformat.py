@@ -70,7 +70,7 @@ def _layout(t: type) -> _Layout | None:
     except KeyError:
         pass
     layout = _shape(t)
-    if layout is not None and _by_name(t) is not t:
+    if layout is not None and not _came_by_value(t) and _by_name(t) is not t:
         layout = None  # a generated class its name does not reach: pickle
     if layout is not None:
         classes.remember(t)  # a class this process encodes is code it runs: trust it on read
@@ -99,6 +99,15 @@ def _make_layout(t: type) -> _Layout | None:
     elif tag == "$nt":
         fields = tuple(t._fields)  # type: ignore[attr-defined]
     return _Layout(tag, naming.class_ref(t), fields, _slots(t), _has_dict(t))
+
+
+def _came_by_value(t: type) -> bool:
+    """A class whose module this process never imported, or a driver's ``__main__`` class in
+    a worker: it came by value (Ray ships a driver's own modules so), and its name is still
+    the one the reader resolves."""
+    if t.__module__ == naming.MAIN:
+        return naming.main_is_adopted()
+    return t.__module__ not in sys.modules
 
 
 def _by_name(t: type) -> Any:

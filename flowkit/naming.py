@@ -17,9 +17,27 @@ from typing import Any
 
 MAIN = "__main__"
 
+# Set in a worker process (a Ray worker) that runs a driver's code: the driver's ``__main__``
+# functions and classes arrive there by value, named after the driver's script, not the worker's.
+_adopted_main: str | None = None
+
+
+def adopt_main(name: str) -> None:
+    """Name ``__main__`` as ``name`` in this process: the main module of the driver whose
+    code this worker runs (its ``__main__`` classes came by value and keep that name)."""
+    global _adopted_main
+    _adopted_main = name
+
+
+def main_is_adopted() -> bool:
+    """True in a worker whose ``__main__`` code came by value from a driver."""
+    return _adopted_main is not None
+
 
 def main_module_name() -> str:
     """The name ``__main__`` stands for: the stem of the script file, else ``__main__``."""
+    if _adopted_main is not None:
+        return _adopted_main
     main = sys.modules.get(MAIN)
     path = getattr(main, "__file__", None)
     if not isinstance(path, str):
@@ -49,4 +67,12 @@ def class_ref(cls: type) -> str:
     return f"{module_name(cls.__module__)}:{cls.__qualname__}"
 
 
-__all__ = ["MAIN", "class_ref", "main_module_name", "module_name", "qualified_name"]
+__all__ = [
+    "MAIN",
+    "adopt_main",
+    "class_ref",
+    "main_is_adopted",
+    "main_module_name",
+    "module_name",
+    "qualified_name",
+]

@@ -952,3 +952,49 @@ def test_a_cyclic_value_goes_to_pickle() -> None:
     cyclic.append(cyclic)
     fmt, _, back = roundtrip(cyclic)
     assert fmt == "pickle" and back[1] is back
+
+
+def _shipped_class(module: str) -> type:
+    """A dataclass as a Ray worker gets it: built by value, named after a module that this
+    process has not imported (or after the driver's ``__main__``)."""
+    cls = dataclasses.make_dataclass("Shipped", [("w", float), ("h", float)])
+    cls.__module__ = module
+    cls.__qualname__ = "Shipped"
+    return cls
+
+
+def test_a_class_that_came_by_value_is_stored_by_its_name() -> None:
+    """A worker stores an instance of a class shipped by value as JSON under the class's
+    name, the same bytes as the driver (so keys agree), and a reader with the annotation
+    gets its own class back."""
+    cls = _shipped_class("shapes_never_imported")
+    assert "shapes_never_imported" not in sys.modules
+    fmt, data, _ = roundtrip_expected(cls(2.0, 3.0), cls)
+    assert fmt == "json" and b'"shapes_never_imported:Shipped"' in data
+    other = _shipped_class("shapes_never_imported")  # the reader's own copy of the class
+    back = serialize.load(fmt, data, expected=other)
+    assert type(back) is other and (back.w, back.h) == (2.0, 3.0)
+
+
+def test_a_driver_main_class_in_a_worker_is_named_after_the_driver_script() -> None:
+    from flowkit import jsonformat, naming
+
+    cls = _shipped_class("__main__")
+    fmt, _, _ = roundtrip_expected(cls(1.0, 2.0), cls)
+    assert fmt == "pickle"  # in a driver: a generated class its name does not reach
+    jsonformat._encodable.pop(cls), jsonformat._shapes.pop(cls)  # a worker adopts first
+    naming.adopt_main("flow")
+    try:
+        fmt, data, back = roundtrip_expected(cls(1.0, 2.0), cls)
+        assert fmt == "json" and b'"flow:Shipped"' in data
+        assert type(back) is cls
+    finally:
+        naming._adopted_main = None
+        jsonformat._encodable.pop(cls, None), jsonformat._shapes.pop(cls, None)
+
+
+def roundtrip_expected(value: Any, expected: Any) -> tuple[str, bytes, Any]:
+    sink = io.BytesIO()
+    fmt = serialize.dump(value, sink)
+    data = sink.getvalue()
+    return fmt, data, serialize.load(fmt, data, expected=expected)

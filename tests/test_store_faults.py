@@ -368,3 +368,63 @@ def test_describe_fault(exc: BaseException, text: str, transient: bool) -> None:
     wrapped = RuntimeError("wrapper")
     wrapped.__cause__ = exc
     assert describe_fault(wrapped, 5)[1] is transient  # found through the cause chain
+
+
+# -- the engine retries a transient store fault, never a lasting one -----------------------------
+
+
+def _failing_writes(
+    monkeypatch: pytest.MonkeyPatch, store: Store, exc: OSError, times: int
+) -> list[int]:
+    """Make the store's next ``times`` writes raise ``exc``; returns the count of failed writes."""
+    fs = store._io.fs  # type: ignore[union-attr]
+    real = fs.pipe_file
+    failed: list[int] = []
+
+    def flaky(path: str, *args: Any, **kwargs: Any) -> Any:
+        if "/objects/" in f"/{path}" and len(failed) < times:
+            failed.append(1)
+            raise exc
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "pipe_file", flaky)
+    return failed
+
+
+def _cached_double(retries: int) -> Any:
+    import flowkit as fk
+
+    @fk.task(cache=True, retries=retries, retry_delay=0.0)
+    def double(n: int) -> int:
+        return 2 * n
+
+    @fk.workflow
+    def flow(n: int) -> int:
+        return double(n)
+
+    return flow
+
+
+@pytest.mark.parametrize("backend", ["local", "threads"])
+def test_a_transient_store_fault_is_retried(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    import flowkit as fk
+
+    store = memory_store()
+    failed = _failing_writes(monkeypatch, store, OSError(errno.EBUSY, "SlowDown"), times=1)
+    run = fk.run(_cached_double(retries=1), n=21, store=store, backend=backend)
+    assert run.output == 42 and failed == [1]
+    assert run.tasks[0].attempts == 2
+
+
+@pytest.mark.parametrize("backend", ["local", "threads"])
+def test_a_lasting_store_fault_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    import flowkit as fk
+
+    store = memory_store()
+    failed = _failing_writes(monkeypatch, store, PermissionError("Access Denied"), times=99)
+    with pytest.raises(fk.TaskFailedError) as info:
+        fk.run(_cached_double(retries=3), n=21, store=store, backend=backend)
+    assert failed == [1], "a denied write was tried again"
+    assert "permission denied" in str(info.value)

@@ -235,14 +235,19 @@ def test_a_real_head_passes_the_check(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent(REAL_HEAD))
     env = ray_env()
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(_free_port())],
-        capture_output=True,
-        text=True,
-        timeout=HARD_TIMEOUT,
-        env=env,
-        cwd=tmp_path,
-    )
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, str(script), str(_free_port())],
+            capture_output=True,
+            text=True,
+            timeout=HARD_TIMEOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+        # Ray's proxy sometimes cannot start the per-client server under load on this
+        # shared machine (as in test_ray_processes): one more try, on a new head.
+        if "Starting Ray client server failed" not in proc.stderr:
+            break
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     assert json.loads(lines[-1]) == {"gcs": 1, "client": 1}

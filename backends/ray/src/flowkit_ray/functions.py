@@ -30,6 +30,7 @@ from typing import Any
 import ray
 import ray.cloudpickle
 
+from flowkit import naming
 from flowkit.resources import Resources
 from flowkit_ray.worker import run_limited
 
@@ -88,7 +89,10 @@ def run_packed(
 
 
 def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any]:
+    main = naming.main_module_name()
+
     def call(head: tuple[Any, ...], *resolved: Any) -> Any:
+        naming.adopt_main(main)
         return run_packed(fn, static, head, resolved)
 
     _name_like(call, fn)
@@ -96,7 +100,10 @@ def _bound(fn: Callable[..., Any], static: tuple[Any, ...]) -> Callable[..., Any
 
 
 def _unpacking(fn: Callable[..., Any]) -> Callable[..., Any]:
+    main = naming.main_module_name()
+
     def call(head: tuple[Any, ...], static: tuple[Any, ...], *resolved: Any) -> Any:
+        naming.adopt_main(main)
         return run_packed(fn, static, head, resolved)
 
     _name_like(call, fn)
