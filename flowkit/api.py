@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowkit import workflow as workflow_module
-from flowkit.backend import Backend, get_backend
+from flowkit.backend import Backend, check_store, get_backend
 from flowkit.callbacks import Callback, CallbackGroup
 from flowkit.engine import CacheMode, execute
 from flowkit.errors import FlowkitError, TaskFailedError
@@ -65,9 +65,8 @@ def run(
     group.emit("on_run_start", record)
     try:
         with the_backend:
-            check_store = getattr(the_backend, "check_store", None)
-            if cache is not False and check_store is not None and _uses_cache(workflow):
-                check_store(the_store.url)  # workers read and write the store themselves
+            if cache is not False and _uses_cache(workflow):
+                check_store(the_backend, the_store.url)  # workers use the store themselves
             record.output = execute(
                 workflow.graph, values, the_backend, the_store, cache, group, record
             )

@@ -174,5 +174,52 @@ def get_backend(backend: str | Backend) -> Backend:
     return backend
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the engine may rely on beyond the required members, read once per run (after the
+    backend's ``__enter__``) by :func:`capabilities_of`. Every field defaults to the cautious
+    answer, so a backend that declares nothing is still run correctly.
+
+    ``values_in_driver``: handles are the values themselves, in the driver's memory (``local``,
+    ``threads``): the engine looks cache hits up before submitting, and batches map items.
+    ``splits_values``: the backend honours ``Submission.split_values`` (one handle per value of
+    a batch; Ray), so map items whose arguments hold no handles may be batched.
+    ``enforces_timeout``: the backend stops a call that runs past ``spec.timeout`` itself (its
+    future fails with :class:`AttemptTimeout`); the engine then keeps no clock of its own.
+    ``parallelism``: how many calls really run at once (threads, cluster CPUs); batches are
+    sized by it. Defaults to ``capacity``.
+    """
+
+    values_in_driver: bool = False
+    splits_values: bool = False
+    enforces_timeout: bool = False
+    parallelism: int = 1
+
+
+def capabilities_of(backend: Backend) -> Capabilities:
+    """The backend's :class:`Capabilities`, from its optional attributes of the same names."""
+    return Capabilities(
+        values_in_driver=bool(getattr(backend, "values_in_driver", False)),
+        splits_values=bool(getattr(backend, "splits_values", False)),
+        enforces_timeout=bool(getattr(backend, "enforces_timeout", False)),
+        parallelism=max(1, int(getattr(backend, "parallelism", backend.capacity))),
+    )
+
+
+def fetch_many(backend: Backend, handles: Sequence[Any]) -> list[Any]:
+    """Several handles' values: in one round trip when the backend has ``fetch_many``."""
+    many = getattr(backend, "fetch_many", None)
+    if many is not None:
+        return list(many(handles))
+    return [backend.fetch(h) for h in handles]
+
+
+def check_store(backend: Backend, url: str) -> None:
+    """Ask the backend whether its workers can reach the store (its optional hook)."""
+    hook = getattr(backend, "check_store", None)
+    if hook is not None:
+        hook(url)
+
+
 class AttemptTimeout(TimeoutError):
     """Raised (by a backend or the engine) when one attempt of a call runs past its timeout."""

@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from flowkit import codehash
-from flowkit.backend import AttemptTimeout, Backend, Submission
+from flowkit.backend import AttemptTimeout, Backend, Submission, capabilities_of
 from flowkit.callbacks import CallbackGroup, Output
 from flowkit.errors import (
     FlowkitError,
@@ -164,19 +164,20 @@ class Engine:
         self._specs: dict[int, Submission] = {}  # per task: what the backend is told
         self.ready: deque[_Call] = deque()
         self.inflight: dict[Future[Any], _Call | list[_Call]] = {}
-        self.values_in_driver = bool(getattr(backend, "values_in_driver", False))
-        self.splits_values = bool(getattr(backend, "splits_values", False))
+        caps = capabilities_of(backend)
+        self.values_in_driver = caps.values_in_driver
+        self.splits_values = caps.splits_values
         self.batch_maps = self.values_in_driver or self.splits_values
         # Calls that truly run at once (workers, cluster CPUs): batches leave at least two
-        # per worker, so batching never idles one. Defaults to the in-flight capacity.
-        self.parallelism = max(1, int(getattr(backend, "parallelism", backend.capacity)))
+        # per worker, so batching never idles one.
+        self.parallelism = caps.parallelism
         self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.retry_at: list[tuple[float, int, _Call]] = []
         self.deadlines: list[tuple[float, int, Future[Any]]] = []
         self.seq = 0
         # A backend that stops late calls itself (counting running time, not queueing) owns
         # the clock; otherwise the engine's deadline, counted from submission, applies.
-        self.enforced_by_backend = bool(getattr(backend, "enforces_timeout", False))
+        self.enforced_by_backend = caps.enforces_timeout
         # (record, task name, exception) of the first call that failed for good
         self.failure: tuple[TaskRecord | None, str, BaseException] | None = None
         self.log = RunLog(store, run.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowkit import keys
-from flowkit.backend import Backend
+from flowkit.backend import Backend, fetch_many
 from flowkit.errors import GraphError
 from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
 from flowkit.runner import Template
@@ -95,10 +95,7 @@ class Values:
         if isinstance(b, OutputRef):
             res = self.results[b.node]
             if isinstance(res, MapResult):
-                fetch_many = getattr(self.backend, "fetch_many", None)  # one round trip
-                if fetch_many is not None:
-                    return list(fetch_many(res.handles))
-                return [self.backend.fetch(h) for h in res.handles]
+                return fetch_many(self.backend, res.handles)
             value = self.backend.fetch(res)
             return value if b.index is None else value[b.index]
         if isinstance(b, InputRef):
