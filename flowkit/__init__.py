@@ -3,14 +3,22 @@
 import flowkit as fk
 
 @fk.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+@fk.task
 def square(x: int) -> int:
     return x * x
+
+@fk.task
+def add(xs: list[int]) -> int:
+    return sum(xs)
 
 @fk.workflow
 def total(n: int = 10) -> int:
     return add(square.map(x=numbers(n)))
 
-fk.run(total, n=5, backend="threads").output
+fk.run(total, n=5, backend="threads").output  # 30
 """
 
 from flowkit import backends
@@ -36,6 +44,7 @@ from flowkit.store import Store
 from flowkit.task import TaskDef, dynamic, task, unmapped
 from flowkit.workflow import WorkflowDef, workflow
 
+# The one place the version is written: pyproject.toml reads it (setuptools dynamic version).
 __version__ = "0.1.0"
 
 __all__ = [
