@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from flowkit.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from flowkit.cli.loading import LoadError
@@ -85,24 +85,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(see `flowkit --help`)"
         )
         return EXIT_USAGE
-    show_tb = "--traceback" in rest
-    label = name  # names the subcommand in messages: `flowkit cache explain: error: ...`
+    with _log_to_stderr(logging.INFO if verbose else logging.WARNING):
+        return _call(commands[name], rest, _label(name, rest))
+
+
+def _label(name: str, rest: Sequence[str]) -> str:
+    """Names the subcommand in messages: ``flowkit cache explain: error: ...``."""
     if name in ("runs", "cache") and rest and not rest[0].startswith("-"):
-        label = f"{name} {rest[0]}"
+        return f"{name} {rest[0]}"
+    return name
+
+
+@contextlib.contextmanager
+def _log_to_stderr(level: int) -> Iterator[None]:
+    """flowkit's log records of ``level`` and above go to stderr while a command runs."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("flowkit: %(levelname)s: %(message)s"))
     logger = logging.getLogger("flowkit")
     logger.addHandler(handler)
     old_level = logger.level
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.setLevel(level)
     try:
-        return commands[name](rest)
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def _call(command: Callable[[Sequence[str]], int], rest: list[str], label: str) -> int:
+    """Run ``command(rest)`` and turn what it raises into a message and an exit code."""
+    try:
+        return command(rest)
     except HelpShown:
         return EXIT_OK
     except SystemExit as e:  # argparse after printing a command's --help
         return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
     except (UsageError, FlowkitError) as e:
-        if show_tb:
+        if "--traceback" in rest:
             traceback.print_exception(_cause(e), file=sys.stderr)
         _error(_one_line(e, label))
         return EXIT_USAGE
@@ -118,9 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         _error(f"flowkit {label}: internal error (the traceback above); please report it")
         return EXIT_FAILED
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 def _cause(e: BaseException) -> BaseException:

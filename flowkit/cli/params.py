@@ -33,6 +33,7 @@ import json
 import types
 import typing
 from collections import abc
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any, Union
 
@@ -138,46 +139,74 @@ def parse_value(text: str, tp: Any) -> Any:
             return None
         raise ParamError(text)
     if _is_union(tp):
-        args = typing.get_args(tp)
-        if _NoneType in args and text.strip().lower() in _NONE:
+        if _NoneType in typing.get_args(tp) and text.strip().lower() in _NONE:
             return None
-        for member in args:
-            if member is _NoneType:
-                continue
-            try:
-                return parse_value(text, member)
-            except ParamError:
-                continue
-        raise ParamError(text)
-    if tp is bool:
-        word = text.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ParamError(text)
-    if tp is int:
-        try:
-            return int(text.strip())
-        except ValueError:
-            raise ParamError(text) from None
-    if tp is float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            raise ParamError(text) from None
-    if tp is str:
-        return text
-    origin = typing.get_origin(tp)
-    if tp in _SEQUENCES or origin in _SEQUENCES:
-        stripped = text.strip()
-        if stripped.startswith("["):
-            return coerce(_json(stripped), tp)
-        items = [] if not stripped else stripped.split(",")
-        return _collect([("text", item.strip()) for item in items], tp)
-    if tp in _MAPPINGS or origin in _MAPPINGS:
+        return _first_member_that_accepts(parse_value, text, tp)
+    parse = _PARSE_BUILTIN.get(tp) if isinstance(tp, type) else None
+    if parse is not None:
+        return parse(text)
+    if _is_sequence(tp):
+        return _parse_sequence(text, tp)
+    if _is_mapping(tp):
         return coerce(_json(text), tp)
     return _scalar(text, tp)
+
+
+def _parse_sequence(text: str, tp: Any) -> Any:
+    """``1,2,3`` or a JSON list."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        return coerce(_json(stripped), tp)
+    items = [] if not stripped else stripped.split(",")
+    return _collect([("text", item.strip()) for item in items], tp)
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ParamError(text)
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ParamError(text) from None
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ParamError(text) from None
+
+
+def _parse_str(text: str) -> str:
+    return text
+
+
+_PARSE_BUILTIN: dict[type, Callable[[str], Any]] = {
+    bool: _parse_bool,
+    int: _parse_int,
+    float: _parse_float,
+    str: _parse_str,
+}
+
+
+def _first_member_that_accepts(convert: Callable[[Any, Any], Any], raw: Any, tp: Any) -> Any:
+    """``convert(raw, member)`` for the first member of the union ``tp`` (None aside) that
+    accepts ``raw``."""
+    for member in typing.get_args(tp):
+        if member is _NoneType:
+            continue
+        try:
+            return convert(raw, member)
+        except ParamError:
+            continue
+    raise ParamError(raw)
 
 
 def _scalar(text: str, tp: Any) -> Any:
@@ -209,46 +238,66 @@ def coerce(value: Any, tp: Any) -> Any:
             return None
         raise ParamError(value)
     if _is_union(tp):
-        for member in typing.get_args(tp):
-            if member is _NoneType:
-                continue
-            try:
-                return coerce(value, member)
-            except ParamError:
-                continue
-        raise ParamError(value)
+        return _first_member_that_accepts(coerce, value, tp)
     if isinstance(value, str) and tp is not str:
         return parse_value(value, tp)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ParamError(value)
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ParamError(value)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ParamError(value)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ParamError(value)
-    origin = typing.get_origin(tp)
-    if tp in _SEQUENCES or origin in _SEQUENCES:
+    check = _COERCE_BUILTIN.get(tp) if isinstance(tp, type) else None
+    if check is not None:
+        return check(value)
+    if _is_sequence(tp):
         if not isinstance(value, list):
             raise ParamError(value)
         return _collect([("json", v) for v in value], tp)
-    if tp in _MAPPINGS or origin in _MAPPINGS:
-        if not isinstance(value, dict):
-            raise ParamError(value)
-        args = typing.get_args(tp)
-        ktype, vtype = args if len(args) == 2 else (Any, Any)
-        return {
-            (k if ktype in (Any, str) else parse_value(k, ktype)): coerce(v, vtype)
-            for k, v in value.items()
-        }
+    if _is_mapping(tp):
+        return _coerce_mapping(value, tp)
+    return _coerce_choice(value, tp)
+
+
+def _coerce_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ParamError(value)
+
+
+def _coerce_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ParamError(value)
+
+
+def _coerce_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ParamError(value)
+
+
+def _coerce_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ParamError(value)
+
+
+_COERCE_BUILTIN: dict[type, Callable[[Any], Any]] = {
+    bool: _coerce_bool,
+    int: _coerce_int,
+    float: _coerce_float,
+    str: _coerce_str,
+}
+
+
+def _coerce_mapping(value: Any, tp: Any) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise ParamError(value)
+    args = typing.get_args(tp)
+    ktype, vtype = args if len(args) == 2 else (Any, Any)
+    return {
+        (k if ktype in (Any, str) else parse_value(k, ktype)): coerce(v, vtype)
+        for k, v in value.items()
+    }
+
+
+def _coerce_choice(value: Any, tp: Any) -> Any:
+    """A JSON value as a Literal's value or an Enum member (by value)."""
     if typing.get_origin(tp) is typing.Literal:
         if value in typing.get_args(tp):
             return value
@@ -294,6 +343,14 @@ def _json(text: str) -> Any:
 
 def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _is_sequence(tp: Any) -> bool:
+    return tp in _SEQUENCES or typing.get_origin(tp) in _SEQUENCES
+
+
+def _is_mapping(tp: Any) -> bool:
+    return tp in _MAPPINGS or typing.get_origin(tp) in _MAPPINGS
 
 
 class Converter:

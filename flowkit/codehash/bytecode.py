@@ -19,8 +19,8 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit import hashing
@@ -129,49 +129,14 @@ def encode_const(value: object) -> Json:
 def _analyse(code: types.CodeType) -> CodeInfo:
     bytecode = dis.Bytecode(code)
     instructions = list(bytecode)
-    # Jump targets and exception ranges count kept instructions, so line-event NOPs (which
-    # come and go with formatting) cannot shift them.
-    index_at: dict[int, int] = {}
-    kept = 0
-    for ins in instructions:
-        index_at[ins.offset] = kept
-        if ins.opcode not in _DROPPED:
-            kept += 1
-
-    def index(offset: int) -> int:
-        return index_at.get(offset, kept)
-
+    index = _kept_index(instructions)
+    refs = _Refs()
     ops: list[Json] = []
-    global_chains: list[tuple[str, ...]] = []
-    deref_chains: list[tuple[str, ...]] = []
-    imports: list[Import] = []
-    nested: list[CodeInfo] = []
     for pos, ins in enumerate(instructions):
-        op = ins.opcode
-        if op in _DROPPED:
+        if ins.opcode in _DROPPED:
             continue
-        arg: Json
-        if op in _CONST_OPS:
-            arg = encode_const(ins.argval)
-            if isinstance(ins.argval, types.CodeType):
-                nested.append(code_info(ins.argval))
-        elif op in _JUMP_OPS and isinstance(ins.argval, int):
-            arg = index(ins.argval)
-        elif op in _NAME_OPS:
-            arg = ins.argrepr  # the name, plus the push-NULL marker where there is one
-        elif ins.argval is None or isinstance(ins.argval, (bool, int)):
-            arg = ins.argval
-        else:
-            arg = encode_const(ins.argval)
-        ops.append([ins.opname, arg])
-
-        if op in _GLOBAL_LOADS:
-            global_chains.append((str(ins.argval), *_attr_chain(instructions, pos + 1)))
-        elif op in _DEREF_LOADS and ins.argval in code.co_freevars:
-            deref_chains.append((str(ins.argval), *_attr_chain(instructions, pos + 1)))
-        elif op == _IMPORT_NAME:
-            imports.append(_read_import(instructions, pos))
-
+        ops.append([ins.opname, _encode_arg(ins, index, refs.nested)])
+        refs.note(code, instructions, pos)
     exceptions = [
         [index(e.start), index(e.end), index(e.target), e.depth, bool(e.lasti)]
         for e in getattr(bytecode, "exception_entries", ())
@@ -185,16 +150,77 @@ def _analyse(code: types.CodeType) -> CodeInfo:
         "ops": ops,
         "exceptions": exceptions,
     }
-    for sub in nested:  # nested code shares the globals; its free variables pass through ours
-        global_chains.extend(sub.global_chains)
-        deref_chains.extend(c for c in sub.deref_chains if c[0] in code.co_freevars)
-        imports.extend(sub.imports)
+    refs.take_nested(code)
     return CodeInfo(
         digest=hashlib.sha256(hashing.canonical_json(encoding)).hexdigest(),
-        global_chains=_dedupe(global_chains),
-        deref_chains=_dedupe(deref_chains),
-        imports=_dedupe(imports),
+        global_chains=_dedupe(refs.global_chains),
+        deref_chains=_dedupe(refs.deref_chains),
+        imports=_dedupe(refs.imports),
     )
+
+
+def _kept_index(instructions: list[dis.Instruction]) -> Callable[[int], int]:
+    """Maps an instruction offset to its index among the kept instructions.
+
+    Jump targets and exception ranges count kept instructions, so line-event NOPs (which
+    come and go with formatting) cannot shift them.
+    """
+    index_at: dict[int, int] = {}
+    kept = 0
+    for ins in instructions:
+        index_at[ins.offset] = kept
+        if ins.opcode not in _DROPPED:
+            kept += 1
+
+    def index(offset: int) -> int:
+        return index_at.get(offset, kept)
+
+    return index
+
+
+def _encode_arg(ins: dis.Instruction, index: Callable[[int], int], nested: list[CodeInfo]) -> Json:
+    """An instruction's argument as it enters the digest (nested code is added to ``nested``)."""
+    op = ins.opcode
+    if op in _CONST_OPS:
+        arg = encode_const(ins.argval)
+        if isinstance(ins.argval, types.CodeType):
+            nested.append(code_info(ins.argval))
+        return arg
+    if op in _JUMP_OPS and isinstance(ins.argval, int):
+        return index(ins.argval)
+    if op in _NAME_OPS:
+        return ins.argrepr  # the name, plus the push-NULL marker where there is one
+    if ins.argval is None or isinstance(ins.argval, (bool, int)):
+        return ins.argval
+    return encode_const(ins.argval)
+
+
+@dataclass
+class _Refs:
+    """What a code object refers to, gathered while its instructions are read."""
+
+    global_chains: list[tuple[str, ...]] = field(default_factory=list)
+    deref_chains: list[tuple[str, ...]] = field(default_factory=list)
+    imports: list[Import] = field(default_factory=list)
+    nested: list[CodeInfo] = field(default_factory=list)
+
+    def note(self, code: types.CodeType, instructions: list[dis.Instruction], pos: int) -> None:
+        """Record what the instruction at ``pos`` refers to, if anything."""
+        ins = instructions[pos]
+        op = ins.opcode
+        if op in _GLOBAL_LOADS:
+            self.global_chains.append((str(ins.argval), *_attr_chain(instructions, pos + 1)))
+        elif op in _DEREF_LOADS and ins.argval in code.co_freevars:
+            self.deref_chains.append((str(ins.argval), *_attr_chain(instructions, pos + 1)))
+        elif op == _IMPORT_NAME:
+            self.imports.append(_read_import(instructions, pos))
+
+    def take_nested(self, code: types.CodeType) -> None:
+        """Nested code shares the globals; its free variables pass through ``code``'s."""
+        for sub in self.nested:
+            self.global_chains.extend(sub.global_chains)
+            self.deref_chains.extend(c for c in sub.deref_chains if c[0] in code.co_freevars)
+            self.imports.extend(sub.imports)
 
 
 def _attr_chain(instructions: list[dis.Instruction], start: int) -> list[str]:
