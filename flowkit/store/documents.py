@@ -1,0 +1,124 @@
+"""Checked JSON documents in a store (cache entries, run records): validated paths, a checksum
+or a signature on every document, atomic writes, named faults."""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from flowkit.errors import StoreError
+from flowkit.fsio import ObjectCorrupt, ObjectMissing, ObjectUnsigned
+from flowkit.signing import body_of, encode, judge, seal
+from flowkit.store.base import StoreBase
+
+# A relative path in the store: "/"-separated non-empty parts, none of them "." or "..", no
+# NUL or backslash (a name planted in a listing may be odd, but never leaves the root).
+_PART = r"(?!\.\.?(?:/|$))[^/\x00\\]+"
+_REL_RE = re.compile(f"{_PART}(?:/{_PART})*")
+NOT_A_FILE = (errno.ELOOP, errno.EISDIR)  # a link or a folder where a file should be
+
+
+def _parse(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))  # documents are UTF-8: no detection
+    except ValueError as exc:
+        raise ObjectCorrupt(f"{where}: {exc}") from exc
+
+
+class DocumentStore(StoreBase):
+    """Documents, listings and deletions by path (see :mod:`flowkit.signing` for the
+    envelope). A read-only store writes and deletes nothing."""
+
+    def _rel(self, rel: str) -> str:
+        if type(rel) is not str or _REL_RE.fullmatch(rel) is None:
+            raise StoreError(
+                f"refusing path {rel!r} in store {self.url}: paths are relative, '/'-separated "
+                "names (no '.', '..', empty names, NUL or backslash)"
+            )
+        return rel
+
+    def write_doc(self, rel: str, obj: Any) -> None:
+        """Atomically write a JSON document with its checksum, or its signature in a signed
+        store (nothing in a read-only store)."""
+        self._rel(rel)
+        if self.read_only:
+            return
+        try:
+            body = encode(obj)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"cannot write {rel} to store {self.url}: {exc}") from exc
+        try:
+            self._io.write(rel, seal(body, rel, self._signer))
+        except Exception as exc:
+            raise self._fault(f"write {rel} to", exc) from exc
+
+    def read_doc(self, rel: str) -> Any:
+        """Read a document; ObjectMissing / ObjectCorrupt if it is absent or damaged, and
+        ObjectUnsigned (an ObjectMissing) if its signature does not hold."""
+        if type(rel) is not str or _REL_RE.fullmatch(rel) is None:
+            raise ObjectCorrupt(f"refusing document path {rel!r} in store {self.url}")
+        signer = self._signer
+        try:
+            # One read (a GIL release fewer on every cache hit): a document that passes its
+            # check is whole; one that does not is read again to the end, then judged.
+            data = self._io.read(rel, once=True)
+            body = body_of(data, rel, signer)
+            if body is None:
+                data = self._io.read(rel)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectMissing(f"{rel} is not in {self.url}") from exc
+        except OSError as exc:
+            if exc.errno in NOT_A_FILE:
+                raise ObjectCorrupt(f"{self.url}/{rel}: not a regular file") from exc
+            raise self._fault(f"read {rel} from", exc) from exc
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._fault(f"read {rel} from", exc) from exc
+        if body is None:
+            body = body_of(data, rel, signer)
+        if body is None:
+            return self._refuse_doc(data, rel)
+        return _parse(body, f"{self.url}/{rel}")
+
+    def _refuse_doc(self, data: bytes, rel: str) -> Any:
+        where = f"{self.url}/{rel}"
+        problem, reason = judge(data, rel, self._signer)
+        if problem == "damaged":
+            raise ObjectCorrupt(f"{where}: {reason}")
+        message = f"store document {where}: {reason}; treating it as absent"
+        self._warn_once(rel, message)
+        raise ObjectUnsigned(message)
+
+    def list_dir(self, rel: str) -> list[str]:
+        """Names directly below ``rel`` (empty if it does not exist)."""
+        try:
+            return sorted(self._io.list(self._rel(rel)))
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._fault(f"list {rel} in", exc) from exc
+
+    def walk(self, rel: str) -> Iterator[tuple[str, int, float | None]]:
+        """Every file below ``rel``: (path relative to the root, size, mtime or None)."""
+        rel = self._rel(rel)
+        try:
+            yield from self._io.walk(rel)
+        except Exception as exc:
+            raise self._fault(f"list {rel} in", exc) from exc
+
+    def delete(self, rel: str) -> None:
+        """Remove one file (no error if it is already gone; nothing in a read-only store)."""
+        self._rel(rel)
+        if self.read_only:
+            return
+        try:
+            self._io.remove(rel)
+        except Exception as exc:
+            raise self._fault(f"delete {rel} from", exc) from exc
+
+
+__all__ = ["NOT_A_FILE", "DocumentStore"]
