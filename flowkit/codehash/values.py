@@ -29,7 +29,7 @@ import threading
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from flowkit import hashing, naming
 from flowkit.codehash.bytecode import code_info, text
@@ -120,6 +120,30 @@ def _sort_key(obj: Json) -> bytes:
     return hashing.canonical_json(obj)
 
 
+# Returned by the encoders of one kind of value when the value is of another kind.
+_NOT_THIS_KIND: Final = object()
+
+
+def _scalar(value: object, t: type) -> Json:
+    """Strings, None, bools, ints, floats and bytes (exact types); else ``_NOT_THIS_KIND``."""
+    if isinstance(value, str) and t is str:
+        return text(value)
+    if value is None or t is bool or t is int:
+        return value
+    if isinstance(value, float) and t is float:
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, (bytes, bytearray)) and t in (bytes, bytearray):
+        return {f"${t.__name__}": hashlib.sha256(value).hexdigest()}
+    return _NOT_THIS_KIND
+
+
+def _may_be_annotation(value: object, t: type) -> bool:
+    """A typing construct (not a class) or a ``list[int]`` / ``int | None`` alias."""
+    return (t.__module__ in _TYPING_MODULES and not isinstance(value, type)) or isinstance(
+        value, _ALIAS_TYPES
+    )
+
+
 class ValueEncoder:
     """Encodes values; ``ref(obj)`` names the functions, classes and modules found inside."""
 
@@ -142,51 +166,55 @@ class ValueEncoder:
         if depth > MAX_DEPTH:
             raise Unstable("nested too deeply")
         t = type(value)
-        if isinstance(value, str) and t is str:
-            return text(value)
-        if value is None or t is bool or t is int:
-            return value
-        if isinstance(value, float) and t is float:
-            return value if math.isfinite(value) else {"$float": repr(value)}
-        if isinstance(value, (bytes, bytearray)) and t in (bytes, bytearray):
-            return {f"${t.__name__}": hashlib.sha256(value).hexdigest()}
+        scalar = _scalar(value, t)
+        if scalar is not _NOT_THIS_KIND:
+            return scalar
         if id(value) in stack:
             return {"$cycle": len(stack) - stack.index(id(value))}
         inner = (*stack, id(value))
         d = depth + 1
+        container = self._container(value, t, d, inner)
+        if container is not _NOT_THIS_KIND:
+            return container
+        return self._object(value, t, d, inner)
+
+    def _container(self, value: object, t: type, depth: int, stack: tuple[int, ...]) -> Json:
+        """Lists, tuples, dicts, sets and complex numbers (exact types), element by element."""
         if isinstance(value, list) and t is list:
-            return [self._encode(v, d, inner) for v in value]
+            return [self._encode(v, depth, stack) for v in value]
         if isinstance(value, tuple) and t is tuple:
-            return {"$tuple": [self._encode(v, d, inner) for v in value]}
+            return {"$tuple": [self._encode(v, depth, stack) for v in value]}
         if isinstance(value, dict) and t is dict:
             pairs = [
-                [self._encode(k, d, inner), self._encode(v, d, inner)] for k, v in value.items()
+                [self._encode(k, depth, stack), self._encode(v, depth, stack)]
+                for k, v in value.items()
             ]
             return {"$dict": sorted(pairs, key=_sort_key)}
         if isinstance(value, (set, frozenset)) and t in (set, frozenset):
-            elems = sorted((self._encode(v, d, inner) for v in value), key=_sort_key)
+            elems = sorted((self._encode(v, depth, stack) for v in value), key=_sort_key)
             return {f"${t.__name__}": elems}
         if isinstance(value, complex) and t is complex:
-            return {
-                "$complex": [self._encode(value.real, d, inner), self._encode(value.imag, d, inner)]
-            }
+            parts = [self._encode(value.real, depth, stack), self._encode(value.imag, depth, stack)]
+            return {"$complex": parts}
+        return _NOT_THIS_KIND
+
+    def _object(self, value: object, t: type, depth: int, stack: tuple[int, ...]) -> Json:
+        """Code, annotations, code-like references, arrays, runtime machinery, the rest reduced."""
         if isinstance(value, types.CodeType):
             return {"$code": [value.co_name, code_info(value).digest]}
         if value is Ellipsis:  # Callable[..., T], tuple[int, ...]
             return {"$ellipsis": True}
-        if (t.__module__ in _TYPING_MODULES and not isinstance(value, type)) or isinstance(
-            value, _ALIAS_TYPES
-        ):
-            annotation = self._annotation(value, d, inner)
+        if _may_be_annotation(value, t):
+            annotation = self._annotation(value, depth, stack)
             if annotation is not None:
                 return annotation
         if is_code_like(value) or wrapped(value) is not None:
             return {"$ref": self._ref(value)}
         if t.__module__ == "numpy" and t.__name__ == "ndarray":
-            return self._ndarray(value, d, inner)
+            return self._ndarray(value, depth, stack)
         if isinstance(value, _RUNTIME_TYPES):
             return {"$runtime": type_name(t)}
-        return self._reduced(value, d, inner)
+        return self._reduced(value, depth, stack)
 
     def _annotation(self, value: Any, depth: int, stack: tuple[int, ...]) -> Json:
         """A typing construct, structurally; ``None`` when ``value`` is not one."""

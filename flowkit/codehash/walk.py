@@ -291,36 +291,42 @@ class Walker:
         seen: set[int] = set()
         while id(obj) not in seen:
             seen.add(id(obj))
-            if isinstance(obj, types.FunctionType):
-                origin = origins.function_origin(obj)
-                if origin.kind == "user":
-                    return self._helper(obj)
-                self._installed(origin, value_level)
-                inner = wrapped(obj)
-                if inner is None:
-                    return f"ext:{_qualified(obj)}"
-                obj = inner  # an installed decorator (torch.no_grad…): hash what it wraps
-                continue
-            if isinstance(obj, type):
-                origin = origins.module_origin_by_name(obj.__module__)
-                if origin.kind == "user":
-                    return self._class(obj)
-                self._installed(origin, value_level)
-                return f"ext:{_qualified(obj)}"
-            if isinstance(obj, types.ModuleType):
-                origin = origins.module_origin(obj)
-                if origin.kind == "user":
-                    return self._whole_module(obj)
-                return self._installed(origin, value_level) or f"ext:{obj.__name__}"
-            if isinstance(obj, _BUILTIN_CALLABLES):
-                module = getattr(obj, "__module__", None) or ""
-                self._installed(origins.module_origin_by_name(module), value_level)
-                return f"ext:{module}:{getattr(obj, '__qualname__', '')}"
+            found = self._code_ref(obj, value_level)
+            if found is not None:
+                return found
             inner = None if isinstance(obj, types.MethodType) else wrapped(obj)
             if inner is None:
                 break
-            obj = inner  # a TaskDef, an lru_cache wrapper…
+            # a TaskDef, an lru_cache wrapper, an installed decorator (torch.no_grad…):
+            # reference what it wraps
+            obj = inner
         return self._constant(obj, constant_name)
+
+    def _code_ref(self, obj: object, value_level: bool) -> str | None:
+        """The reference for a function, class, module or builtin; None for anything else
+        and for an installed function that wraps another (the caller follows the wrapper)."""
+        if isinstance(obj, types.FunctionType):
+            origin = origins.function_origin(obj)
+            if origin.kind == "user":
+                return self._helper(obj)
+            self._installed(origin, value_level)
+            return None if wrapped(obj) is not None else f"ext:{_qualified(obj)}"
+        if isinstance(obj, type):
+            origin = origins.module_origin_by_name(obj.__module__)
+            if origin.kind == "user":
+                return self._class(obj)
+            self._installed(origin, value_level)
+            return f"ext:{_qualified(obj)}"
+        if isinstance(obj, types.ModuleType):
+            origin = origins.module_origin(obj)
+            if origin.kind == "user":
+                return self._whole_module(obj)
+            return self._installed(origin, value_level) or f"ext:{obj.__name__}"
+        if isinstance(obj, _BUILTIN_CALLABLES):
+            module = getattr(obj, "__module__", None) or ""
+            self._installed(origins.module_origin_by_name(module), value_level)
+            return f"ext:{module}:{getattr(obj, '__qualname__', '')}"
+        return None
 
     def _installed(self, origin: origins.Origin, value_level: bool) -> str:
         if origin.kind == "user" or (value_level and origin.kind == "stdlib"):
