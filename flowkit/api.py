@@ -49,12 +49,7 @@ def run(
     options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``) goes in
     ``inputs={"store": ...}``.
     """
-    if not isinstance(workflow, WorkflowDef):
-        raise FlowkitError(
-            f"fk.run expects a workflow (a function decorated with @fk.workflow), got {workflow!r}"
-        )
-    if not (cache is True or cache is False or cache == "refresh"):  # 1 == True: be exact
-        raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
+    _check_arguments(workflow, cache)
     values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()
@@ -64,29 +59,54 @@ def run(
     the_store.write_run(record.id, record.to_dict())
     group.emit("on_run_start", record)
     try:
-        with the_backend:
-            if cache is not False and _uses_cache(workflow):
-                check_store(the_backend, the_store.url)  # workers use the store themselves
-            record.output = execute(
-                workflow.graph, values, the_backend, the_store, cache, group, record
-            )
+        _execute(workflow, values, the_backend, the_store, cache, group, record)
         record.status = "succeeded"
     except BaseException as e:
         record.status = "failed"
         record.error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        record.ended = time.time()
-        try:
-            the_store.write_run(record.id, record.to_dict())
-        except Exception:  # the run's own outcome matters more than its record
-            log.exception("could not write the record of run %s", record.id)
-        group.emit("on_run_end", record)
+        _finish(record, the_store, group)
     return record
 
 
+def _check_arguments(workflow: Any, cache: Any) -> None:
+    if not isinstance(workflow, WorkflowDef):
+        raise FlowkitError(
+            f"fk.run expects a workflow (a function decorated with @fk.workflow), got {workflow!r}"
+        )
+    if not (cache is True or cache is False or cache == "refresh"):  # 1 == True: be exact
+        raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
+
+
+def _execute(
+    workflow: WorkflowDef[..., Any],
+    values: dict[str, Any],
+    backend: Backend,
+    store: Store,
+    cache: CacheMode,
+    group: CallbackGroup,
+    record: Run,
+) -> None:
+    """Run the workflow on the backend (entered and left here) into ``record.output``."""
+    with backend:
+        if cache is not False and _uses_cache(workflow):
+            check_store(backend, store.url)  # workers use the store themselves
+        record.output = execute(workflow.graph, values, backend, store, cache, group, record)
+
+
+def _finish(record: Run, store: Store, group: CallbackGroup) -> None:
+    """Stamp the end, save the record (its failure is logged, not raised), tell callbacks."""
+    record.ended = time.time()
+    try:
+        store.write_run(record.id, record.to_dict())
+    except Exception:  # the run's own outcome matters more than its record
+        log.exception("could not write the record of run %s", record.id)
+    group.emit("on_run_end", record)
+
+
 def _uses_cache(workflow: WorkflowDef[..., Any]) -> bool:
-    return any(getattr(node.task, "cache", False) for node in workflow.graph.nodes.values())
+    return any(node.task.options.cache for node in workflow.graph.nodes.values())
 
 
 workflow_module.set_default_runner(run)

@@ -1,4 +1,5 @@
-"""The backends that ship with flowkit: the conformance suite, the registry, local specifics."""
+"""The backends that ship with flowkit: the conformance suite, the registry, local, threads
+and processes specifics. (The registry's own mechanics: tests/test_backend_registry.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from flowkit.backend import (
     backend_class,
     get_backend,
 )
-from flowkit.backends import LocalBackend, ThreadsBackend
+from flowkit.backends import LocalBackend, ProcessesBackend, ThreadsBackend
+from flowkit.errors import StoreError
 from flowkit.testing import BackendContract
 
 
@@ -34,15 +36,24 @@ class TestThreadsContract(BackendContract):
         return ThreadsBackend(max_workers=4)
 
 
+class TestProcessesContract(BackendContract):
+    """The example backend (the template for plugin authors) keeps the whole contract."""
+
+    def make_backend(self) -> fk.Backend:
+        # the fork server imports the contract's tasks once, not every worker of every run
+        return ProcessesBackend(max_workers=2, preload=("flowkit.testing",))
+
+
 # -- registry ---------------------------------------------------------------------------------
 
 
 def test_builtin_names() -> None:
     names = fk.available_backends()
-    assert {"local", "threads"} <= set(names)
+    assert {"local", "threads", "processes"} <= set(names)
     assert names == sorted(names)
     assert isinstance(get_backend("local"), LocalBackend)
     assert isinstance(get_backend("threads"), ThreadsBackend)
+    assert isinstance(get_backend("processes"), ProcessesBackend)
 
 
 def test_builtins_are_registered_as_entry_points() -> None:
@@ -74,6 +85,8 @@ def test_known_plugin_name_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
     import flowkit.backend
 
     monkeypatch.setattr(flowkit.backend, "_entry_points", lambda: [])
+    monkeypatch.setattr(flowkit.backend, "_scanned", None)  # scan the patched entry points
+    monkeypatch.setattr(flowkit.backend, "_loaded", {})
     with pytest.raises(fk.BackendNotFoundError, match=r"pip install 'flowkit\[ray\]'"):
         get_backend("ray")
 
@@ -246,6 +259,9 @@ def test_entry_point_plugin_is_found_and_used(
         f"[{ENTRY_POINT_GROUP}]\nfake = fake_flowkit_backend:FakeBackend\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    import flowkit.backend
+
+    monkeypatch.setattr(flowkit.backend, "_scanned", None)  # as in a fresh process
     assert "fake" in fk.available_backends()
     from flowkit.testing import chain
 
@@ -271,3 +287,47 @@ def test_threads_limit_blas_pools_while_running() -> None:
         assert blas_threads() == before
         with ThreadsBackend(max_workers=2, blas_threads=None):
             assert blas_threads() == before
+
+
+# -- threads and processes specifics -----------------------------------------------------------
+
+
+def test_threads_nested_entries_share_one_pool() -> None:
+    backend = ThreadsBackend(max_workers=2)
+    with backend:
+        with backend:
+            pass
+        # the inner exit left the outer block's pool running
+        assert backend.submit(lambda: (None, 1), (), Submission("t")).result(10) == (None, 1)
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        backend.submit(lambda: (None, 1), (), Submission("t"))
+
+
+def test_processes_rejects_bad_max_workers() -> None:
+    with pytest.raises(ValueError, match="max_workers"):
+        ProcessesBackend(max_workers=0)
+
+
+def test_processes_submit_outside_with_block() -> None:
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        ProcessesBackend().submit(_sleep_then, (0.0, 1), Submission("t"))
+
+
+def test_processes_refuse_an_in_memory_store(tmp_path: Path) -> None:
+    backend = ProcessesBackend(max_workers=1)
+    backend.check_store(str(tmp_path))
+    backend.check_store(f"file://{tmp_path}")
+    with pytest.raises(StoreError, match="memory"):
+        backend.check_store("memory://flowkit")
+    with pytest.raises(StoreError, match="memory"):
+        backend.check_store("simplecache::memory://flowkit")
+
+
+def _pid() -> tuple[None, int]:
+    return None, os.getpid()
+
+
+def test_processes_run_calls_in_other_processes() -> None:
+    with ProcessesBackend(max_workers=2) as backend:
+        _, pid = backend.submit(_pid, (), Submission("pid")).result(60)
+    assert pid != os.getpid()

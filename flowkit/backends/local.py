@@ -7,21 +7,21 @@ place; elsewhere the call runs on a helper thread that is abandoned when it time
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from types import FrameType, TracebackType
 from typing import Any
 
-from flowkit.backend import AttemptTimeout, Submission
+from flowkit.backend import AttemptTimeout, BackendBase, Capabilities, Submission
+from flowkit.backends.alarm import call_with_alarm, on_main_thread
 
 
-class LocalBackend:
+class LocalBackend(BackendBase):
     """Inline, serial execution in the calling thread."""
 
     name = "local"
-    values_in_driver = True  # handles are the values: small map items may be batched
+    # Handles are the values: cache hits are served in the driver, small map items batched.
+    capabilities = Capabilities(values_in_driver=True)
 
     @property
     def capacity(self) -> int:
@@ -30,14 +30,6 @@ class LocalBackend:
     def __enter__(self) -> LocalBackend:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
     def submit(
         self, fn: Callable[..., tuple[Any, Any]], args: Sequence[Any], spec: Submission
     ) -> Future[tuple[Any, Any]]:
@@ -45,8 +37,8 @@ class LocalBackend:
         try:
             if spec.timeout is None:
                 result = fn(*args)
-            elif threading.current_thread() is threading.main_thread():
-                result = _with_alarm(fn, args, spec)
+            elif on_main_thread():
+                result = call_with_alarm(fn, args, spec.timeout, _late(spec))
             else:
                 result = _on_helper_thread(fn, args, spec)
         except BaseException as e:
@@ -61,19 +53,8 @@ class LocalBackend:
         return handle
 
 
-def _with_alarm(fn: Callable[..., Any], args: Sequence[Any], spec: Submission) -> Any:
-    assert spec.timeout is not None
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise AttemptTimeout(f"task `{spec.name}` ran past its timeout of {spec.timeout} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, spec.timeout)
-    try:
-        return fn(*args)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def _late(spec: Submission) -> str:
+    return f"task `{spec.name}` ran past its timeout of {spec.timeout} s"
 
 
 def _on_helper_thread(fn: Callable[..., Any], args: Sequence[Any], spec: Submission) -> Any:
@@ -89,7 +70,7 @@ def _on_helper_thread(fn: Callable[..., Any], args: Sequence[Any], spec: Submiss
     t.start()
     t.join(spec.timeout)
     if t.is_alive():
-        raise AttemptTimeout(f"task `{spec.name}` ran past its timeout of {spec.timeout} s")
+        raise AttemptTimeout(_late(spec))
     if "error" in box:
         raise box["error"]
     return box["result"]

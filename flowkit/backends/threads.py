@@ -21,14 +21,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from flowkit.backend import Submission
+from flowkit.backend import BackendBase, Capabilities, Submission
 
 
-class ThreadsBackend:
+class ThreadsBackend(BackendBase):
     """Run calls on ``max_workers`` threads (default: the CPU count, at least 4)."""
 
     name = "threads"
-    values_in_driver = True  # handles are the values: small map items may be batched
+    # Handles are the values: cache hits are served in the driver, small map items batched.
+    capabilities = Capabilities(values_in_driver=True)
 
     def __init__(self, max_workers: int | None = None, blas_threads: int | None = 1) -> None:
         if max_workers is not None and max_workers < 1:
@@ -37,6 +38,7 @@ class ThreadsBackend:
         self.blas_threads = blas_threads
         self._pool: ThreadPoolExecutor | None = None
         self._limits = contextlib.ExitStack()
+        self._depth = 0  # nested `with` blocks share one pool; the outermost exit closes it
 
     @property
     def parallelism(self) -> int:
@@ -52,6 +54,7 @@ class ThreadsBackend:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowkit")
             self._limit_native_threads()
+        self._depth += 1
         return self
 
     def _limit_native_threads(self) -> None:
@@ -69,7 +72,8 @@ class ThreadsBackend:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._pool is not None:
+        self._depth = max(0, self._depth - 1)
+        if self._depth == 0 and self._pool is not None:
             # Calls abandoned after a timeout may still be running: do not wait for them.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

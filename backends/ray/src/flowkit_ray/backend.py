@@ -27,7 +27,7 @@ from typing import Any
 
 import ray
 
-from flowkit.backend import Submission
+from flowkit.backend import BackendBase, Capabilities, Submission
 from flowkit.resources import Resources
 from flowkit_ray import connection, reach, storecheck
 from flowkit_ray.completion import Completer, RayFuture
@@ -44,7 +44,7 @@ MIN_IN_FLIGHT = 64
 IN_FLIGHT_PER_CPU = 4
 
 
-class RayBackend:
+class RayBackend(BackendBase):
     """Run flowkit tasks as Ray tasks.
 
     Args:
@@ -76,12 +76,11 @@ class RayBackend:
     """
 
     name = "ray"
-    # The timeout of a call is enforced on the worker and counts only its running time
-    # (see flowkit_ray.worker); an engine that sees this need not start its own clock.
-    enforces_timeout = True
-    # A submission may carry ``split_values = n`` (a batch of map items): each of the n
-    # values becomes its own handle, so batching does not pull values into the driver.
-    splits_values = True
+    # enforces_timeout: the timeout of a call is enforced on the worker and counts only its
+    # running time (see flowkit_ray.worker), so the engine starts no clock of its own.
+    # splits_values: a submission with ``split_values = n`` (a batch of map items) gets one
+    # handle per value, so batching does not pull values into the driver.
+    capabilities = Capabilities(enforces_timeout=True, splits_values=True)
 
     def __init__(
         self,
@@ -212,7 +211,7 @@ class RayBackend:
                 "as backend:` or pass the backend to fk.run(), which enters it"
             )
         n = spec.static_args
-        split = getattr(spec, "split_values", 0)
+        split = spec.split_values
         entry = functions.get(fn, args, n)
         remote = entry.options(spec.name, spec.resources, split)
         head, refs = pack(spec.timeout, split, args[n:] if n else args)
@@ -231,8 +230,8 @@ class RayBackend:
             raise user_exception(e) from None
 
     def fetch_many(self, handles: Sequence[Any]) -> list[Any]:
-        """Fetch many handles with one ``ray.get`` (one round trip instead of one each:
-        about 100 us per handle saved, e.g. 50 ms for a 500-item map's output)."""
+        """Fetch many handles with one ``ray.get``: one round trip instead of one per
+        handle (measured in benchmarks/RESULTS.md, "Design measurements")."""
         refs = [h for h in handles if isinstance(h, ray.ObjectRef)]
         if not refs:
             return list(handles)

@@ -5,8 +5,8 @@ Each call's small ``meta`` return gets a completion callback from Ray
 Ray runs such callbacks on its own I/O thread, where blocking (``ray.get``) or heavy work
 would stall every other result, so the callback only queues the result; one completer
 thread per backend sets the future's result and runs the engine's done-callbacks.
-Measured on 500 trivial tasks this is as fast as ``ObjectRef.future()`` and faster than
-a thread polling ``ray.wait`` over the pending refs.
+This is as fast as ``ObjectRef.future()`` and faster than a thread polling ``ray.wait``
+over the pending refs (benchmarks/RESULTS.md, "Design measurements").
 
 ``RayFuture.cancel()`` cancels the Ray task (``force=True`` kills the worker process, the
 only way to stop a call stuck in C code) and marks the future cancelled.

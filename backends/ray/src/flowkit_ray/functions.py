@@ -5,10 +5,9 @@ call of a task, e.g. the runner's per-task runtime):
 
 * small (pickled under ``INLINE_LIMIT``): bound into the remote function's closure. Ray
   pickles a remote function once, exports it to the cluster once, and each worker
-  unpickles it once, so a call ships only its own arguments. Measured on 500 trivial
-  calls with a 2 KB static arg: 364 ms bound vs 518 ms pickled with every call vs 415+ ms
-  ``ray.put`` once and passed as a ref (resolving a ref argument costs more than it saves
-  for small objects).
+  unpickles it once, so a call ships only its own arguments. This beats pickling them with
+  every call, and ``ray.put`` once and passed as a ref (resolving a ref argument costs more
+  than it saves for small objects): see benchmarks/RESULTS.md, "Design measurements".
 * large: ``ray.put`` once per backend and passed as a leading ``ObjectRef`` argument, so
   Ray's function export stays small and big buffers are read zero-copy from the object
   store.
@@ -45,12 +44,11 @@ CACHE_SIZE = 256  # remote functions kept per backend (one per task per run in p
 Key = tuple[int, ...]
 
 
-# How a call's own arguments travel. Ray serialises each task argument separately, which
-# costs about 15 us per argument, and it resolves only *top-level* ObjectRefs. So the plain
-# arguments go packed into one tuple, ``head = (timeout, split, plain, positions)``, and
-# the value handles follow as separate arguments for Ray to resolve; ``positions`` says
-# where each resolved value goes back. Measured: 4 plain arguments cost 123 us per
-# submission, the same packed into one 101 us.
+# How a call's own arguments travel. Ray serialises each task argument separately, at a
+# cost per argument, and it resolves only *top-level* ObjectRefs. So the plain arguments go
+# packed into one tuple, ``head = (timeout, split, plain, positions)``, and the value
+# handles follow as separate arguments for Ray to resolve; ``positions`` says where each
+# resolved value goes back (timings: benchmarks/RESULTS.md, "Design measurements").
 #
 # ``split`` (``Submission.split_values``): 0 for a normal call, whose ``(meta, value)``
 # are Ray's two returns; n > 0 when ``fn`` returns ``(meta, [v1..vn])`` -- a batch of map
