@@ -322,6 +322,18 @@ def gc(store: Store, older_than_days: float) -> GcReport:
     ``fk.File``) that today's run hit is not collected under it.
     """
     cutoff = time.time() - older_than_days * 86400.0
+    keep = _used_by_recent_runs(store, cutoff)
+    removed = _gc_entries(store, cutoff, keep)
+    objects, freed = _gc_objects(store, cutoff, keep)
+    for rel, _, mtime in list(store.walk("tmp")):
+        if mtime is not None and mtime < min(cutoff, time.time() - 86400.0):
+            store.delete(rel)  # left by a killed writer
+    log.info("gc %s: %d entries, %d objects, %d bytes removed", store.url, removed, objects, freed)
+    return GcReport(removed, objects, freed)
+
+
+def _used_by_recent_runs(store: Store, cutoff: float) -> set[str]:
+    """Every digest and key named by a run started after ``cutoff`` (or at an unknown time)."""
     keep: set[str] = set()
     for header in store.list_runs():
         started = header.get("started")
@@ -329,6 +341,12 @@ def gc(store: Store, older_than_days: float) -> GcReport:
             _, tasks = store.read_run(header["id"])
             keep.update(_digests_in(header))
             keep.update(_digests_in(tasks))
+    return keep
+
+
+def _gc_entries(store: Store, cutoff: float, keep: set[str]) -> int:
+    """Delete old entries not in ``keep``; add the outputs of the others to ``keep``. Returns
+    the number of index entries removed."""
     removed = 0
     for folder in ("index", "tasks"):
         for rel, _, mtime in list(store.walk(folder)):
@@ -336,14 +354,20 @@ def gc(store: Store, older_than_days: float) -> GcReport:
                 entry: CacheEntry | None = CacheEntry.from_dict(store.read_doc(rel))
             except (ObjectUnavailable, ValueError):
                 entry = None  # damaged: judged by its file time
-            created = (
-                entry.created if entry is not None else (mtime if mtime is not None else cutoff)
-            )
+            if entry is not None:
+                created = entry.created
+            else:
+                created = mtime if mtime is not None else cutoff
             if created < cutoff and (entry is None or entry.key not in keep):
                 store.delete(rel)
                 removed += folder == "index"
             elif entry is not None:
                 keep.update(a.digest for a in entry.outputs)
+    return removed
+
+
+def _gc_objects(store: Store, cutoff: float, keep: set[str]) -> tuple[int, int]:
+    """Delete objects last written before ``cutoff`` and not in ``keep``: (count, bytes)."""
     objects = freed = 0
     for rel, size, mtime in list(store.walk("objects")):
         digest = rel.rsplit("/", 1)[-1]
@@ -355,11 +379,7 @@ def gc(store: Store, older_than_days: float) -> GcReport:
         store.delete_object(digest)
         objects += 1
         freed += size
-    for rel, _, mtime in list(store.walk("tmp")):
-        if mtime is not None and mtime < min(cutoff, time.time() - 86400.0):
-            store.delete(rel)  # left by a killed writer
-    log.info("gc %s: %d entries, %d objects, %d bytes removed", store.url, removed, objects, freed)
-    return GcReport(removed, objects, freed)
+    return objects, freed
 
 
 __all__ = [

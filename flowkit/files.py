@@ -314,33 +314,12 @@ def _extract(tar: tarfile.TarFile, root: str, kind: type[File] | type[Directory]
     seen: set[str] = set()
     for member in tar:
         parts = _member_parts(member, base)
-        rel = "/".join(parts)
-        if top is None:
-            top = parts[0]
-            if len(parts) != 1 or member.isdir() != (kind is Directory):
-                raise SerializationError(
-                    f"archive of a {kind.__name__} starts with {rel!r}, not its top-level "
-                    f"{'folder' if kind is Directory else 'file'}"
-                )
-        elif kind is File or parts[0] != top or len(parts) < 2:
-            raise SerializationError(f"refusing archive member {rel!r} outside {top!r}")
-        if rel in seen:
-            raise SerializationError(f"refusing archive member {rel!r}: it appears twice")
-        seen.add(rel)
+        top = _checked_place(member, parts, kind, top, seen)
         target = os.path.join(base, *parts)
         if member.isdir():
             os.makedirs(target, exist_ok=True)
             continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        src = tar.extractfile(member)
-        assert src is not None
-        h = hashlib.sha256()
-        with open(target, "xb") as out:
-            while chunk := src.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
-        os.chmod(target, _FILE_MODES[bool(member.mode & 0o111)])
-        entries.append([rel, member.size, h.hexdigest()])
+        entries.append(["/".join(parts), member.size, _write_member(tar, member, target)])
     if top is None:
         raise SerializationError(f"empty {kind.__name__} archive")
     dirs = _all_dirs(base)  # those an archive implies without a member too
@@ -350,6 +329,45 @@ def _extract(tar: tarfile.TarFile, root: str, kind: type[File] | type[Directory]
     for e in entries:
         e.extend(_stamp(os.lstat(os.path.join(base, *e[0].split("/")))))
     return {"format": 1, "kind": kind.__name__, "name": top, "dirs": sorted(dirs), "files": entries}
+
+
+def _checked_place(
+    member: tarfile.TarInfo,
+    parts: list[str],
+    kind: type[File] | type[Directory],
+    top: str | None,
+    seen: set[str],
+) -> str:
+    """The value's top-level name (``parts[0]`` of the first member); SerializationError if
+    the member lies outside it or appears twice (``seen`` collects the members)."""
+    rel = "/".join(parts)
+    if top is None:
+        if len(parts) != 1 or member.isdir() != (kind is Directory):
+            raise SerializationError(
+                f"archive of a {kind.__name__} starts with {rel!r}, not its top-level "
+                f"{'folder' if kind is Directory else 'file'}"
+            )
+        top = parts[0]
+    elif kind is File or parts[0] != top or len(parts) < 2:
+        raise SerializationError(f"refusing archive member {rel!r} outside {top!r}")
+    if rel in seen:
+        raise SerializationError(f"refusing archive member {rel!r}: it appears twice")
+    seen.add(rel)
+    return top
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> str:
+    """Write a regular member to ``target`` (a new file, read-only); its sha256."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    src = tar.extractfile(member)
+    assert src is not None
+    h = hashlib.sha256()
+    with open(target, "xb") as out:
+        while chunk := src.read(1 << 20):
+            h.update(chunk)
+            out.write(chunk)
+    os.chmod(target, _FILE_MODES[bool(member.mode & 0o111)])
+    return h.hexdigest()
 
 
 def _all_dirs(base: str) -> list[str]:
