@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -91,7 +91,7 @@ def test_registered_names_win_over_entry_points(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def counted_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[int], list[str]]]:
+def counted_scans(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
     scans: list[int] = []
     loads: list[str] = []
 
@@ -103,7 +103,7 @@ def counted_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[int], 
         ]
 
     monkeypatch.setattr(fkb, "_entry_points", entry_points)
-    yield scans, loads
+    return scans, loads
 
 
 def test_entry_points_are_scanned_once(counted_scans: tuple[list[int], list[str]]) -> None:

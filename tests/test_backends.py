@@ -217,7 +217,9 @@ def test_local_is_serial_in_graph_order(tmp_path: Path) -> None:
         assert [t.node for t in run.tasks] == list(independent.graph.nodes)
         # each call ended before the next one started
         for a, b in zip(run.tasks, run.tasks[1:], strict=False):
-            assert a.ended is not None and b.started is not None and a.ended <= b.started
+            assert a.ended is not None
+            assert b.started is not None
+            assert a.ended <= b.started
     assert orders[0] == orders[1] == ["e", "b", "d", "a", "c"]
 
 
@@ -266,7 +268,8 @@ def test_entry_point_plugin_is_found_and_used(
     from flowkit.testing import chain
 
     run = fk.run(chain, x=1, backend="fake", store=str(tmp_path / "s"))
-    assert run.output == 6 and run.backend == "fake"
+    assert run.output == 6
+    assert run.backend == "fake"
 
 
 def test_threads_limit_blas_pools_while_running() -> None:

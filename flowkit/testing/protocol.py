@@ -48,7 +48,8 @@ class ProtocolContract(ContractBase):
     def test_is_a_backend(self) -> None:
         backend = self.make_backend()
         assert isinstance(backend, fk.Backend)
-        assert isinstance(backend.name, str) and backend.name
+        assert isinstance(backend.name, str)
+        assert backend.name
         assert backend.capacity >= 1
         declared = getattr(backend, "capabilities", None)
         assert declared is None or isinstance(declared, Capabilities)
@@ -103,12 +104,14 @@ class ProtocolContract(ContractBase):
         with self.make_backend() as backend:
             fut = backend.submit(calls.fail_with, ("kaput",), Submission("fail_with"))
             err = fut.exception(WAIT)
-            assert type(err) is calls.ContractError and str(err) == "kaput"
+            assert type(err) is calls.ContractError
+            assert str(err) == "kaput"
             # what the engine shows: the remote traceback when the error was made elsewhere
             text = getattr(err, "remote_traceback", None) or "".join(
                 traceback.format_exception(err)
             )
-            assert "in fail_with" in text and "ContractError: kaput" in text
+            assert "in fail_with" in text
+            assert "ContractError: kaput" in text
             assert value_of(backend, calls.square, 5) == 25  # a failure breaks nothing
 
     def test_batched_returns(self) -> None:

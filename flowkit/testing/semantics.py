@@ -128,8 +128,10 @@ class WorkflowContract(ContractBase):
         err = info.value
         assert not isinstance(err, fk.TaskTimeoutError)
         assert (err.task, err.node, err.attempts) == ("boom", "boom", 1)
-        assert err.run_id and err.run_id in str(err)
-        assert "boom" in str(err) and "kaput" in str(err)
+        assert err.run_id
+        assert err.run_id in str(err)
+        assert "boom" in str(err)
+        assert "kaput" in str(err)
         assert isinstance(err.__cause__, ValueError)
         assert str(err.__cause__) == "kaput"
         assert err.remote_traceback is not None
@@ -152,7 +154,8 @@ class WorkflowContract(ContractBase):
         assert "second_step" not in {t["name"] for t in tasks}
         assert recorder.events[-1] == ("run_end", info.value.run_id, "failed")
         (error,) = recorder.of("error")
-        assert error[1] == "boom" and isinstance(error[2], ValueError)
+        assert error[1] == "boom"
+        assert isinstance(error[2], ValueError)
 
     def test_rerun_after_failure_reuses_finished_cached_tasks(
         self, store: str, folder: str

@@ -154,6 +154,15 @@ def test_registered_under_its_name() -> None:
     assert isinstance(RayBackend(), fkb.Backend)
 
 
+def test_capabilities_are_declared(backend: RayBackend) -> None:
+    caps = fkb.capabilities_of(backend)
+    assert caps.enforces_timeout
+    assert caps.splits_values
+    assert not caps.values_in_driver
+    assert caps.parallelism == int(ray.cluster_resources()["CPU"])  # known once entered
+    assert caps.parallelism <= backend.capacity
+
+
 def test_reuses_an_initialised_session_and_leaves_it(ray_cluster: RayCluster) -> None:
     with RayBackend(address=ray_cluster.address) as b, b:  # nested entries are fine
         assert b.submit(square, (3,), spec()).result(60)[0]["pid"] > 0
@@ -201,21 +210,11 @@ def batch_of_squares(xs: list[int]) -> tuple[list[str], list[int]]:
 
 def test_split_values_give_one_handle_per_item(backend: RayBackend) -> None:
     # A batch of map items: fn returns (meta, [v1..vn]) and each value stays its own object.
-    split = getattr(Submission, "split_values", None)
-    if split is None:  # until flowkit.backend.Submission has the field
-        from dataclasses import dataclass
-
-        @dataclass(frozen=True)
-        class Split(Submission):
-            split_values: int = 0
-
-        cls: Any = Split
-    else:
-        cls = Submission
-    fut = backend.submit(batch_of_squares, ([1, 2, 3],), cls("batch", split_values=3))
+    fut = backend.submit(batch_of_squares, ([1, 2, 3],), Submission("batch", split_values=3))
     meta, handles = fut.result(60)
     assert meta == ["ok 1", "ok 2", "ok 3"]
-    assert len(handles) == 3 and all(isinstance(h, ray.ObjectRef) for h in handles)
+    assert len(handles) == 3
+    assert all(isinstance(h, ray.ObjectRef) for h in handles)
     assert backend.fetch_many(handles) == [1, 4, 9]
     _, total = backend.submit(add, (handles[1], handles[2]), spec()).result(60)
     assert backend.fetch(total) == 13
@@ -288,7 +287,8 @@ def test_user_exception_keeps_its_type_and_remote_traceback(backend: RayBackend)
     assert type(err) is Custom
     assert (str(err), err.code) == ("kaput", 7)
     tb = err.remote_traceback  # type: ignore[attr-defined]
-    assert "in fail_custom" in tb and "Custom: kaput" in tb
+    assert "in fail_custom" in tb
+    assert "Custom: kaput" in tb
     assert "pid=" in tb  # where it ran
     assert "\x1b[" not in tb  # no terminal colours
 
@@ -301,7 +301,8 @@ def test_retry_is_a_resubmit_and_ray_does_not_retry_itself(
     assert isinstance(err, RuntimeError)
     assert (tmp_path / "attempts").read_text() == "x"
     meta, handle = backend.submit(attempt, (folder, True), spec()).result(60)
-    assert meta == 2 and backend.fetch(handle) == 2
+    assert meta == 2
+    assert backend.fetch(handle) == 2
 
 
 def test_a_killed_worker_surfaces_as_an_error(backend: RayBackend, tmp_path: Path) -> None:
