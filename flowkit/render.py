@@ -8,6 +8,8 @@ and ``edges`` from the graph, so this module imports nothing from flowkit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,34 +28,60 @@ def _safe_id(node_id: str) -> str:
     return "n_" + re.sub(r"\W", "_", node_id)
 
 
+@dataclass(frozen=True)
+class _Syntax:
+    """How one drawing language writes inputs, nodes and edges (``str.format`` templates)."""
+
+    input: str  # {name}, {type}
+    node: str  # {id}, {label}
+    input_edge: str  # {src} (the input's name), {param}, {target}
+    edge: str  # {source}, {param}, {target}
+    node_id: Callable[[str], str]  # a node id as the language can take it
+
+
+_MERMAID = _Syntax(
+    input='    in_{name}(["{name}: {type}"])',
+    node='    {id}["{label}"]',
+    input_edge="    in_{src} -->|{param}| {target}",
+    edge="    {source} -->|{param}| {target}",
+    node_id=_safe_id,
+)
+
+_DOT = _Syntax(
+    input='    "in:{name}" [shape=ellipse, label="{name}: {type}"];',
+    node='    "{id}" [shape=box, label="{label}"];',
+    input_edge='    "in:{src}" -> "{target}" [label="{param}"];',
+    edge='    "{source}" -> "{target}" [label="{param}"];',
+    node_id=str,
+)
+
+
+def _draw(graph: Any, syntax: _Syntax) -> list[str]:
+    """Inputs, nodes, edges from inputs, edges between nodes: one line each."""
+    ident = syntax.node_id
+    nodes = list(graph.nodes.values())
+    return [
+        *(syntax.input.format(name=i.name, type=_type_name(i.type)) for i in graph.inputs),
+        *(syntax.node.format(id=ident(n.id), label=_label(n)) for n in nodes),
+        *(
+            syntax.input_edge.format(src=src, param=param, target=ident(n.id))
+            for n in nodes
+            for param, src in _input_sources(n)
+        ),
+        *(
+            syntax.edge.format(source=ident(e.source), param=e.param, target=ident(e.target))
+            for e in graph.edges
+        ),
+    ]
+
+
 def to_mermaid(graph: Any) -> str:
-    lines = ["flowchart LR"]
-    for inp in graph.inputs:
-        lines.append(f'    in_{inp.name}(["{inp.name}: {_type_name(inp.type)}"])')
-    for node in graph.nodes.values():
-        lines.append(f'    {_safe_id(node.id)}["{_label(node)}"]')
-    for node in graph.nodes.values():
-        for param, src in _input_sources(node):
-            lines.append(f"    in_{src} -->|{param}| {_safe_id(node.id)}")
-    for e in graph.edges:
-        lines.append(f"    {_safe_id(e.source)} -->|{e.param}| {_safe_id(e.target)}")
+    lines = ["flowchart LR", *_draw(graph, _MERMAID)]
     return "\n".join(lines) + "\n"
 
 
 def to_dot(graph: Any) -> str:
-    lines = [f'digraph "{graph.name}" {{', "    rankdir=LR;"]
-    for inp in graph.inputs:
-        lines.append(
-            f'    "in:{inp.name}" [shape=ellipse, label="{inp.name}: {_type_name(inp.type)}"];'
-        )
-    for node in graph.nodes.values():
-        lines.append(f'    "{node.id}" [shape=box, label="{_label(node)}"];')
-    for node in graph.nodes.values():
-        for param, src in _input_sources(node):
-            lines.append(f'    "in:{src}" -> "{node.id}" [label="{param}"];')
-    for e in graph.edges:
-        lines.append(f'    "{e.source}" -> "{e.target}" [label="{e.param}"];')
-    lines.append("}")
+    lines = [f'digraph "{graph.name}" {{', "    rankdir=LR;", *_draw(graph, _DOT), "}"]
     return "\n".join(lines) + "\n"
 
 

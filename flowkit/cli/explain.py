@@ -1,23 +1,27 @@
 """Would a task's call hit the cache for these workflow inputs? If not, why? (no printing)
 
-:class:`Explainer` answers ``flowkit cache explain`` without running anything. For each node
-of the task it computes the call's cache key exactly as the runner would: the task's code
-fingerprint and interface from :func:`flowkit.runner.make_runtime`, and the token of every
-input not in ``cache_ignore``, with the functions of :mod:`flowkit.keys` that the runner uses.
-An input's token comes, as in the engine, from:
+:class:`Explainer` answers ``flowkit cache explain`` without running anything. Every key and
+token comes from :mod:`flowkit.keys`, the one home of cache keys that the runner and the
+engine use too: for each call of the task it builds the call's key
+(:func:`flowkit.keys.call_key`) from the task's identity, code fingerprint and interface (the
+:class:`flowkit.runner.TaskRuntime` that :func:`flowkit.runner.make_runtime` gives the runner)
+and the token of every input not in ``cache_ignore``. An input's token comes, as in the
+engine (:mod:`flowkit.values`), from:
 
 * a workflow input or a literal: the token of its value (:func:`flowkit.keys.value_token`);
 * an upstream node's output: the output token recorded in that node's cache entry, found
   by computing the upstream call's key the same way, recursively (an output that names user
-  code is loaded, and its token re-derived from the code as it is now, as on a hit). Where
-  the engine would hash the value itself (a whole multi-output tuple, a list built from
-  several outputs, the items of a list being mapped over), the value is loaded from the store.
+  code is loaded, and its token re-derived with :func:`flowkit.keys.token` from the code as
+  it is now, as on a hit). Where the engine would hash the value itself (a whole
+  multi-output tuple, a list built from several outputs, the items of a list being mapped
+  over), the value is loaded from the store.
 
 An upstream that is not cached, not in the cache for these inputs, or dynamic makes the
 input *unknown*: the report says which input, where it comes from and why ("comes from
 `load`, which has no cache entry for these inputs: run the workflow first"), and still
-compares the code with the task's newest entry. With every input known, the key is looked
-up and :func:`flowkit.cache.explain` names what differs from the nearest earlier entry.
+compares the code with the task's newest entry (:func:`flowkit.cache.diff`). With every
+input known, the key is looked up and :func:`flowkit.cache.explain` names what differs from
+the nearest earlier entry.
 
 Map nodes are explained per item (``train[2]``); nodes inside a dynamic task's sub-graph
 exist only at run time and cannot be found.
@@ -25,7 +29,7 @@ exist only at run time and cannot be found.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,6 +69,15 @@ class _Unknown(Exception):
         super().__init__(reason)
         self.reason = reason
         self.run_first = run_first
+
+
+class _UnknownMapped(Exception):
+    """The items of a map node's input ``param`` are unknown (``unknown`` says why)."""
+
+    def __init__(self, param: str, unknown: _Unknown) -> None:
+        super().__init__(param)
+        self.param = param
+        self.unknown = unknown
 
 
 class _Unstable(Exception):
@@ -132,20 +145,15 @@ class Explainer:
         bindings = dict(node.bindings)
         if not node.mapped:
             return [self._explain_call(node, rt, bindings, None, node.id)]
-        per_param = {}
-        for p in node.mapped:
-            try:
-                per_param[p] = self._map_items(bindings[p])
-            except _Unknown as u:
-                changes, newest = self._newest_changes(rt, {}, None)
-                reason = _phrase(f"input `{p}` (mapped over)", u)
-                return [CallReport(node.id, node.name, "unknown", (reason,), changes, entry=newest)]
-        n = min(len(v) for v in per_param.values()) if per_param else 0
+        try:
+            calls = self._map_calls(node, bindings)
+        except _UnknownMapped as m:
+            changes, newest = self._newest_changes(rt, {}, None)
+            reason = _phrase(f"input `{m.param}` (mapped over)", m.unknown)
+            return [CallReport(node.id, node.name, "unknown", (reason,), changes, entry=newest)]
         return [
-            self._explain_call(
-                node, rt, bindings, {p: per_param[p][i] for p in node.mapped}, f"{node.id}[{i}]"
-            )
-            for i in range(n)
+            self._explain_call(node, rt, bindings, items, f"{node.id}[{i}]")
+            for i, items in enumerate(calls)
         ]
 
     # -- one call -------------------------------------------------------------------------
@@ -161,20 +169,21 @@ class Explainer:
         digests: dict[str, str] = {}
         unknown: list[str] = []
         unknown_params: set[str] = set()
-        for pname, b in bindings.items():
-            if pname in rt.ignore:
-                continue
-            try:
-                digests[pname] = self._input_digest(b, items.get(pname) if items else None)
-            except _Unknown as u:
-                unknown.append(_phrase(f"input `{pname}`", u))
+        for pname, got in self._input_tokens(rt, bindings, items):
+            if isinstance(got, str):
+                digests[pname] = got
+            elif isinstance(got, _Unknown):
+                unknown.append(_phrase(f"input `{pname}`", got))
                 unknown_params.add(pname)
-            except _Unstable as e:
+            else:
                 return CallReport(
                     call_id,
                     node.name,
                     "miss",
-                    (f"input `{pname}` has no stable digest ({e}), so this call is never cached",),
+                    (
+                        f"input `{pname}` has no stable digest ({got}), so this call is never "
+                        "cached",
+                    ),
                 )
         if unknown:
             changes, newest = self._newest_changes(rt, digests, unknown_params)
@@ -192,6 +201,22 @@ class Explainer:
         )
         status: Status = "hit" if exp.hit else "miss"
         return CallReport(call_id, node.name, status, exp.reasons, key=key, entry=exp.nearest)
+
+    def _input_tokens(
+        self, rt: TaskRuntime, bindings: dict[str, Binding], items: dict[str, _Item] | None
+    ) -> Iterator[tuple[str, str | _Unknown | _Unstable]]:
+        """Each input that enters the key (``cache_ignore`` aside) with its token, or with
+        why it has none."""
+        for pname, b in bindings.items():
+            if pname in rt.ignore:
+                continue
+            try:
+                token: str | _Unknown | _Unstable = self._input_digest(
+                    b, items.get(pname) if items else None
+                )
+            except (_Unknown, _Unstable) as e:
+                token = e
+            yield pname, token
 
     def _newest_changes(
         self, rt: TaskRuntime, digests: dict[str, str], unknown: set[str] | None
@@ -230,7 +255,7 @@ class Explainer:
         return digest
 
     def _known_digest(self, b: Binding) -> str | None:
-        """The artifact digest the engine already knows for a binding (as ``Engine._digest``)."""
+        """The token the engine already knows for a binding (as :mod:`flowkit.values` does)."""
         if not isinstance(b, OutputRef):
             return None
         res = self._resolve(b.node)
@@ -290,8 +315,20 @@ class Explainer:
         """A map item's output token as the engine keeps it (None for multi-output tasks)."""
         return None if res.rt.multi_output else self._tokens(res, entry)[0]
 
+    def _map_calls(self, node: Node, bindings: dict[str, Binding]) -> list[dict[str, _Item]]:
+        """The mapped items of each call of a map node (as many calls as the shortest list);
+        raises :class:`_UnknownMapped` naming the first mapped input that is not known."""
+        per_param = {}
+        for p in node.mapped:
+            try:
+                per_param[p] = self._map_items(bindings[p])
+            except _Unknown as u:
+                raise _UnknownMapped(p, u) from None
+        n = min(len(v) for v in per_param.values()) if per_param else 0
+        return [{p: per_param[p][i] for p in node.mapped} for i in range(n)]
+
     def _map_items(self, b: Binding) -> list[_Item]:
-        """The items of a mapped argument (as ``Engine._map_items``)."""
+        """The items of a mapped argument (as the engine expands a map node)."""
         if isinstance(b, ListOf):
             return [("binding", item, None) for item in b.items]
         if isinstance(b, OutputRef):
@@ -334,24 +371,15 @@ class Explainer:
         bindings = dict(node.bindings)
         if not node.mapped:
             return _Resolved(node, rt, (self._entry(node, rt, bindings, None),))
-        per_param = {}
-        for p in node.mapped:
-            try:
-                per_param[p] = self._map_items(bindings[p])
-            except _Unknown as u:
-                raise _Unknown(
-                    f"`{node.name}`, whose input `{p}` (mapped over) comes from {u.reason}",
-                    run_first=u.run_first,
-                ) from None
-        n = min(len(v) for v in per_param.values()) if per_param else 0
-        return _Resolved(
-            node,
-            rt,
-            tuple(
-                self._entry(node, rt, bindings, {p: per_param[p][i] for p in node.mapped})
-                for i in range(n)
-            ),
-        )
+        try:
+            calls = self._map_calls(node, bindings)
+        except _UnknownMapped as m:
+            raise _Unknown(
+                f"`{node.name}`, whose input `{m.param}` (mapped over) comes from "
+                f"{m.unknown.reason}",
+                run_first=m.unknown.run_first,
+            ) from None
+        return _Resolved(node, rt, tuple(self._entry(node, rt, bindings, i) for i in calls))
 
     def _entry(
         self,
@@ -361,22 +389,19 @@ class Explainer:
         items: dict[str, _Item] | None,
     ) -> CacheEntry:
         digests = {}
-        for pname, b in bindings.items():
-            if pname in rt.ignore:
-                continue
-            try:
-                digests[pname] = self._input_digest(b, items.get(pname) if items else None)
-            except _Unknown as u:
+        for pname, got in self._input_tokens(rt, bindings, items):
+            if isinstance(got, _Unknown):
                 raise _Unknown(
-                    f"`{node.name}`, whose input `{pname}` comes from {u.reason}",
-                    run_first=u.run_first,
-                ) from None
-            except _Unstable:
+                    f"`{node.name}`, whose input `{pname}` comes from {got.reason}",
+                    run_first=got.run_first,
+                )
+            if isinstance(got, _Unstable):
                 raise _Unknown(
                     f"`{node.name}`, which is never cached for these inputs (input `{pname}` "
                     "has no stable digest)",
                     run_first=False,
-                ) from None
+                )
+            digests[pname] = got
         key = keys.call_key(rt.identity, rt.code, rt.interface, digests)
         entry = cache.lookup(self.store, key)
         if entry is None or not all(self.store.has(a) for a in entry.outputs):

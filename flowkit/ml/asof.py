@@ -111,6 +111,22 @@ def as_of_join(
     _need_columns(left, "left", [*keys, left_time])
     _need_columns(right, "right", [*keys, right_time])
 
+    match_rows, found = _latest_matches(left, right, keys, left_time, right_time)
+    others = [c for c in right.column_names if c not in keys and c != right_time]
+    indices = pa.array(match_rows, mask=~found, type=pa.int64())
+    picked = right.select(others).take(indices)
+    result = left
+    for name in others:
+        out_name = name + suffix if name in left.column_names else name
+        result = result.append_column(out_name, picked.column(name))
+    return result
+
+
+def _latest_matches(
+    left: pa.Table, right: pa.Table, keys: list[str], left_time: str, right_time: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each left row, the right row that matches it (``match_rows``) and whether there is
+    one (``found``): the latest right row of the same key at or before the left row's time."""
     lt, lt_valid = _time_values(left.column(left_time), left_time)
     rt, rt_valid = _time_values(right.column(right_time), right_time)
     if lt.dtype != rt.dtype:  # int vs float: compare as float
@@ -138,15 +154,7 @@ def as_of_join(
         match_rows = np.zeros(left.num_rows, dtype=np.int64)
         found[:] = False
     found &= left_ok
-
-    others = [c for c in right.column_names if c not in keys and c != right_time]
-    indices = pa.array(match_rows, mask=~found, type=pa.int64())
-    picked = right.select(others).take(indices)
-    result = left
-    for name in others:
-        out_name = name + suffix if name in left.column_names else name
-        result = result.append_column(out_name, picked.column(name))
-    return result
+    return match_rows, found
 
 
 __all__ = ["as_of_join"]

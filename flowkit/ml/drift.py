@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.ml.errors import DataValidationError, ParameterError
-from flowkit.ml.validate import require_rows
+from flowkit.ml.validate import raise_problems, require_rows
 
 # The methods: "psi" or "ks" (typed ``str`` so a literal in a workflow body type-checks).
 Method = Literal["psi", "ks"]
@@ -185,6 +185,24 @@ def drift(
         raise ParameterError(f"drift: bins must be at least 2, got {bins}")
     require_rows(reference, "drift (reference table)")
     require_rows(current, "drift (current table)")
+    default = DEFAULT_THRESHOLDS[method]
+    features: dict[str, dict[str, Any]] = {}
+    for col in _compared_columns(reference, current, columns):
+        if isinstance(threshold, Mapping):
+            limit = float(threshold.get(col, default))
+        else:
+            limit = default if threshold is None else float(threshold)
+        entry = _column_drift(col, reference.column(col), current.column(col), method, bins)
+        features[col] = _feature(entry, method, limit)
+    return DriftReport(
+        drifted=any(f["drifted"] for f in features.values()), method=method, features=features
+    )
+
+
+def _compared_columns(
+    reference: pa.Table, current: pa.Table, columns: Sequence[str] | None
+) -> list[str]:
+    """The columns to compare, once both tables are known to have them."""
     if columns is None:
         names = list(reference.column_names)
         sides = {"reference": set(names), "current": set(current.column_names)}
@@ -198,31 +216,26 @@ def drift(
         for side, table in (("reference", reference), ("current", current)):
             if col not in table.column_names:
                 problems[col] = f"missing from the {side} table"
-    if problems:
-        detail = "; ".join(f"{c!r}: {w}" for c, w in problems.items())
-        raise DataValidationError(
-            f"drift: both tables need the compared columns ({detail}); "
-            "add them or choose the columns to compare with columns=[...]",
-            problems,
-        )
-    default = DEFAULT_THRESHOLDS[method]
-    features: dict[str, dict[str, Any]] = {}
-    for col in names:
-        if isinstance(threshold, Mapping):
-            limit = float(threshold.get(col, default))
-        else:
-            limit = default if threshold is None else float(threshold)
-        entry = _column_drift(col, reference.column(col), current.column(col), method, bins)
-        if method == "psi":
-            drifted = entry["score"] > limit
-        else:
-            drifted = entry["pvalue"] < limit
-        features[col] = {"score": entry["score"], "threshold": limit, "drifted": bool(drifted)}
-        if "pvalue" in entry:
-            features[col]["pvalue"] = entry["pvalue"]
-    return DriftReport(
-        drifted=any(f["drifted"] for f in features.values()), method=method, features=features
+    raise_problems(
+        problems,
+        "drift: both tables need the compared columns ({detail}); "
+        "add them or choose the columns to compare with columns=[...]",
+        quote=True,
     )
+    return names
+
+
+def _feature(entry: Mapping[str, Any], method: str, limit: float) -> dict[str, Any]:
+    """A report entry: the score, the threshold, the verdict (and the p-value for "ks")."""
+    drifted = entry["score"] > limit if method == "psi" else entry["pvalue"] < limit
+    feature: dict[str, Any] = {
+        "score": entry["score"],
+        "threshold": limit,
+        "drifted": bool(drifted),
+    }
+    if "pvalue" in entry:
+        feature["pvalue"] = entry["pvalue"]
+    return feature
 
 
 __all__ = ["DEFAULT_THRESHOLDS", "DriftReport", "drift"]

@@ -180,9 +180,6 @@ def register(
         mv = ml.register(model, "digits", metrics={"accuracy": 0.97}, alias="staging")
         mv.version, mv.uri        # 3, 'models:/digits/3'
     """
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
-
     _check_name(name)
     if alias is not None:
         _check_alias(alias)
@@ -190,16 +187,33 @@ def register(
     c, uri = uris.client(tracking_uri)
     experiment_id = uris.ensure_experiment(c, uri, experiment)
     run = c.create_run(experiment_id, tags={"flowkit.model": name}, run_name=f"register-{name}")
-    run_id = run.info.run_id
+    flavor = _log_model(c, run.info.run_id, model, numbers, params or {})
+    result = _new_version(c, name, run, flavor)
+    log.info("registered %s (run %s)", result.uri, run.info.run_id)
+    if alias is not None:
+        promote(name, result.version, alias=alias, tracking_uri=uri)
+    return result
+
+
+def _log_model(
+    c: MlflowClient,
+    run_id: str,
+    model: Any,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+) -> str:
+    """Log ``model``, ``metrics`` and ``params`` on the run and end it; returns the flavor."""
+    from mlflow.entities import Metric, Param
+
     workdir = tempfile.mkdtemp(prefix="flowkit-model-")
     try:
         flavor = modelio.save(model, f"{workdir}/model")
         now = int(time.time() * 1000)
-        if numbers or params:
+        if metrics or params:
             c.log_batch(
                 run_id,
-                metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
-                params=[Param(str(k), param_value(v)) for k, v in (params or {}).items()],
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                params=[Param(str(k), param_value(v)) for k, v in params.items()],
             )
         c.log_artifacts(run_id, f"{workdir}/model", "model")
     except BaseException:
@@ -208,6 +222,13 @@ def register(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     c.set_terminated(run_id, "FINISHED")
+    return flavor
+
+
+def _new_version(c: MlflowClient, name: str, run: Any, flavor: str) -> ModelVersion:
+    """Register the run's model as a new version of ``name`` (created on first use)."""
+    from mlflow.exceptions import MlflowException
+
     try:
         c.create_registered_model(name)
     except MlflowException as exc:
@@ -216,15 +237,11 @@ def register(
     mv = c.create_model_version(
         name,
         source=f"{run.info.artifact_uri}/model",
-        run_id=run_id,
+        run_id=run.info.run_id,
         tags={FLAVOR_TAG: flavor},
     )
     _wait_ready(c, name, mv)
-    result = ModelVersion.of(name, mv.version)
-    log.info("registered %s (run %s)", result.uri, run_id)
-    if alias is not None:
-        promote(name, result.version, alias=alias, tracking_uri=uri)
-    return result
+    return ModelVersion.of(name, mv.version)
 
 
 def _wait_ready(c: MlflowClient, name: str, mv: Any, timeout: float = 120.0) -> None:

@@ -132,6 +132,14 @@ class _State:
     task_metrics: list[tuple[str, str, int, Mapping[str, Any]]] = field(default_factory=list)
     pending_since: int = 0
 
+    def add_duration(self, record: TaskRecord) -> tuple[str, int]:
+        """Queue the task's duration (when known) as ``flowkit.<task>.duration_s`` at its map
+        step; returns the task's name and step."""
+        base, step = node_base_and_step(record.node)
+        if record.duration is not None:
+            self.metrics.append((metric_key("flowkit", base, "duration_s"), record.duration, step))
+        return base, step
+
 
 class MLflowTracker(Callback):
     """Log each flowkit run as an MLflow run (see the module docs for what is logged).
@@ -237,9 +245,7 @@ class MLflowTracker(Callback):
         state = self._state
         if state is None:
             return
-        base, step = node_base_and_step(record.node)
-        if record.duration is not None:
-            state.metrics.append((metric_key("flowkit", base, "duration_s"), record.duration, step))
+        base, step = state.add_duration(record)
         state.metrics.append((metric_key("flowkit", base, "cached"), float(record.cached), step))
         if has_metrics(output.type):  # fetch the value only when it can hold metrics
             for part in metrics_in(output.type, output.value):
@@ -252,9 +258,7 @@ class MLflowTracker(Callback):
         state = self._state
         if state is None:
             return
-        base, step = node_base_and_step(record.node)
-        if record.duration is not None:
-            state.metrics.append((metric_key("flowkit", base, "duration_s"), record.duration, step))
+        state.add_duration(record)
 
     def on_run_end(self, run: Run) -> None:
         from mlflow.entities import RunTag

@@ -91,6 +91,23 @@ def validate(
             {"<table>": type(table).__name__},
         )
     expected = as_schema(schema)
+    problems = _field_problems(table, expected)
+    if strict:
+        for name in table.column_names:
+            if expected.get_field_index(name) < 0:
+                problems[name] = "unexpected column (strict=True)"
+    if table.num_rows < min_rows:
+        problems["<table>"] = f"{table.num_rows} row(s), expected at least {min_rows}"
+    raise_problems(
+        problems,
+        "table does not match the schema ({count} problem(s)): {detail}. "
+        "Fix the data upstream or update the schema.",
+    )
+    return table
+
+
+def _field_problems(table: pa.Table, expected: pa.Schema) -> dict[str, str]:
+    """What is wrong with each of the schema's columns in ``table`` (names, types, nulls)."""
     problems: dict[str, str] = {}
     for field in expected:
         if field.name not in table.column_names:
@@ -101,20 +118,21 @@ def validate(
             problems[field.name] = f"type {column.type}, expected {field.type}"
         elif not field.nullable and column.null_count:
             problems[field.name] = f"{column.null_count} null value(s), expected none"
-    if strict:
-        for name in table.column_names:
-            if expected.get_field_index(name) < 0:
-                problems[name] = "unexpected column (strict=True)"
-    if table.num_rows < min_rows:
-        problems["<table>"] = f"{table.num_rows} row(s), expected at least {min_rows}"
-    if problems:
-        detail = "; ".join(f"{col}: {what}" for col, what in problems.items())
-        raise DataValidationError(
-            f"table does not match the schema ({len(problems)} problem(s)): {detail}. "
-            "Fix the data upstream or update the schema.",
-            problems,
-        )
-    return table
+    return problems
+
+
+def raise_problems(problems: Mapping[str, str], message: str, *, quote: bool = False) -> None:
+    """Raise :class:`DataValidationError` listing every problem, if there is any.
+
+    ``message`` may use ``{count}`` and ``{detail}`` (``name: problem; ...``, names in
+    quotes with ``quote=True``).
+    """
+    if not problems:
+        return
+    detail = "; ".join(
+        f"{name!r}: {what}" if quote else f"{name}: {what}" for name, what in problems.items()
+    )
+    raise DataValidationError(message.format(count=len(problems), detail=detail), dict(problems))
 
 
 def require_rows(table: pa.Table, what: str) -> None:
@@ -131,4 +149,4 @@ def require_rows(table: pa.Table, what: str) -> None:
         )
 
 
-__all__ = ["SchemaSpec", "as_schema", "require_rows", "validate"]
+__all__ = ["SchemaSpec", "as_schema", "raise_problems", "require_rows", "validate"]
