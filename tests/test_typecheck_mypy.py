@@ -287,29 +287,46 @@ def generate_pairs() -> list[tuple[Ty, Ty]]:
         (Ty("tuple...", (Ty("Any"),)), Ty("tuple2", (Ty("A"), Ty("B")))),
     ]
     pairs += [(Ty(s), Ty(d)) for s in ATOMS for d in ATOMS]
-    for c1 in UNARY:
-        for c2 in UNARY:
-            for _ in range(10):
-                pairs.append(
-                    (Ty(c1, (Ty(rnd.choice(INNER_ATOMS)),)), Ty(c2, (Ty(rnd.choice(INNER_ATOMS)),)))
-                )
+    pairs += shape_pairs(rnd)
+    pairs += mutated_pairs(rnd, 5600 - len(pairs))
+    for _ in range(600):  # unrelated pairs
+        pairs.append((random_type(rnd, 2), random_type(rnd, 2)))
+    pairs += [(d, s) for s, d in pairs]
+    return list(dict.fromkeys(pairs))
+
+
+def _leaf(rnd: random.Random) -> Ty:
+    return Ty(rnd.choice(INNER_ATOMS))
+
+
+def shape_pairs(rnd: random.Random) -> list[tuple[Ty, Ty]]:
+    """One-level shapes over sampled atoms: every pair of unary, then of binary containers."""
+    pairs = [
+        (Ty(c1, (_leaf(rnd),)), Ty(c2, (_leaf(rnd),)))
+        for c1 in UNARY
+        for c2 in UNARY
+        for _ in range(10)
+    ]
     for c1 in BINARY:
         for c2 in BINARY:
             for _ in range(16):
-                s = Ty(c1, (Ty(rnd.choice(INNER_ATOMS)), Ty(rnd.choice(INNER_ATOMS))))
-                d = Ty(c2, (Ty(rnd.choice(INNER_ATOMS)), Ty(rnd.choice(INNER_ATOMS))))
+                s = Ty(c1, (_leaf(rnd), _leaf(rnd)))
+                d = Ty(c2, (_leaf(rnd), _leaf(rnd)))
                 pairs.append((s, d))
-    while len(pairs) < 5600:
+    return pairs
+
+
+def mutated_pairs(rnd: random.Random, count: int) -> list[tuple[Ty, Ty]]:
+    """``count`` random deep pairs (none if ``count`` <= 0), ``dst`` a mutation of ``src``."""
+    pairs: list[tuple[Ty, Ty]] = []
+    while len(pairs) < count:
         src = random_type(rnd, MAX_DEPTH)
         dst = src
         for _ in range(rnd.choice((1, 1, 2, 3))):
             dst = mutate(rnd, dst)
         if dst.depth() <= MAX_DEPTH:
             pairs.append((src, dst))
-    for _ in range(600):  # unrelated pairs
-        pairs.append((random_type(rnd, 2), random_type(rnd, 2)))
-    pairs += [(d, s) for s, d in pairs]
-    return list(dict.fromkeys(pairs))
+    return pairs
 
 
 class Universe:

@@ -10,7 +10,9 @@ Each policy lives in the docstring of the module that implements it:
 * :mod:`~flowkit.typecheck.explain` - why a type is not assignable, with the fix
   (:func:`explain_mismatch`).
 * :mod:`~flowkit.typecheck.shapes` - list element types for ``task.map`` and multi-output return
-  types (:func:`element_type`, :func:`map_binding`, :func:`output_types`, ...).
+  types (:func:`element_type`, :func:`map_binding`, :func:`output_types`, ...), the length
+  mapped lists share (:func:`common_length`) and multi-outputs rebuilt as their NamedTuple
+  (:func:`rebuild_namedtuple`).
 * :mod:`~flowkit.typecheck.runtime` - cheap runtime checks of values (:func:`check_value`,
   :func:`checker_for`) and the static type of a constant (:func:`infer_type`).
 * :mod:`~flowkit.typecheck.names` - readable type names for messages (:func:`type_repr`).
@@ -41,11 +43,13 @@ if TYPE_CHECKING:
     from flowkit.typecheck.runtime import check_value, checker_for, infer_type
     from flowkit.typecheck.shapes import (
         MapBinding,
+        common_length,
         element_type,
         is_list_type,
         list_of,
         map_binding,
         output_types,
+        rebuild_namedtuple,
     )
     from flowkit.typecheck.signature import NO_DEFAULT, Param, Signature, resolve_signature
 
@@ -58,6 +62,7 @@ _HOME: dict[str, str] = {
     "Signature": "signature",
     "annotated_metadata": "normalize",
     "check_value": "runtime",
+    "common_length": "shapes",
     "checker_for": "runtime",
     "element_type": "shapes",
     "explain_mismatch": "explain",
@@ -68,6 +73,7 @@ _HOME: dict[str, str] = {
     "map_binding": "shapes",
     "namedtuple_fields": "normalize",
     "output_types": "shapes",
+    "rebuild_namedtuple": "shapes",
     "resolve_signature": "signature",
     "strip_annotated": "normalize",
     "type_repr": "names",
@@ -97,6 +103,7 @@ __all__ = [
     "annotated_metadata",
     "check_value",
     "checker_for",
+    "common_length",
     "element_type",
     "explain_mismatch",
     "infer_type",
@@ -106,6 +113,7 @@ __all__ = [
     "map_binding",
     "namedtuple_fields",
     "output_types",
+    "rebuild_namedtuple",
     "resolve_signature",
     "strip_annotated",
     "type_repr",

@@ -39,14 +39,14 @@ from typing import Any, Literal
 
 from flowkit.errors import GraphError
 from flowkit.typecheck.normalize import (
-    _NEVER,
+    NEVER,
     NoneType,
-    _is_namedtuple,
-    _is_newtype,
-    _is_typeddict,
-    _is_union,
-    _norm,
-    _tuple_shape,
+    is_namedtuple,
+    is_newtype,
+    is_typeddict,
+    is_union,
+    norm,
+    tuple_shape,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,68 +75,90 @@ def is_assignable(src: Any, dst: Any) -> bool:
 def _assignable(src: Any, dst: Any) -> bool:
     if src is dst:
         return True
-    src = _norm(src, keep_newtype=True)
-    dst = _norm(dst, keep_newtype=True)
-    if src is dst or src is Any or dst is Any or dst is object:
-        return True
-    if src in _NEVER:
-        return True
-    if dst in _NEVER:
-        return False
+    src = norm(src, keep_newtype=True)
+    dst = norm(dst, keep_newtype=True)
+    verdict = _by_form(src, dst)
+    if verdict is None:
+        verdict = _by_special_type(src, dst)
+    if verdict is None:
+        verdict = _by_class(src, dst)
+    return verdict
 
-    if _is_union(src):
+
+def _by_form(src: Any, dst: Any) -> bool | None:
+    """The verdict of the gradual and set-like forms (Any, object, Never, unions, multi-value
+    literals); None when neither side is one of them."""
+    if src is dst or src is Any or dst is Any or dst is object or src in NEVER:
+        return True
+    if dst in NEVER:
+        return False
+    if is_union(src):
         return all(_assignable(m, dst) for m in typing.get_args(src))
-    src_origin = typing.get_origin(src)
-    if src_origin is Literal and len(src.__args__) > 1:  # Literal[1, 2] is Literal[1] | Literal[2]
+    if typing.get_origin(src) is Literal and len(src.__args__) > 1:
+        # Literal[1, 2] is Literal[1] | Literal[2]
         return all(_assignable(Literal[v], dst) for v in src.__args__)
-    if _is_union(dst):
+    if is_union(dst):
         if any(_assignable(src, m) for m in typing.get_args(dst)):
             return True
         return _as_literals_assignable(src, dst)
+    return None
 
-    if _is_newtype(dst):  # a NewType accepts only itself and the NewTypes derived from it
+
+def _by_special_type(src: Any, dst: Any) -> bool | None:
+    """The verdict of NewType, Literal and None on either side; None when neither side is
+    one of them."""
+    if is_newtype(dst):  # a NewType accepts only itself and the NewTypes derived from it
         return _derives_from(src, dst)
-    if _is_newtype(src):
+    if is_newtype(src):
         return _assignable(src.__supertype__, dst)
-
-    dst_origin = typing.get_origin(dst)
-    if dst_origin is Literal:
-        if src_origin is Literal:
-            allowed = {(type(v), v) for v in dst.__args__}
-            return (type(src.__args__[0]), src.__args__[0]) in allowed
-        if src is NoneType:
-            return None in dst.__args__
-        return _as_literals_assignable(src, dst)
-    if src_origin is Literal:
+    src_literal = typing.get_origin(src) is Literal
+    if typing.get_origin(dst) is Literal:
+        return _to_literal(src, dst, src_literal)
+    if src_literal:
         return _assignable(type(src.__args__[0]), dst)
-
     if dst is NoneType or src is NoneType:
         return dst is NoneType and src is NoneType
+    return None
 
-    if _is_typeddict(dst):
-        if _is_typeddict(src):
-            return True  # structural comparison of keys is out of scope: permissive
-        return _assignable(src, cabc.Mapping)
-    if _is_typeddict(src):
+
+def _to_literal(src: Any, dst: Any, src_literal: bool) -> bool:
+    if src_literal:
+        allowed = {(type(v), v) for v in dst.__args__}
+        return (type(src.__args__[0]), src.__args__[0]) in allowed
+    if src is NoneType:
+        return None in dst.__args__
+    return _as_literals_assignable(src, dst)
+
+
+def _by_class(src: Any, dst: Any) -> bool:
+    """The verdict of classes and their parameters (TypedDicts as mappings)."""
+    if is_typeddict(dst):
+        # structural comparison of keys is out of scope: permissive
+        return is_typeddict(src) or _assignable(src, cabc.Mapping)
+    src_origin = typing.get_origin(src)
+    if is_typeddict(src):
         src, src_origin = dict[str, Any], dict
-
-    # Numeric tower (PEP 484): int is acceptable for float, int/float for complex.
-    if isinstance(src, type) and dst in (float, complex):
-        if issubclass(src, int) or (dst is complex and issubclass(src, float)):
-            return True
-
+    if _numeric_promotion(src, dst):
+        return True
+    dst_origin = typing.get_origin(dst)
     s_cls = src_origin if src_origin is not None else src
     d_cls = dst_origin if dst_origin is not None else dst
     if not isinstance(s_cls, type) or not isinstance(d_cls, type):
         return True  # a special form we do not model (ParamSpec, Self, Unpack, ...)
     if not issubclass(s_cls, d_cls):
         return False
-
     if d_cls is tuple:
         return _tuple_assignable(src, dst)  # before the bare-target rule: `tuple[()]` has no args
     if not typing.get_args(dst):
         return True  # bare target: its parameters are Any
     return _args_assignable(src, dst, s_cls, d_cls)
+
+
+def _numeric_promotion(src: Any, dst: Any) -> bool:
+    """The numeric tower (PEP 484): int is acceptable for float, int/float for complex."""
+    if not isinstance(src, type) or dst not in (float, complex):
+        return False
+    return issubclass(src, int) or (dst is complex and issubclass(src, float))
 
 
 def _equivalent(a: Any, b: Any) -> bool:
@@ -145,10 +167,10 @@ def _equivalent(a: Any, b: Any) -> bool:
 
 
 def _derives_from(src: Any, newtype: Any) -> bool:
-    while _is_newtype(src):
+    while is_newtype(src):
         if src is newtype:
             return True
-        src = _norm(src.__supertype__, keep_newtype=True)
+        src = norm(src.__supertype__, keep_newtype=True)
     return False
 
 
@@ -205,8 +227,8 @@ def _element_of(src: Any, s_cls: type, s_args: tuple[Any, ...]) -> Any:
 
     :data:`_UNKNOWN` when it cannot be told (``None`` is a real element type: ``list[None]``).
     """
-    if s_cls is tuple or _is_namedtuple(src):
-        shape = _tuple_shape(src)
+    if s_cls is tuple or is_namedtuple(src):
+        shape = tuple_shape(src)
         if shape is None:
             return _UNKNOWN
         kind, items = shape
@@ -226,8 +248,8 @@ def _element_of(src: Any, s_cls: type, s_args: tuple[Any, ...]) -> Any:
 
 
 def _tuple_assignable(src: Any, dst: Any) -> bool:
-    dshape = _tuple_shape(dst)
-    sshape = _tuple_shape(src)
+    dshape = tuple_shape(dst)
+    sshape = tuple_shape(src)
     if dshape is None or sshape is None:
         return True
     dkind, ditems = dshape
@@ -237,7 +259,7 @@ def _tuple_assignable(src: Any, dst: Any) -> bool:
     if skind == "var":
         # tuple[T, ...] has unknown length, tuple[A, B] needs exactly two; but tuple[Any, ...]
         # is the gradual tuple and fits any length (PEP 484; mypy agrees).
-        return _norm(sitems[0]) is Any
+        return norm(sitems[0]) is Any
     return len(sitems) == len(ditems) and all(
         _assignable(s, d) for s, d in zip(sitems, ditems, strict=True)
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import typing
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 from flowkit.typecheck.assignable import is_assignable
 from flowkit.typecheck.names import type_repr
-from flowkit.typecheck.normalize import NoneType, _is_newtype, _is_union, _norm, _tuple_shape
+from flowkit.typecheck.normalize import NoneType, is_newtype, is_union, norm, tuple_shape
 from flowkit.typecheck.shapes import element_type
 
 
@@ -20,79 +21,126 @@ def explain_mismatch(src: Any, dst: Any) -> str:
     """
     if is_assignable(src, dst):
         return ""
-    s, d = _norm(src, keep_newtype=True), _norm(dst, keep_newtype=True)
-    s_txt, d_txt = type_repr(src), type_repr(dst)
+    mismatch = _Mismatch(
+        norm(src, keep_newtype=True), norm(dst, keep_newtype=True), type_repr(src), type_repr(dst)
+    )
+    for explain in _EXPLAINERS:  # the most specific explanation first
+        found = explain(mismatch)
+        if found is not None:
+            return found
+    if mismatch.d is NoneType:
+        return f"the parameter only accepts None, not `{mismatch.s_txt}`"
+    return f"`{mismatch.s_txt}` is not assignable to `{mismatch.d_txt}`"
 
-    if _is_union(s):
-        bad = [m for m in typing.get_args(s) if not is_assignable(m, d)]
-        good = [m for m in typing.get_args(s) if is_assignable(m, d)]
-        if bad == [NoneType] and good:
-            return (
-                f"the value may be None, which `{d_txt}` does not accept; declare the parameter "
-                f"as `{d_txt} | None`, or make the producer return `{type_repr(_union(good))}`"
-            )
-        return f"the value may be `{type_repr(bad[0])}`, which `{d_txt}` does not accept"
 
-    if _is_newtype(d) and is_assignable(s, d.__supertype__):
+class _Mismatch(NamedTuple):
+    s: Any  # the source type, normalised (NewTypes kept)
+    d: Any  # the target type, normalised (NewTypes kept)
+    s_txt: str  # the source type as written
+    d_txt: str  # the target type as written
+
+
+def _union_member(m: _Mismatch) -> str | None:
+    """A member of a union source that the target refuses (None, most often)."""
+    if not is_union(m.s):
+        return None
+    bad = [t for t in typing.get_args(m.s) if not is_assignable(t, m.d)]
+    good = [t for t in typing.get_args(m.s) if is_assignable(t, m.d)]
+    if bad == [NoneType] and good:
         return (
-            f"`{d_txt}` is a NewType of `{type_repr(d.__supertype__)}` and accepts only a "
-            f"`{d_txt}`; make the producer return `{d_txt}` (wrap its value: `{d_txt}(x)`), or "
-            f"annotate the parameter `{type_repr(d.__supertype__)}`"
+            f"the value may be None, which `{m.d_txt}` does not accept; declare the parameter "
+            f"as `{m.d_txt} | None`, or make the producer return `{type_repr(_union(good))}`"
         )
+    return f"the value may be `{type_repr(bad[0])}`, which `{m.d_txt}` does not accept"
 
-    elem = element_type(s)
-    if elem is not None and is_assignable(elem, d):
+
+def _newtype_target(m: _Mismatch) -> str | None:
+    """A NewType target given a value of its supertype."""
+    if not (is_newtype(m.d) and is_assignable(m.s, m.d.__supertype__)):
+        return None
+    supertype = type_repr(m.d.__supertype__)
+    return (
+        f"`{m.d_txt}` is a NewType of `{supertype}` and accepts only a `{m.d_txt}`; make the "
+        f"producer return `{m.d_txt}` (wrap its value: `{m.d_txt}(x)`), or annotate the "
+        f"parameter `{supertype}`"
+    )
+
+
+def _list_versus_element(m: _Mismatch) -> str | None:
+    """A list given where one element is taken (``.map``), or the other way round."""
+    elem = element_type(m.s)
+    if elem is not None and is_assignable(elem, m.d):
         return (
             f"the value is a list of `{type_repr(elem)}` but the parameter takes one "
-            f"`{d_txt}`; use `.map(...)` to call the task once per element"
+            f"`{m.d_txt}`; use `.map(...)` to call the task once per element"
         )
-    d_elem = element_type(d)
-    if d_elem is not None and is_assignable(s, d_elem):
-        return f"the parameter takes a `{d_txt}`, not a single `{s_txt}`"
+    d_elem = element_type(m.d)
+    if d_elem is not None and is_assignable(m.s, d_elem):
+        return f"the parameter takes a `{m.d_txt}`, not a single `{m.s_txt}`"
+    return None
 
-    s_shape = _tuple_shape(s)
-    d_shape = _tuple_shape(d)
-    if s_shape is not None and s_shape[0] == "fixed" and len(s_shape[1]) > 1 and d_shape is None:
-        n = len(s_shape[1])
+
+def _tuple_lengths(m: _Mismatch) -> str | None:
+    """A tuple of outputs not unpacked, or tuples of different lengths."""
+    s_shape, d_shape = tuple_shape(m.s), tuple_shape(m.d)
+    if s_shape is None:
+        return None
+    n = len(s_shape[1])
+    if d_shape is None:
+        if s_shape[0] != "fixed" or n <= 1:
+            return None
         names = ", ".join(f"out{i}" for i in range(n))
         return (
-            f"the value is a tuple of {n} outputs (`{s_txt}`); unpack it first, "
+            f"the value is a tuple of {n} outputs (`{m.s_txt}`); unpack it first, "
             f"e.g. `{names} = producer(...)`, and pass one of them"
         )
-    if s_shape is not None and d_shape is not None and d_shape[0] == "fixed":
-        if s_shape[0] == "var":
-            return f"`{s_txt}` has no fixed length but the parameter takes exactly `{d_txt}`"
-        if len(s_shape[1]) != len(d_shape[1]):
-            return (
-                f"the value has {len(s_shape[1])} elements but the parameter takes "
-                f"{len(d_shape[1])} (`{s_txt}` vs `{d_txt}`)"
-            )
+    if d_shape[0] != "fixed":
+        return None
+    if s_shape[0] == "var":
+        return f"`{m.s_txt}` has no fixed length but the parameter takes exactly `{m.d_txt}`"
+    if n != len(d_shape[1]):
+        return (
+            f"the value has {n} elements but the parameter takes "
+            f"{len(d_shape[1])} (`{m.s_txt}` vs `{m.d_txt}`)"
+        )
+    return None
 
-    # Same kind of container: point at the first parameter that differs.
-    s_args, d_args = typing.get_args(s), typing.get_args(d)
-    s_origin, d_origin = typing.get_origin(s), typing.get_origin(d)
-    if (
-        s_origin is not None
-        and s_origin is d_origin
-        and s_origin is not Literal
-        and len(s_args) == len(d_args)
-    ):
-        if len(d_args) == 2 and _is_mapping(d_origin) and is_assignable(s_args[0], d_args[0]):
-            if not is_assignable(d_args[0], s_args[0]):
-                return (
-                    f"`{s_txt}` is not assignable to `{d_txt}`: mapping keys must match exactly "
-                    f"(they are invariant, as in mypy), and `{type_repr(s_args[0])}` is not "
-                    f"`{type_repr(d_args[0])}`"
-                )
-        for a, b in zip(s_args, d_args, strict=True):
-            if a is not Ellipsis and not is_assignable(a, b):
-                return (
-                    f"`{s_txt}` is not assignable to `{d_txt}`: `{type_repr(a)}` is not "
-                    f"assignable to `{type_repr(b)}`"
-                )
-    if d is NoneType:
-        return f"the parameter only accepts None, not `{s_txt}`"
-    return f"`{s_txt}` is not assignable to `{d_txt}`"
+
+def _container_parameter(m: _Mismatch) -> str | None:
+    """Same kind of container: the first parameter that differs."""
+    s_args, d_args = typing.get_args(m.s), typing.get_args(m.d)
+    origin = typing.get_origin(m.s)
+    if origin is None or origin is not typing.get_origin(m.d) or origin is Literal:
+        return None
+    if len(s_args) != len(d_args):
+        return None
+    if len(d_args) == 2 and _is_mapping(origin) and _keys_differ(s_args[0], d_args[0]):
+        return (
+            f"`{m.s_txt}` is not assignable to `{m.d_txt}`: mapping keys must match exactly "
+            f"(they are invariant, as in mypy), and `{type_repr(s_args[0])}` is not "
+            f"`{type_repr(d_args[0])}`"
+        )
+    for a, b in zip(s_args, d_args, strict=True):
+        if a is not Ellipsis and not is_assignable(a, b):
+            return (
+                f"`{m.s_txt}` is not assignable to `{m.d_txt}`: `{type_repr(a)}` is not "
+                f"assignable to `{type_repr(b)}`"
+            )
+    return None
+
+
+def _keys_differ(s_key: Any, d_key: Any) -> bool:
+    """Keys assignable one way only: what invariant mapping keys refuse."""
+    return is_assignable(s_key, d_key) and not is_assignable(d_key, s_key)
+
+
+_EXPLAINERS: tuple[Callable[[_Mismatch], str | None], ...] = (
+    _union_member,
+    _newtype_target,
+    _list_versus_element,
+    _tuple_lengths,
+    _container_parameter,
+)
 
 
 def _is_mapping(origin: Any) -> bool:

@@ -5,7 +5,8 @@ Policy: wrappers that do not change the set of admitted values are looked throug
 ``NotRequired`` and ``ReadOnly``, ``NewType`` (as its supertype, unless the caller keeps it),
 ``TypeVar`` (as its bound, the union of its constraints, or ``Any``), ``LiteralString`` (as
 ``str``) and ``type X = ...`` aliases. ``None`` and ``Literal[None]`` are ``NoneType``. The helpers
-here are shared by every other module of the package.
+here (:func:`norm`, :func:`is_union`, :func:`tuple_shape`, ...) are shared by every other
+module of the package; only those listed in ``flowkit.typecheck`` are public outside it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flowkit.errors import GraphError
 
 NoneType: type[None] = type(None)
 
-_NEVER: tuple[Any, ...] = tuple(
+NEVER: tuple[Any, ...] = tuple(
     x for x in (getattr(typing, "NoReturn", None), getattr(typing, "Never", None)) if x is not None
 )
 # Qualifiers that wrap a type without changing what values it admits.
@@ -51,57 +52,78 @@ def annotated_metadata(tp: Any) -> tuple[Any, ...]:
     return ()
 
 
-def _is_newtype(tp: Any) -> bool:
+def is_newtype(tp: Any) -> bool:
+    """Whether *tp* is a ``NewType``."""
     return hasattr(tp, "__supertype__") and callable(tp)
 
 
-def _norm(tp: Any, *, keep_newtype: bool = False) -> Any:
+def norm(tp: Any, *, keep_newtype: bool = False) -> Any:
     """Remove wrappers that do not change the set of admitted values.
 
     ``keep_newtype`` stops at a ``NewType`` (static assignability tells it from its supertype).
     """
-    while True:
-        if tp is None:
-            return NoneType
-        origin = typing.get_origin(tp)
-        if origin is typing.Literal and tp.__args__ == (None,):
-            return NoneType  # PEP 586: Literal[None] is None
-        if origin is typing.Annotated:
-            tp = tp.__origin__
-        elif origin is not None and origin in _WRAPPERS:
-            args = typing.get_args(tp)
-            tp = args[0] if args else Any
-        elif tp in _WRAPPERS:
-            return Any
-        elif _is_newtype(tp):
-            if keep_newtype:
-                return tp
-            tp = tp.__supertype__
-        elif isinstance(tp, typing.TypeVar):
-            if tp.__bound__ is not None:
-                tp = tp.__bound__
-            elif tp.__constraints__:
-                return typing.Union[tp.__constraints__]  # noqa: UP007 - runtime construction
-            else:
-                return Any
-        elif _LITERAL_STRING is not None and tp is _LITERAL_STRING:
-            return str
-        elif type(tp).__name__ == "TypeAliasType" and hasattr(tp, "__value__"):
-            tp = tp.__value__  # `type X = ...` (Python 3.12+)
-        else:
-            return tp
+    if type(tp) is type and not hasattr(tp, "__supertype__"):
+        return tp  # a plain class, the usual case: nothing to unwrap
+    final = False
+    while not final:
+        tp, final = _unwrap_once(tp, keep_newtype)
+    return tp
 
 
-def _is_union(tp: Any) -> bool:
+def _unwrap_once(tp: Any, keep_newtype: bool) -> tuple[Any, bool]:
+    """(*tp* with one wrapper removed, whether the result is final)."""
+    if tp is None:
+        return NoneType, True
+    origin = typing.get_origin(tp)
+    if origin is not None:
+        return _unwrap_form(tp, origin)
+    if tp in _WRAPPERS:
+        return Any, True  # a bare `Final`: its type is inferred, so anything
+    if is_newtype(tp):
+        return (tp, True) if keep_newtype else (tp.__supertype__, False)
+    if isinstance(tp, typing.TypeVar):
+        return _typevar_type(tp)
+    if _LITERAL_STRING is not None and tp is _LITERAL_STRING:
+        return str, True
+    if type(tp).__name__ == "TypeAliasType" and hasattr(tp, "__value__"):
+        return tp.__value__, False  # `type X = ...` (Python 3.12+)
+    return tp, True
+
+
+def _unwrap_form(tp: Any, origin: Any) -> tuple[Any, bool]:
+    """One step of :func:`_unwrap_once` for a subscripted form (``Annotated[T, ...]``...)."""
+    if origin is typing.Literal and tp.__args__ == (None,):
+        return NoneType, True  # PEP 586: Literal[None] is None
+    if origin is typing.Annotated:
+        return tp.__origin__, False
+    if origin in _WRAPPERS:
+        args = typing.get_args(tp)
+        return (args[0] if args else Any), False
+    return tp, True
+
+
+def _typevar_type(tp: typing.TypeVar) -> tuple[Any, bool]:
+    """A TypeVar as its bound, the union of its constraints, or ``Any``."""
+    if tp.__bound__ is not None:
+        return tp.__bound__, False
+    if tp.__constraints__:
+        return typing.Union[tp.__constraints__], True  # noqa: UP007 - runtime construction
+    return Any, True
+
+
+def is_union(tp: Any) -> bool:
+    """Whether *tp* is a union (``Union[A, B]`` or ``A | B``)."""
     origin = typing.get_origin(tp)
     return origin is typing.Union or origin is types.UnionType
 
 
-def _is_namedtuple(tp: Any) -> bool:
+def is_namedtuple(tp: Any) -> bool:
+    """Whether *tp* is a NamedTuple class (or a ``collections.namedtuple``)."""
     return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
 
 
-def _is_typeddict(tp: Any) -> bool:
+def is_typeddict(tp: Any) -> bool:
+    """Whether *tp* is a TypedDict class."""
     # typing.is_typeddict misses typing_extensions.TypedDict on some versions; look at the shape.
     return typing.is_typeddict(tp) or (
         isinstance(tp, type)
@@ -128,12 +150,12 @@ def namedtuple_fields(cls: type) -> tuple[tuple[str, Any], ...]:
     return tuple((f, hints.get(f, Any)) for f in fields)
 
 
-def _tuple_shape(tp: Any) -> tuple[str, list[Any]] | None:
+def tuple_shape(tp: Any) -> tuple[str, list[Any]] | None:
     """("fixed", [A, B]) for ``tuple[A, B]``, ("var", [T]) for ``tuple[T, ...]``, or None.
 
     A bare ``tuple`` / ``typing.Tuple`` is ``tuple[Any, ...]``; ``tuple[()]`` is ("fixed", []).
     """
-    if _is_namedtuple(tp):
+    if is_namedtuple(tp):
         return ("fixed", [t for _, t in namedtuple_fields(tp)])
     if tp is tuple:
         return ("var", [Any])

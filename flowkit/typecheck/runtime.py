@@ -24,13 +24,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from flowkit.typecheck.normalize import (
-    _NEVER,
+    NEVER,
     NoneType,
-    _is_namedtuple,
-    _is_typeddict,
-    _is_union,
-    _norm,
-    _tuple_shape,
+    is_namedtuple,
+    is_typeddict,
+    is_union,
+    norm,
+    tuple_shape,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def _class_fallback(value: Any, cls: type) -> bool:
     promoted = _PROMOTE.get(cls)
     if promoted is not None:
         return isinstance(value, promoted)
-    if _is_namedtuple(cls):
+    if is_namedtuple(cls):
         return type(value) is tuple and len(value) == len(cls._fields)  # type: ignore[attr-defined]
     return False
 
@@ -141,28 +141,40 @@ def _compile(tp: Any) -> _Checker:
 
 
 def _compile_inner(tp: Any) -> _Checker:
-    tp = _norm(tp)
-    if tp is Any or tp is object:
-        return _true
-    if tp in _NEVER:
-        return _false
-    if type(tp) is type:
-        return _class_checker(tp)
-    if _is_union(tp):
-        return _union_checker(typing.get_args(tp))
+    tp = norm(tp)
     origin = typing.get_origin(tp)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        return lambda v: any(v == a and type(v) is type(a) for a in allowed)
-    if _is_typeddict(tp):
-        return lambda v: isinstance(v, dict)
+    checker = _form_checker(tp, origin)
+    if checker is not None:
+        return checker
     if origin is None:
         if isinstance(tp, type):  # a class with a metaclass (ABC, Protocol, ...)
             return _isinstance_checker(tp)
         return _true  # a special form we do not check
     if not isinstance(origin, type):
         return _true
-    args = typing.get_args(tp)
+    return _generic_checker(tp, origin, typing.get_args(tp))
+
+
+def _form_checker(tp: Any, origin: Any) -> _Checker | None:
+    """The check of Any, Never, a plain class, a union, a Literal or a TypedDict; else None."""
+    if tp is Any or tp is object:
+        return _true
+    if tp in NEVER:
+        return _false
+    if type(tp) is type:
+        return _class_checker(tp)
+    if is_union(tp):
+        return _union_checker(typing.get_args(tp))
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        return lambda v: any(v == a and type(v) is type(a) for a in allowed)
+    if is_typeddict(tp):
+        return lambda v: isinstance(v, dict)
+    return None
+
+
+def _generic_checker(tp: Any, origin: type, args: tuple[Any, ...]) -> _Checker:
+    """The check of a subscripted class: the container, and its first element."""
     if origin is tuple:
         return _tuple_checker(tp)
     if origin is type:
@@ -173,22 +185,24 @@ def _compile_inner(tp: Any) -> _Checker:
     if not args:
         return base
     if issubclass(origin, cabc.Mapping) and len(args) == 2:
-        k_ok, v_ok = checker_for(args[0]), checker_for(args[1])
-
-        def check_mapping(v: Any) -> bool:
-            if not base(v):
-                return False
-            for k in v:  # the first item only
-                return k_ok(k) and v_ok(v[k])
-            return True
-
-        return check_mapping
+        return _mapping_checker(base, checker_for(args[0]), checker_for(args[1]))
     if len(args) == 1 and issubclass(origin, cabc.Collection):
         e_ok = checker_for(args[0])
         if issubclass(origin, cabc.Sequence):
             return lambda v: base(v) and (len(v) == 0 or e_ok(v[0]))
         return lambda v: base(v) and _first_elem_ok(v, e_ok)
     return base  # iterators, generators, user generics: container only (never consume)
+
+
+def _mapping_checker(base: _Checker, k_ok: _Checker, v_ok: _Checker) -> _Checker:
+    def check_mapping(v: Any) -> bool:
+        if not base(v):
+            return False
+        for k in v:  # the first item only
+            return k_ok(k) and v_ok(v[k])
+        return True
+
+    return check_mapping
 
 
 def _class_checker(cls: type) -> _Checker:
@@ -225,7 +239,7 @@ def _first_elem_ok(v: Any, e_ok: _Checker) -> bool:
 
 
 def _tuple_checker(tp: Any) -> _Checker:
-    shape = _tuple_shape(tp)
+    shape = tuple_shape(tp)
     if shape is None:
         return lambda v: isinstance(v, tuple)
     kind, items = shape
@@ -247,7 +261,7 @@ def _tuple_checker(tp: Any) -> _Checker:
 
 
 def _type_checker(target: Any) -> _Checker:
-    target = _norm(target)
+    target = norm(target)
     if target is Any or not isinstance(target, type):
         return lambda v: isinstance(v, type)
 

@@ -1,17 +1,23 @@
-"""Shapes of types the tracer needs: list element types for ``task.map``, and multi-outputs."""
+"""Shapes of types the tracer needs: list element types for ``task.map``, and multi-outputs.
+
+And the two value-level helpers that go with them: the length mapped lists share
+(:func:`common_length`) and a multi-output tuple rebuilt as its NamedTuple
+(:func:`rebuild_namedtuple`).
+"""
 
 from __future__ import annotations
 
 import collections.abc as cabc
 import typing
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from flowkit.typecheck.assignable import is_assignable
 from flowkit.typecheck.normalize import (
-    _is_namedtuple,
-    _tuple_shape,
+    is_namedtuple,
     namedtuple_fields,
     strip_annotated,
+    tuple_shape,
 )
 
 _LIST_ORIGINS: tuple[Any, ...] = (list, cabc.Sequence, cabc.MutableSequence)
@@ -70,10 +76,31 @@ def output_types(tp: Any) -> tuple[list[tuple[str, Any]], bool]:
     ``None``) -> ``[("0", tp)], False``. ``Annotated`` around the whole type is looked through.
     """
     inner = strip_annotated(tp)
-    if _is_namedtuple(inner):
+    if is_namedtuple(inner):
         return [(name, t) for name, t in namedtuple_fields(inner)], True
     if typing.get_origin(inner) is tuple:
-        shape = _tuple_shape(inner)
+        shape = tuple_shape(inner)
         if shape is not None and shape[0] == "fixed" and shape[1]:
             return [(str(i), t) for i, t in enumerate(shape[1])], True
     return [("0", tp)], False
+
+
+def common_length(lengths: Iterable[int]) -> int | None:
+    """The length every mapped list shares (0 when there are none); None when they differ.
+
+    >>> common_length([3, 3]), common_length([]), common_length([2, 3])
+    (3, 0, None)
+    """
+    found = set(lengths)
+    if len(found) > 1:
+        return None
+    return found.pop() if found else 0
+
+
+def rebuild_namedtuple(tp: Any, value: Any) -> Any:
+    """*value* as an instance of *tp* when *tp* is a NamedTuple class and *value* a plain
+    tuple (what a task returned, or a cache hit loaded), so fields work downstream; else
+    *value* unchanged."""
+    if type(value) is tuple and hasattr(tp, "_make"):
+        return tp._make(value)
+    return value

@@ -150,26 +150,7 @@ def resolve_signature(
         raise GraphError(
             f"{what}: cannot read its signature ({exc}); use a plain function"
         ) from exc
-
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            star = "*" if p.kind is p.VAR_POSITIONAL else "**"
-            raise GraphError(
-                f"{what}: `{star}{p.name}` is not supported; declare each input as a named, "
-                f"annotated parameter (the graph binds inputs by name)"
-            )
-        if p.annotation is inspect.Parameter.empty:
-            raise GraphError(
-                f"{what}: parameter `{p.name}` has no type annotation; "
-                f"add one, e.g. `{p.name}: int`"
-            )
-    if sig.return_annotation is inspect.Signature.empty:
-        raise GraphError(
-            f"{what}: the return value has no type annotation; add one, e.g. "
-            f"`def {getattr(fn, '__name__', label)}(...) -> int:` "
-            f"(use `-> None` when it returns nothing)"
-        )
-
+    _check_annotated(sig, what, getattr(fn, "__name__", label))
     hints = _resolve_hints(fn, sig, kind, what, localns)
     params = tuple(
         Param(
@@ -190,6 +171,28 @@ def resolve_signature(
         kind=kind,
         inspect_signature=sig,
     )
+
+
+def _check_annotated(sig: inspect.Signature, what: str, fn_name: str) -> None:
+    """GraphError unless every parameter is named and annotated, and the return too."""
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            star = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            raise GraphError(
+                f"{what}: `{star}{p.name}` is not supported; declare each input as a named, "
+                f"annotated parameter (the graph binds inputs by name)"
+            )
+        if p.annotation is inspect.Parameter.empty:
+            raise GraphError(
+                f"{what}: parameter `{p.name}` has no type annotation; "
+                f"add one, e.g. `{p.name}: int`"
+            )
+    if sig.return_annotation is inspect.Signature.empty:
+        raise GraphError(
+            f"{what}: the return value has no type annotation; add one, e.g. "
+            f"`def {fn_name}(...) -> int:` "
+            f"(use `-> None` when it returns nothing)"
+        )
 
 
 def _resolve_hints(
@@ -217,39 +220,66 @@ def _resolve_hints(
                 return {k: hints[k] for k in raw}
         except Exception:  # resolved again one by one below, for a precise error
             pass
+    resolver = _OneByOne(target, globalns, base_locals, kind_word, what)
+    return {pname: resolver.resolve(pname, ann) for pname, ann in raw.items()}
 
-    # Slow path: resolve one annotation at a time so the error names the parameter; fall back to
-    # the enclosing function's locals for names defined inside a function.
-    enclosing: dict[str, Any] | None = None
-    out: dict[str, Any] = {}
-    for pname, ann in raw.items():
+
+class _OneByOne:
+    """The slow path: resolve one annotation at a time so the error names the parameter; fall
+    back to the enclosing functions' locals for names defined inside a function."""
+
+    def __init__(
+        self,
+        target: Any,
+        globalns: dict[str, Any],
+        base_locals: dict[str, Any],
+        kind_word: str,
+        what: str,
+    ) -> None:
+        self.target = target
+        self.globalns = globalns
+        self.base_locals = base_locals
+        self.kind_word = kind_word
+        self.what = what
+        self._enclosing: dict[str, Any] | None = None  # found on the stack when first needed
+
+    def resolve(self, pname: str, ann: Any) -> Any:
+        where = "the return annotation" if pname == "return" else f"parameter `{pname}`"
         try:
-            out[pname] = _resolve_one(ann, globalns, base_locals)
-            continue
+            return _resolve_one(ann, self.globalns, self.base_locals)
         except NameError as exc:
-            if enclosing is None:
-                enclosing = _enclosing_locals(target)
-            if enclosing:
-                try:
-                    out[pname] = _resolve_one(ann, globalns, {**enclosing, **base_locals})
-                    continue
-                except Exception:  # report the first error
-                    pass
-            missing = getattr(exc, "name", None) or str(exc)
-            where = "the return annotation" if pname == "return" else f"parameter `{pname}`"
-            module = getattr(target, "__module__", "?")
-            raise GraphError(
-                f"{what}: cannot resolve the type `{missing}` used in {where} "
-                f"(annotation {_ann_text(ann)!s}); it is not defined in module `{module}` "
-                f"when the decorator runs. Import or define it at module level, above the "
-                f"{kind_word} (names imported only under `if TYPE_CHECKING:` are not available)"
-            ) from exc
+            found = self._in_enclosing_scopes(ann)
+            if found is not _MISSING:
+                return found
+            raise self._unresolved(exc, where, ann) from exc
         except Exception as exc:
-            where = "the return annotation" if pname == "return" else f"parameter `{pname}`"
             raise GraphError(
-                f"{what}: the annotation of {where} ({_ann_text(ann)}) is not a valid type: {exc}"
+                f"{self.what}: the annotation of {where} ({_ann_text(ann)}) is not a valid "
+                f"type: {exc}"
             ) from exc
-    return out
+
+    def _in_enclosing_scopes(self, ann: Any) -> Any:
+        if self._enclosing is None:
+            self._enclosing = _enclosing_locals(self.target)
+        if not self._enclosing:
+            return _MISSING
+        try:
+            return _resolve_one(ann, self.globalns, {**self._enclosing, **self.base_locals})
+        except Exception:  # report the first error
+            return _MISSING
+
+    def _unresolved(self, exc: NameError, where: str, ann: Any) -> GraphError:
+        missing = getattr(exc, "name", None) or str(exc)
+        module = getattr(self.target, "__module__", "?")
+        return GraphError(
+            f"{self.what}: cannot resolve the type `{missing}` used in {where} "
+            f"(annotation {_ann_text(ann)!s}); it is not defined in module `{module}` "
+            f"when the decorator runs. Import or define it at module level, above the "
+            f"{self.kind_word} (names imported only under `if TYPE_CHECKING:` are not available)"
+        )
+
+
+_MISSING: Any = object()  # "not resolved" (None is a valid annotation)
 
 
 def _resolve_one(ann: Any, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
