@@ -103,16 +103,20 @@ BAD_FIELDS: list[tuple[str, Any]] = [
 ]
 
 
+# What CacheEntry.from_dict says: its own words, or those of dict() and float() on bad fields.
+REFUSED = "cache entry|not an artifact|dictionary update|could not convert"
+
+
 @pytest.mark.parametrize(("field_name", "bad"), BAD_FIELDS)
 def test_malformed_entries_are_refused(field_name: str, bad: Any) -> None:
     assert CacheEntry.from_dict(GOOD_DOC).to_dict() == GOOD_DOC
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=REFUSED):
         CacheEntry.from_dict({**GOOD_DOC, field_name: bad})
     missing = {k: v for k, v in GOOD_DOC.items() if k != field_name}
     if field_name != "run_id":
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=REFUSED):
             CacheEntry.from_dict(missing)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=REFUSED):
         CacheEntry.from_dict([GOOD_DOC])
 
 
