@@ -1,141 +1,75 @@
 """The engine: one ready-set loop over a graph, parameterised by a backend's ``submit``.
 
-State and policy (the dask ``get_async`` model):
+Policy (the dask ``get_async`` model):
 
 * Each graph node waits for a count of unfinished upstream nodes. When the count reaches
   zero the node is *scheduled*: a task node becomes one call, a map node expands into one
   call per item (the list lengths are known by then), and a dynamic node runs its body in
   the driver and splices the sub-graph it builds into the running graph.
-* Ready calls are submitted while fewer than ``backend.capacity`` are in flight. Futures
-  report completion by putting themselves on a queue; the loop is the only thing that
-  touches engine state, so backends never call back into the engine.
+* Ready calls are submitted while fewer than ``backend.capacity`` are in flight
+  (:mod:`flowkit.submitter`: driver-side cache hits, batches of map items, single calls).
+  Futures report completion by putting themselves on a queue; the loop is the only thing
+  that touches engine state, so backends never call back into the engine.
 * Retries, exponential back-off and timeouts are decided here, identically for every
-  backend. A failed call (retries spent) stops new submissions; calls already in flight
-  are drained (their results are still recorded and cached), then the run fails.
+  backend, on one clock (:mod:`flowkit.retryclock`). A failed call (retries spent) stops new
+  submissions; calls already in flight are drained (their results are still recorded and
+  cached), then the run fails and what never ran is recorded as skipped.
 * Values stay where the backend keeps them: the engine holds *handles* and fetches into
   the driver only the workflow's output, a map's input list, a dynamic task's inputs, and
   what a callback asks for.
 * Task records are written to the store in batches as tasks finish, so a killed run leaves
   a readable record of what it did.
+
+State (the attributes of :class:`Engine`; only the loop's thread touches them):
+
+* ``nodes`` — node id -> node: the graph's, plus the sub-graphs dynamic nodes spliced in.
+* ``remaining`` — node id -> how many of its upstream nodes are not done yet.
+* ``dependents`` — node id -> the nodes waiting for it (dropped once it is done).
+* ``done`` — the ids of finished nodes (their values are in ``values``).
+* ``awaiting_alias`` — dynamic nodes whose body ran, waiting for their sub-graph's output.
+* ``map_left`` — map node id -> how many of its items have not succeeded yet.
+* ``runtimes`` — per task: the :class:`~flowkit.runner.TaskRuntime` every call ships.
+* ``ready`` — calls to submit, in order (first attempts and released retries).
+* ``submitter.inflight`` — future -> the call (or batch of calls) it will complete.
+* ``completions`` — futures that completed, put there by the futures' own callbacks.
+* ``clock`` — calls and dynamic nodes waiting out a back-off, futures with a deadline.
+* ``failure`` — the first call that failed for good (or a graph error found while running);
+  once set, nothing new is scheduled or submitted.
+* ``values`` — handles, digests and dynamic aliases of finished nodes (:mod:`flowkit.values`).
+* ``log`` — task records not yet written to the store (:mod:`flowkit.runlog`).
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import queue
 import time
-import traceback
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from flowkit import codehash
-from flowkit.backend import AttemptTimeout, Backend, Submission, capabilities_of
+from flowkit.backend import AttemptTimeout, Backend, capabilities_of
 from flowkit.callbacks import CallbackGroup, Output
-from flowkit.errors import (
-    FlowkitError,
-    GraphError,
-    SerializationError,
-    StoreError,
-    TaskFailedError,
-    TaskSerializationError,
-    TaskTimeoutError,
-    TypeMismatchError,
-)
-from flowkit.graph import (
-    Binding,
-    Graph,
-    ListOf,
-    Node,
-    OutputRef,
-    refs_in,
-)
-from flowkit.isolation import private
-from flowkit.promise import Builder
+from flowkit.calls import Call, Failure, new_call, retryable
+from flowkit.dynamic import DynamicRun, Traced, may_retry, trace_body
+from flowkit.errors import GraphError
+from flowkit.graph import Graph, Node, refs_in
 from flowkit.records import Run, TaskRecord
+from flowkit.retryclock import Clock, RetryClock
 from flowkit.runlog import RunLog
-from flowkit.runner import (
-    Meta,
-    Prepared,
-    TaskRuntime,
-    Template,
-    lookup_call,
-    make_runtime,
-    run_batch,
-    run_call,
-)
+from flowkit.runner import CacheMode, Meta, TaskRuntime, make_runtime
 from flowkit.store import Store
-from flowkit.task import TaskDef
-from flowkit.values import MapResult, Values
-from flowkit.workflow import check_output
+from flowkit.submitter import Submitter
+from flowkit.taskspec import TaskSpec, check_map_lengths
+from flowkit.values import MapItem, MapResult, Values
 
 log = logging.getLogger(__name__)
 
-CacheMode = bool | str  # True | False | "refresh"
-_NOT_RETRIED = (TypeMismatchError, SerializationError, GraphError)
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Whether another attempt may succeed: never for a type or graph error, and for a store
-    fault only when it is transient (a timeout or throttling, not a full disk or a denied write)."""
-    if isinstance(exc, _NOT_RETRIED):
-        return False
-    if isinstance(exc, StoreError):
-        return bool(getattr(exc, "transient", False))
-    return True
-
-
-# Map items are sent in batches of up to this many calls when the backend keeps values in the
-# driver and there is far more ready work than capacity: one hand-off per batch, not per call.
-_MAX_BATCH = 64
-
-
-# One item of a mapped argument:
-# ("binding", Binding, None) | ("handle", h, digest) | ("value", v, None)
-_Item = tuple[str, Any, str | None]
-
-
-class _Call:
-    """One submission unit: a task call with its inputs and its record."""
-
-    __slots__ = (
-        "attempt",
-        "flat",
-        "known",
-        "map_index",
-        "node",
-        "record",
-        "rt",
-        "task",
-        "templates",
-    )
-
-    def __init__(
-        self,
-        node: Node,
-        rt: TaskRuntime,
-        templates: tuple[tuple[str, Template], ...],
-        flat: list[Any],
-        known: dict[str, str],
-        record: TaskRecord,
-        map_index: int | None = None,
-    ) -> None:
-        self.node = node
-        self.task: TaskDef[Any, Any] = node.task
-        self.rt = rt
-        self.templates = templates
-        self.flat = flat
-        # input tokens known from upstream outputs; after a driver-side miss, the call's key
-        self.known: dict[str, str] | Prepared = known
-        self.record = record
-        self.attempt = 0
-        self.map_index = map_index
-
 
 class Engine:
-    """Runs one graph once. Create, then call :meth:`execute`."""
+    """Runs one graph once. Create, then call :meth:`execute`. ``clock`` is for tests."""
 
     def __init__(
         self,
@@ -146,14 +80,11 @@ class Engine:
         cache: CacheMode,
         callbacks: CallbackGroup,
         run: Run,
+        *,
+        clock: Clock | None = None,
     ) -> None:
-        self.graph = graph
-        self.inputs = inputs
-        self.backend = backend
-        self.store = store
-        self.cache = cache
-        self.callbacks = callbacks
-        self.run = run
+        self.graph, self.backend, self.store = graph, backend, store
+        self.cache, self.callbacks, self.run = cache, callbacks, run
         self.nodes: dict[str, Node] = dict(graph.nodes)
         self.remaining: dict[str, int] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -161,25 +92,11 @@ class Engine:
         self.awaiting_alias: set[str] = set()
         self.map_left: dict[str, int] = {}
         self.runtimes: dict[int, TaskRuntime] = {}
-        self._specs: dict[int, Submission] = {}  # per task: what the backend is told
-        self.ready: deque[_Call] = deque()
-        self.inflight: dict[Future[Any], _Call | list[_Call]] = {}
-        caps = capabilities_of(backend)
-        self.values_in_driver = caps.values_in_driver
-        self.splits_values = caps.splits_values
-        self.batch_maps = self.values_in_driver or self.splits_values
-        # Calls that truly run at once (workers, cluster CPUs): batches leave at least two
-        # per worker, so batching never idles one.
-        self.parallelism = caps.parallelism
+        self.ready: deque[Call] = deque()
         self.completions: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        self.retry_at: list[tuple[float, int, _Call]] = []
-        self.deadlines: list[tuple[float, int, Future[Any]]] = []
-        self.seq = 0
-        # A backend that stops late calls itself (counting running time, not queueing) owns
-        # the clock; otherwise the engine's deadline, counted from submission, applies.
-        self.enforced_by_backend = caps.enforces_timeout
-        # (record, task name, exception) of the first call that failed for good
-        self.failure: tuple[TaskRecord | None, str, BaseException] | None = None
+        self.clock: RetryClock[Call | DynamicRun, Future[Any]] = RetryClock(clock)
+        self.submitter = Submitter(backend, capabilities_of(backend), self.clock, self.completions)
+        self.failure: Failure | None = None
         self.log = RunLog(store, run.id)
         self.values = Values(inputs, backend)
 
@@ -196,39 +113,48 @@ class Engine:
         finally:
             self.log.close()
         if self.failure is not None:
-            self._raise_failure()
+            error = self.failure.to_exception(self.run.id)
+            if error is self.failure.error:
+                raise error
+            raise error from self.failure.error
         return self.values.value(self.graph.output) if self.graph.output is not None else None
 
     def _loop(self) -> None:
         capacity = max(1, self.backend.capacity)
+        inflight = self.submitter.inflight
         while True:
-            while self.ready and len(self.inflight) < capacity and self.failure is None:
-                call = self.ready.popleft()
-                if self._served_in_driver(call):
-                    continue
-                batch = self._take_batch(call, capacity) if self.batch_maps else None
-                if batch is None:
-                    self._submit(call)
-                else:
-                    self._submit_batch(batch)
-            if not self.inflight:
-                if self.retry_at and self.failure is None:
-                    time.sleep(max(0.0, self.retry_at[0][0] - time.monotonic()))
+            while self.ready and len(inflight) < capacity and self.failure is None:
+                self._send(self.ready.popleft())
+            if not inflight:
+                if self.clock.has_retries and self.failure is None:
+                    self.clock.sleep_until_retry()
                     self._release_retries()
                     continue
                 return
-            try:
-                fut = self.completions.get(timeout=self._next_wake())
-            except queue.Empty:
-                fut = None
+            fut = self.clock.wait(self.completions)
             if fut is not None:
-                done = self.inflight.pop(fut, None)
-                if isinstance(done, list):
-                    self._finish_batch(done, fut)
-                elif done is not None:
-                    self._finish(done, fut)
+                done = inflight.pop(fut, None)
+                if done is not None:
+                    self._finished(done, fut)
             self._expire_deadlines()
             self._release_retries()
+
+    def _send(self, call: Call) -> None:
+        """Hand one ready call on: a hit served in the driver, a batch, or a single call."""
+        sub = self.submitter
+        hit = sub.hit_in_driver(call)
+        if hit is not None:
+            self._start_attempt(call)
+            self._succeeded(call, *hit)
+            return
+        batch = sub.take_batch(call, self.ready)
+        if batch is None:
+            self._start_attempt(call)
+            sub.submit(call)
+            return
+        for c in batch:
+            self._start_attempt(c)
+        sub.submit_batch(batch)
 
     def _skip_unfinished(self) -> None:
         """After a failure, calls that never ran or whose retry was abandoned end as skipped."""
@@ -239,11 +165,7 @@ class Engine:
                 rec.ended = now if rec.started is not None else None
                 self.log.add(rec)
 
-    def _next_wake(self) -> float | None:
-        wakes = [t for t, *_ in self.retry_at[:1]] + [t for t, *_ in self.deadlines[:1]]
-        return max(0.0, min(wakes) - time.monotonic()) if wakes else None
-
-    def _start_attempt(self, call: _Call) -> None:
+    def _start_attempt(self, call: Call) -> None:
         call.attempt += 1
         rec = call.record
         rec.attempts = call.attempt
@@ -252,132 +174,50 @@ class Engine:
             rec.status = "running"
             self.callbacks.emit("on_task_start", rec)
 
-    def _served_in_driver(self, call: _Call) -> bool:
-        """A cached call's hit, looked up before submission when handles are values."""
-        if (
-            not self.values_in_driver
-            or call.attempt
-            or not call.rt.use_cache
-            or isinstance(call.known, Prepared)
-        ):
-            return False
-        try:
-            found = lookup_call(call.rt, call.templates, call.known, call.flat)
-        except Exception:  # the worker will compute the key again and report the error
-            log.debug("driver-side cache lookup of %s failed", call.record.node, exc_info=True)
-            return False
-        if found is None:
-            return False
-        if isinstance(found, Prepared):
-            call.known = found  # a miss: the worker stores under this key, looking up nothing
-            return False
-        self._start_attempt(call)
-        self._succeeded(call, *found)
-        return True
-
-    def _take_batch(self, first: _Call, capacity: int) -> list[_Call] | None:
-        """Consecutive first attempts of one map node to send together, or None.
-
-        Only when there is much more ready work than capacity (so no parallelism is lost)
-        and no timeout applies (a timeout is per call)."""
-        if first.map_index is None or first.attempt or first.task.timeout is not None:
-            return None
-        size = min(_MAX_BATCH, (len(self.ready) + 1) // (self.parallelism * 2))
-        if size < 2 or not self._batchable(first):
-            return None
-        batch = [first]
-        while len(batch) < size and self.ready:
-            nxt = self.ready[0]
-            if nxt.node is not first.node or nxt.attempt or not self._batchable(nxt):
-                break
-            batch.append(self.ready.popleft())
-        return batch if len(batch) > 1 else None
-
-    def _batchable(self, call: _Call) -> bool:
-        # A backend that splits values still resolves only top-level handles: a call whose
-        # inputs are handles cannot travel inside a batch there.
-        return self.values_in_driver or not call.flat
-
-    def _submit_batch(self, calls: list[_Call]) -> None:
-        for call in calls:
-            self._start_attempt(call)
-        first = calls[0]
-        spec = Submission(
-            first.task.name, first.task.resources, None, static_args=1, split_values=len(calls)
-        )
-        work = [(c.templates, c.known, c.flat) for c in calls]
-        try:
-            fut = self.backend.submit(run_batch, (first.rt, work), spec)
-        except Exception as e:  # a backend that refuses the batch fails its calls
-            fut = Future()
-            fut.set_exception(e)
-        self.inflight[fut] = calls
-        fut.add_done_callback(self.completions.put)
-
-    def _submit(self, call: _Call) -> None:
-        self._start_attempt(call)
-        task = call.task
-        spec = self._specs.get(id(task))
-        if spec is None:
-            spec = self._specs[id(task)] = Submission(
-                task.name, task.resources, task.timeout, static_args=1
-            )
-        try:
-            fut = self.backend.submit(
-                run_call, (call.rt, call.templates, call.known, *call.flat), spec
-            )
-        except Exception as e:  # a backend that refuses a call fails that call
-            fut = Future()
-            fut.set_exception(e)
-        self.inflight[fut] = call
-        if task.timeout is not None and not fut.done() and not self.enforced_by_backend:
-            self.seq += 1
-            heapq.heappush(self.deadlines, (time.monotonic() + task.timeout, self.seq, fut))
-        fut.add_done_callback(self.completions.put)
-
     def _expire_deadlines(self) -> None:
-        now = time.monotonic()
-        while self.deadlines and self.deadlines[0][0] <= now:
-            _, _, fut = heapq.heappop(self.deadlines)
-            call = self.inflight.pop(fut, None)
-            if not isinstance(call, _Call):
+        now = self.clock.now()
+        while (fut := self.clock.due_deadline(now)) is not None:
+            call = self.submitter.inflight.pop(fut, None)
+            if not isinstance(call, Call):
                 continue  # finished in time (batches carry no deadline)
             fut.cancel()
             err = AttemptTimeout(
-                f"task `{call.task.name}` attempt {call.attempt} ran past its timeout of "
-                f"{call.task.timeout} s"
+                f"task `{call.rt.name}` attempt {call.attempt} ran past its timeout of "
+                f"{call.spec.options.timeout} s"
             )
             self._failed_attempt(call, err)
 
     def _release_retries(self) -> None:
-        now = time.monotonic()
-        while self.retry_at and self.retry_at[0][0] <= now:
-            self.ready.append(heapq.heappop(self.retry_at)[2])
+        now = self.clock.now()
+        while (item := self.clock.due_retry(now)) is not None:
+            if isinstance(item, Call):
+                self.ready.append(item)
+            elif self.failure is None:
+                self._attempt_dynamic(item)
 
     # -- completion -----------------------------------------------------------------------
 
-    def _finish_batch(self, calls: list[_Call], fut: Future[Any]) -> None:
+    def _finished(self, done: Call | list[Call], fut: Future[Any]) -> None:
         exc = fut.exception()
-        if exc is not None:
-            for call in calls:
+        if isinstance(done, Call):
+            if exc is not None:
+                self._failed_attempt(done, exc)
+            else:
+                meta, handle = fut.result()
+                self._succeeded(done, meta, handle)
+            return
+        if exc is not None:  # the whole batch failed (the backend refused it, a lost worker)
+            for call in done:
                 self._failed_attempt(call, exc)
             return
         outcomes, values = fut.result()
-        for call, outcome, value in zip(calls, outcomes, values, strict=True):
+        for call, outcome, value in zip(done, outcomes, values, strict=True):
             if isinstance(outcome, Meta):
                 self._succeeded(call, outcome, value)
             else:
                 self._failed_attempt(call, outcome)
 
-    def _finish(self, call: _Call, fut: Future[Any]) -> None:
-        exc = fut.exception()
-        if exc is not None:
-            self._failed_attempt(call, exc)
-            return
-        meta, handle = fut.result()
-        self._succeeded(call, meta, handle)
-
-    def _succeeded(self, call: _Call, meta: Meta, handle: Any) -> None:
+    def _succeeded(self, call: Call, meta: Meta, handle: Any) -> None:
         assert isinstance(meta, Meta)
         rec = call.record
         if call.attempt == 1:
@@ -391,9 +231,7 @@ class Engine:
         self.log.add(rec)
         if self.callbacks.callbacks:  # (an Output per call costs, with nobody listening)
             self.callbacks.emit(
-                "on_task_end",
-                rec,
-                Output(lambda: self.backend.fetch(handle), call.task.return_type),
+                "on_task_end", rec, Output(lambda: self.backend.fetch(handle), call.rt.return_type)
             )
         node_id = call.node.id
         if call.map_index is None:
@@ -408,66 +246,46 @@ class Engine:
         if self.map_left[node_id] == 0:
             self._complete(node_id)
 
-    def _failed_attempt(self, call: _Call, exc: BaseException) -> None:
-        task = call.task
-        if call.attempt <= task.retries and _retryable(exc):
-            delay = task.retry_delay * (2 ** (call.attempt - 1))
+    def _failed_attempt(self, call: Call, exc: BaseException) -> None:
+        spec = call.spec
+        if call.attempt <= spec.options.retries and retryable(exc):
+            delay = spec.retry_delay(call.attempt)
             log.warning(
                 "task `%s` (node `%s`) attempt %d failed (%s: %s); retrying in %.2f s",
-                task.name,
+                spec.name,
                 call.record.node,
                 call.attempt,
                 type(exc).__name__,
                 exc,
                 delay,
             )
-            self.seq += 1
-            heapq.heappush(self.retry_at, (time.monotonic() + delay, self.seq, call))
+            self.clock.retry_after(call, delay)
             return
-        rec = call.record
+        self._failed_for_good(call.record, spec, exc)
+
+    def _failed_for_good(self, rec: TaskRecord, spec: TaskSpec, exc: BaseException) -> None:
         rec.ended = time.time()
         rec.status = "failed"
         rec.error = f"{type(exc).__name__}: {exc}"
         self.log.add(rec)
         self.callbacks.emit("on_task_error", rec, exc)
         if self.failure is None:
-            self.failure = (rec, task.name, exc)
-
-    def _raise_failure(self) -> None:
-        assert self.failure is not None
-        rec, task_name, exc = self.failure
-        if rec is None:
-            raise exc
-        timed_out = isinstance(exc, (AttemptTimeout, TimeoutError))
-        cls: type[TaskFailedError] = TaskTimeoutError if timed_out else TaskFailedError
-        if isinstance(exc, SerializationError):
-            cls = TaskSerializationError  # `except fk.SerializationError` catches it too
-        remote_tb = getattr(exc, "remote_traceback", None)
-        if remote_tb is None:
-            remote_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        what = "timed out" if timed_out else "failed"
-        raise cls(
-            f"task `{task_name}` (node `{rec.node}`) {what} after {rec.attempts} "
-            f"attempt(s) in run {self.run.id}: {type(exc).__name__}: {exc}",
-            task=task_name,
-            node=rec.node,
-            attempts=rec.attempts,
-            run_id=self.run.id,
-            remote_traceback=remote_tb,
-        ) from exc
+            self.failure = Failure(rec, spec.name, exc)
 
     # -- scheduling -----------------------------------------------------------------------
 
     def _add_nodes(self, nodes: Sequence[Node]) -> None:
         """Register nodes (in topological order) and schedule those with nothing to wait for."""
         for node in nodes:
-            waits = [u for u in node.upstream() if u not in self.done]
-            self.remaining[node.id] = len(waits)
-            for u in waits:
-                self.dependents.setdefault(u, []).append(node.id)
+            self._wait_for(node.id, [u for u in node.upstream() if u not in self.done])
         for node in nodes:
             if self.remaining[node.id] == 0:
                 self._schedule(node)
+
+    def _wait_for(self, node_id: str, upstream: Sequence[str]) -> None:
+        self.remaining[node_id] = len(upstream)
+        for u in upstream:
+            self.dependents.setdefault(u, []).append(node_id)
 
     def _complete(self, node_id: str) -> None:
         self.done.add(node_id)
@@ -488,74 +306,37 @@ class Engine:
         elif node.mapped:
             self._expand_map(node)
         else:
-            self.ready.append(self._make_call(node, dict(node.bindings)))
+            self.ready.append(self._new_call(node))
 
-    def _runtime(self, task: TaskDef[Any, Any]) -> TaskRuntime:
+    def _runtime(self, task: TaskSpec) -> TaskRuntime:
         rt = self.runtimes.get(id(task))
         if rt is None:
             rt = self.runtimes[id(task)] = make_runtime(task, self.store, self.cache, self.run.id)
         return rt
 
-    def _new_record(self, task: TaskDef[Any, Any], node_id: str) -> TaskRecord:
+    def _new_record(self, task: TaskSpec, node_id: str) -> TaskRecord:
         rec = TaskRecord(name=task.name, node=node_id)
         self.run.tasks.append(rec)
         return rec
 
-    def _make_call(
-        self,
-        node: Node,
-        bindings: dict[str, Binding],
-        items: dict[str, _Item] | None = None,
-        map_index: int | None = None,
-    ) -> _Call:
-        flat: list[Any] = []
-        templates: list[tuple[str, Template]] = []
-        known: dict[str, str] = {}
-        for name, b in bindings.items():
-            tmpl: Template
-            if items is not None and name in items:
-                kind, payload, digest = items[name]
-                if kind == "handle":
-                    flat.append(payload)
-                    tmpl = ("h", len(flat) - 1, None)
-                elif kind == "value":
-                    tmpl = ("v", payload)
-                else:
-                    tmpl, digest = self.values.template(payload, flat), self.values.digest(payload)
-            else:
-                tmpl = self.values.template(b, flat)
-                digest = self.values.digest(b)
-            templates.append((name, tmpl))
-            if digest is not None:
-                known[name] = digest
+    def _new_call(
+        self, node: Node, items: dict[str, MapItem] | None = None, map_index: int | None = None
+    ) -> Call:
         node_id = node.id if map_index is None else f"{node.id}[{map_index}]"
-        return _Call(
-            node,
-            self._runtime(node.task),
-            tuple(templates),
-            flat,
-            known,
-            self._new_record(node.task, node_id),
-            map_index,
+        rt = self._runtime(node.task)
+        return new_call(
+            node, rt, self._new_record(node.task, node_id), self.values, items, map_index
         )
 
     def _expand_map(self, node: Node) -> None:
         bindings = dict(node.bindings)
-        items: dict[str, list[_Item]] = {}
-        for name in node.mapped:
-            items[name] = self._map_items(bindings[name])
-        lengths = {name: len(v) for name, v in items.items()}
-        if len(set(lengths.values())) > 1:
-            self.failure = (
-                None,
-                node.name,
-                GraphError(
-                    f"task `{node.name}`.map at {node.location}: mapped lists have unequal "
-                    f"lengths {lengths}; pass lists of equal length"
-                ),
-            )
+        items = {name: self.values.map_items(bindings[name]) for name in node.mapped}
+        try:
+            check_map_lengths(node.name, node.location, {k: len(v) for k, v in items.items()})
+        except GraphError as e:
+            self.failure = Failure(None, node.name, e)
             return
-        n = next(iter(lengths.values()))
+        n = len(next(iter(items.values())))
         self.values.results[node.id] = MapResult(n)
         self.map_left[node.id] = n
         if n == 0:
@@ -563,71 +344,50 @@ class Engine:
             return
         for i in range(n):
             per_item = {name: items[name][i] for name in node.mapped}
-            self.ready.append(self._make_call(node, bindings, per_item, i))
-
-    def _map_items(self, b: Binding) -> list[_Item]:
-        """The items of a mapped argument: sub-bindings, handles (kept where they are), or
-        values (a list produced by one task is fetched to learn its length)."""
-        b = self.values.unalias(b)
-        if isinstance(b, ListOf):
-            return [("binding", item, None) for item in b.items]
-        if isinstance(b, OutputRef) and isinstance(self.values.results.get(b.node), MapResult):
-            m: MapResult = self.values.results[b.node]
-            return [("handle", h, d) for h, d in zip(m.handles, m.digests, strict=True)]
-        return [("value", v, None) for v in self.values.value(b)]
+            self.ready.append(self._new_call(node, per_item, i))
 
     # -- dynamic --------------------------------------------------------------------------
 
     def _run_dynamic(self, node: Node) -> None:
-        task: TaskDef[Any, Any] = node.task
-        rec = self._new_record(task, node.id)
+        rec = self._new_record(node.task, node.id)
         rec.started = time.time()
         rec.status = "running"
         self.callbacks.emit("on_task_start", rec)
         kwargs = {name: self.values.value(b) for name, b in node.bindings}
-        for attempt in range(1, task.retries + 2):
-            rec.attempts = attempt
-            builder = Builder(self.graph.name, prefix=f"{node.id}/")
-            try:
-                with builder:
-                    returned = task.fn(**{k: private(v) for k, v in kwargs.items()})
-                output = builder.binding_of(returned)
-                check_output(
-                    builder,
-                    f"{self.graph.name}` dynamic task `{task.name}",
-                    task.return_type,
-                    output,
-                    returned,
-                )
-                break
-            except Exception as e:
-                flowkit_error = isinstance(e, FlowkitError) and not isinstance(e, StoreError)
-                if attempt > task.retries or flowkit_error or not _retryable(e):
-                    rec.status, rec.ended, rec.error = (
-                        "failed",
-                        time.time(),
-                        f"{type(e).__name__}: {e}",
-                    )
-                    self.log.add(rec)
-                    self.callbacks.emit("on_task_error", rec, e)
-                    self.failure = (rec, task.name, e)
-                    return
-                time.sleep(task.retry_delay * 2 ** (attempt - 1))
+        self._attempt_dynamic(DynamicRun(node, rec, kwargs))
+
+    def _attempt_dynamic(self, run: DynamicRun) -> None:
+        """One attempt of a dynamic body; a failure waits out its back-off on the clock."""
+        run.attempt += 1
+        run.record.attempts = run.attempt
+        spec = run.node.task
+        try:
+            traced = trace_body(self.graph.name, run)
+        except Exception as e:
+            if may_retry(run, e):
+                self.clock.retry_after(run, spec.retry_delay(run.attempt))
+            else:
+                self._failed_for_good(run.record, spec, e)
+            return
+        rec = run.record
         rec.status, rec.ended = "succeeded", time.time()
         self.log.add(rec)
-        self.callbacks.emit("on_task_end", rec, Output(lambda: returned, task.return_type))
-        self.nodes.update(builder.nodes)
-        self.values.aliases[node.id] = output
-        waits = {r.node for r in refs_in(output)} - self.done
-        self._add_nodes(list(builder.nodes.values()))
+        returned = traced.returned
+        self.callbacks.emit("on_task_end", rec, Output(lambda: returned, spec.return_type))
+        self._splice(run.node.id, traced)
+
+    def _splice(self, node_id: str, traced: Traced) -> None:
+        """Run a dynamic node's sub-graph; the node is done when its output is."""
+        self.nodes.update(traced.nodes)
+        self.values.aliases[node_id] = traced.output
+        waits = {r.node for r in refs_in(traced.output)} - self.done
+        self._add_nodes(list(traced.nodes.values()))
         waits -= self.done
         if not waits:
-            self._complete(node.id)
+            self._complete(node_id)
             return
-        self.awaiting_alias.add(node.id)
-        self.remaining[node.id] = len(waits)
-        for w in waits:
-            self.dependents.setdefault(w, []).append(node.id)
+        self.awaiting_alias.add(node_id)
+        self._wait_for(node_id, list(waits))
 
 
 def execute(

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Union
 
 from flowkit import render
+from flowkit.taskspec import TaskSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +70,14 @@ def refs_in(binding: Binding) -> Iterator[OutputRef]:
 class Node:
     """One task call in the graph (or one ``task.map`` fan-out, when ``mapped`` is set).
 
-    ``task`` is the task definition object; ``bindings`` maps each parameter name to where
-    its value comes from; ``mapped`` names the parameters that a map node iterates over;
-    ``output_type`` is the node's static output type (``list[R]`` for a map node);
-    ``location`` is ``file:line`` of the call in the user's code.
+    ``task`` is what the node calls (:class:`~flowkit.taskspec.TaskSpec`); ``bindings`` maps
+    each parameter name to where its value comes from; ``mapped`` names the parameters that a
+    map node iterates over; ``output_type`` is the node's static output type (``list[R]`` for a
+    map node); ``location`` is ``file:line`` of the call in the user's code.
     """
 
     id: str
-    task: Any
+    task: TaskSpec
     bindings: tuple[tuple[str, Binding], ...]
     output_type: Any
     location: str = ""
@@ -83,11 +85,11 @@ class Node:
 
     @property
     def name(self) -> str:
-        return str(self.task.name)
+        return self.task.name
 
     @property
     def dynamic(self) -> bool:
-        return bool(getattr(self.task, "dynamic", False))
+        return self.task.dynamic
 
     def upstream(self) -> list[str]:
         """Ids of the nodes this node reads from, without duplicates, in order."""
@@ -116,7 +118,12 @@ class WorkflowInput:
 
 @dataclass(frozen=True)
 class Graph:
-    """The traced graph of a workflow (see the module docstring)."""
+    """The traced graph of a workflow (see the module docstring).
+
+    ``nodes`` is read-only (a copy of the mapping given, behind ``MappingProxyType``): the
+    engine and the renderers share one graph, and a running graph grows in the engine's own
+    copy, never here.
+    """
 
     name: str
     inputs: tuple[WorkflowInput, ...]
@@ -126,6 +133,7 @@ class Graph:
     _edges: tuple[Edge, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
         edges = tuple(
             Edge(ref.node, node.id, ref.index, param)
             for node in self.nodes.values()
@@ -133,6 +141,11 @@ class Graph:
             for ref in refs_in(b)
         )
         object.__setattr__(self, "_edges", edges)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mapping proxy does not pickle: rebuild from a plain copy of the nodes.
+        args = (self.name, self.inputs, dict(self.nodes), self.output, self.output_type)
+        return (type(self), args)
 
     @property
     def edges(self) -> tuple[Edge, ...]:

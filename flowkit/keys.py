@@ -32,12 +32,15 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from flowkit import codehash, hashing, naming, serialize, typecheck
 from flowkit.errors import SerializationError
 from flowkit.fsio import HashingWriter
 from flowkit.store import hash_value
+
+if TYPE_CHECKING:
+    from flowkit.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +51,21 @@ _warned_lock = threading.Lock()
 # -- the task's side of the key ----------------------------------------------------------------
 
 
-def identity(task: Any) -> str:
+def identity(task: TaskSpec) -> str:
     """The task's identity in keys: its function's module-qualified name."""
     return naming.qualified_name(codehash.unwrap_root(task.fn))
 
 
-def code(task: Any) -> tuple[str, dict[str, str]]:
+def code(task: TaskSpec) -> tuple[str, dict[str, str]]:
     """``(code digest, components by name)`` of a task: its fingerprint or its ``version=``."""
-    if task.version is not None:
-        return hashing.version_digest(task.version), {"version": task.version}
+    version = task.options.version
+    if version is not None:
+        return hashing.version_digest(version), {"version": version}
     fp = codehash.fingerprint(task.fn)
     return fp.digest, dict(fp.components)
 
 
-def interface(task: Any) -> str:
+def interface(task: TaskSpec) -> str:
     """The digest of a task's typed interface (parameter names and types, return type)."""
     return hashing.interface_digest(
         [

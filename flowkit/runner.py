@@ -15,11 +15,8 @@ A value served from the cache is loaded as the task's annotated output types (cl
 references resolve against them) and checked against the return annotation like a fresh
 one; a value that does not fit is a miss, never served.
 
-Arguments template (one per parameter, built by the engine):
-
-* ``("h", i, index)`` — flat input ``i``; ``index`` picks a tuple element (None: whole);
-* ``("v", value)`` — a literal value;
-* ``("l", [templates], as_tuple)`` / ``("d", [(key, template), ...])`` — containers.
+Each argument is rebuilt from the flat inputs by its template (:mod:`flowkit.arguments`),
+built by the engine.
 """
 
 from __future__ import annotations
@@ -29,15 +26,19 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from flowkit import cache, isolation, keys, typecheck
+from flowkit.arguments import Templates, build_kwargs
 from flowkit.errors import SerializationError, StoreError, TypeMismatchError
 from flowkit.store import Store
+from flowkit.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
 
-Template = tuple[Any, ...]
+#: How a run uses the cache: True (look up and record tasks declared ``cache=True``), False
+#: (neither), or "refresh" (recompute and overwrite).
+CacheMode = bool | Literal["refresh"]
 
 
 @dataclass(frozen=True)
@@ -88,29 +89,15 @@ class Prepared:
     tokens: Mapping[str, str]
 
 
-def build(template: Template, flat: Sequence[Any]) -> Any:
-    """Rebuild one argument value from its template and the flat inputs."""
-    kind = template[0]
-    if kind == "h":
-        value = flat[template[1]]
-        return value if template[2] is None else value[template[2]]
-    if kind == "v":
-        return template[1]
-    if kind == "l":
-        items = [build(t, flat) for t in template[1]]
-        return tuple(items) if template[2] else items
-    return {k: build(t, flat) for k, t in template[1]}
-
-
 def run_call(
     rt: TaskRuntime,
-    templates: tuple[tuple[str, Template], ...],
+    templates: Templates,
     known: Mapping[str, str] | Prepared,
     *flat: Any,
 ) -> tuple[Meta, Any]:
     """Run one task call (see the module docstring); returns ``(meta, value)``."""
     started = time.time()
-    kwargs = {name: build(t, flat) for name, t in templates}
+    kwargs = build_kwargs(templates, flat)
     key: str | None = None
     tokens: Mapping[str, str] | None = None
     if isinstance(known, Prepared):
@@ -126,8 +113,8 @@ def run_call(
     # private copies only for a call that runs: hits and keys use the originals
     value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
     check_return(rt, value)
-    if rt.multi_output and hasattr(rt.return_type, "_make") and type(value) is tuple:
-        value = rt.return_type._make(value)  # as a cache hit would give it: fields work downstream
+    if type(value) is tuple:
+        value = _as_named(rt, value)  # as a cache hit would give it: fields work downstream
     if key is None or tokens is None:
         return Meta(None, False, (None,) * len(rt.outputs), started, time.time()), value
     digests, objects = store_outputs(rt, key, tokens, value)
@@ -144,9 +131,7 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     if loaded is None:
         return None
     values = tuple(v for v, _ in loaded)
-    value = values if rt.multi_output else values[0]
-    if rt.multi_output and hasattr(rt.return_type, "_make"):
-        value = rt.return_type._make(value)
+    value = _as_named(rt, values) if rt.multi_output else values[0]
     try:
         check_return(rt, value)
     except TypeMismatchError as exc:
@@ -161,7 +146,7 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
 
 def lookup_call(
     rt: TaskRuntime,
-    templates: tuple[tuple[str, Template], ...],
+    templates: Templates,
     known: Mapping[str, str],
     flat: Sequence[Any],
 ) -> tuple[Meta, Any] | Prepared | None:
@@ -176,7 +161,7 @@ def lookup_call(
     if not rt.use_cache or rt.refresh:
         return None
     started = time.time()
-    kwargs = {name: build(t, flat) for name, t in templates}
+    kwargs = build_kwargs(templates, flat)
     tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
     if tokens is None:
         return None
@@ -187,9 +172,7 @@ def lookup_call(
 
 def run_batch(
     rt: TaskRuntime,
-    calls: Sequence[
-        tuple[tuple[tuple[str, Template], ...], Mapping[str, str] | Prepared, Sequence[Any]]
-    ],
+    calls: Sequence[tuple[Templates, Mapping[str, str] | Prepared, Sequence[Any]]],
 ) -> tuple[list[Meta | Exception], list[Any]]:
     """Run several calls of one task in a row (small map items on in-process backends).
 
@@ -280,14 +263,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def make_runtime(
-    task: Any, store: Store, cache: bool | str, run_id: str | None = None
-) -> TaskRuntime:
-    """The per-run, per-task object shipped with every call (code fingerprint included).
+def _as_named(rt: TaskRuntime, values: tuple[Any, ...]) -> Any:
+    """A multi-output value as the task's NamedTuple, when it returns one (else as is)."""
+    if rt.multi_output and hasattr(rt.return_type, "_make"):
+        return rt.return_type._make(values)
+    return values
 
-    ``task`` is a :class:`~flowkit.task.TaskDef` (read by attribute: runner sits below task).
-    """
-    use_cache = task.cache and cache is not False
+
+def make_runtime(
+    task: TaskSpec, store: Store, cache: CacheMode, run_id: str | None = None
+) -> TaskRuntime:
+    """The per-run, per-task object shipped with every call (code fingerprint included)."""
+    opts = task.options
+    use_cache = opts.cache and cache is not False
     code, components = keys.code(task) if use_cache else ("", {})
     return TaskRuntime(
         name=task.name,
@@ -302,8 +290,8 @@ def make_runtime(
         code=code,
         components=components,
         interface=keys.interface(task),
-        version=task.version,
-        ignore=task.cache_ignore,
+        version=opts.version,
+        ignore=opts.cache_ignore,
         store=store if use_cache else None,
         run_id=run_id,
     )

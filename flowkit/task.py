@@ -18,6 +18,13 @@ from flowkit.errors import GraphError, TypeMismatchError
 from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
 from flowkit.resources import Resources
+from flowkit.taskspec import (
+    DYNAMIC_OPTIONS,
+    TASK_OPTIONS,
+    TaskOptions,
+    TaskSpec,
+    check_map_lengths,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,33 +40,24 @@ class unmapped:
 
 
 class TaskDef(Generic[P, R]):
-    """A decorated task. See :func:`task` for the options."""
+    """A decorated task. See :func:`task` for the options (:class:`TaskOptions` lists them).
+
+    ``spec`` is what a graph node holds (:class:`TaskSpec`); the attributes below it are the
+    same facts, kept on the task for users and tests (``task.retries``, ``task.fn``...).
+    """
 
     def __init__(
         self,
         fn: Callable[P, R],
         *,
         name: str | None = None,
-        cache: bool = False,
-        version: str | None = None,
-        cache_ignore: Sequence[str] = (),
-        retries: int = 0,
-        retry_delay: float = 0.0,
-        timeout: float | None = None,
-        resources: Resources | None = None,
         dynamic: bool = False,
+        **options: Any,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@fk.task decorates a function, got {fn!r}")
         self.fn = fn
         self.name = name or fn.__name__
-        self.cache = bool(cache)
-        self.version = version
-        self.cache_ignore = frozenset(cache_ignore)
-        self.retries = int(retries)
-        self.retry_delay = float(retry_delay)
-        self.timeout = timeout
-        self.resources = resources or Resources()
         self.dynamic = dynamic
         self.signature = typecheck.resolve_signature(fn)
         self.param_types = {p.name: p.type for p in self.signature.params}
@@ -69,17 +67,41 @@ class TaskDef(Generic[P, R]):
         # classes the task names may be rebuilt from stored JSON (never names from the store)
         for hint in (*self.param_types.values(), self.return_type):
             serialize.allow_annotation(hint)
-        unknown = self.cache_ignore - set(self.param_types)
-        if unknown:
-            raise GraphError(
-                f"task `{self.name}`: cache_ignore names {sorted(unknown)}, which are not "
-                f"parameters of {fn.__qualname__}; parameters are {list(self.param_types)}"
-            )
-        if retries < 0 or retry_delay < 0 or (timeout is not None and timeout <= 0):
-            raise ValueError(
-                f"task `{self.name}`: retries and retry_delay must be >= 0 and timeout > 0"
-            )
+        self.spec = TaskSpec(self.name, fn, self.signature, TaskOptions(**options), dynamic)
         functools.update_wrapper(self, fn)
+
+    # The options, read from the spec (one list: TaskOptions).
+    @property
+    def options(self) -> TaskOptions:
+        return self.spec.options
+
+    @property
+    def cache(self) -> bool:
+        return self.spec.options.cache
+
+    @property
+    def version(self) -> str | None:
+        return self.spec.options.version
+
+    @property
+    def cache_ignore(self) -> frozenset[str]:
+        return self.spec.options.cache_ignore
+
+    @property
+    def retries(self) -> int:
+        return self.spec.options.retries
+
+    @property
+    def retry_delay(self) -> float:
+        return self.spec.options.retry_delay
+
+    @property
+    def timeout(self) -> float | None:
+        return self.spec.options.timeout
+
+    @property
+    def resources(self) -> Resources:
+        return self.spec.options.resources
 
     def __repr__(self) -> str:
         kind = "dynamic" if self.dynamic else "task"
@@ -141,7 +163,7 @@ class TaskDef(Generic[P, R]):
             bindings.append((pname, binding))
         node = Node(
             id=builder.new_id(self.name),
-            task=self,
+            task=self.spec,
             bindings=tuple(bindings),
             output_type=self.return_type,
             location=where,
@@ -195,12 +217,7 @@ class TaskDef(Generic[P, R]):
             )
         values, mapped = self._split_map_args(kwargs, where)
         lengths = {p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))}
-        if len(set(lengths.values())) > 1:
-            raise GraphError(
-                f"task `{self.name}`.map at {where}: mapped lists have unequal lengths "
-                f"{lengths}; pass lists of the same length, or wrap the whole-passed one in "
-                "fk.unmapped(...)"
-            )
+        check_map_lengths(self.name, where, lengths)
         bindings = []
         for pname, value in values.items():
             binding = builder.binding_of(value)
@@ -210,7 +227,7 @@ class TaskDef(Generic[P, R]):
             bindings.append((pname, binding))
         node = Node(
             id=builder.new_id(self.name),
-            task=self,
+            task=self.spec,
             bindings=tuple(bindings),
             output_type=typecheck.list_of(self.return_type),
             location=where,
@@ -223,10 +240,9 @@ class TaskDef(Generic[P, R]):
 
     def _map_now(self, kwargs: dict[str, Any], where: str) -> list[Any]:
         values, mapped = self._split_map_args(kwargs, where)
-        lengths = {len(values[p]) for p in mapped}
-        if len(lengths) > 1:
-            raise GraphError(f"task `{self.name}`.map: mapped lists have unequal lengths")
-        n = lengths.pop()
+        lengths = {p: len(values[p]) for p in mapped}
+        check_map_lengths(self.name, where, lengths)
+        n = next(iter(lengths.values()))
         fn: Callable[..., Any] = self.fn
         return [
             fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()}) for i in range(n)
@@ -359,8 +375,8 @@ def task(fn: Any = None, /, **options: Any) -> Any:
     ``retry_delay`` is the first back-off; it doubles after each failed attempt.
     """
     if fn is not None:
-        return _make(fn, options, _TASK_OPTIONS, "task")
-    return lambda f: _make(f, options, _TASK_OPTIONS, "task")
+        return _make(fn, options, TASK_OPTIONS, "task")
+    return lambda f: _make(f, options, TASK_OPTIONS, "task")
 
 
 @overload
@@ -386,22 +402,8 @@ def dynamic(fn: Any = None, /, **options: Any) -> Any:
             return "kept"
     """
     if fn is not None:
-        return _make(fn, options, _DYNAMIC_OPTIONS, "dynamic")
-    return lambda f: _make(f, options, _DYNAMIC_OPTIONS, "dynamic")
-
-
-_TASK_OPTIONS = (
-    "cache",
-    "version",
-    "cache_ignore",
-    "retries",
-    "retry_delay",
-    "timeout",
-    "resources",
-    "name",
-)
-# A dynamic body runs in the driver: cache, timeout and resources would be silently ignored.
-_DYNAMIC_OPTIONS = ("retries", "retry_delay", "name")
+        return _make(fn, options, DYNAMIC_OPTIONS, "dynamic")
+    return lambda f: _make(f, options, DYNAMIC_OPTIONS, "dynamic")
 
 
 def _make(

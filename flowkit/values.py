@@ -6,17 +6,47 @@ node the binding of its output in the sub-graph it spliced in (an alias). :class
 resolves a binding against that state three ways: as an argument *template* plus the handles
 it needs (what :func:`flowkit.runner.run_call` receives), as a known *digest* (so an input
 from the store is never hashed again), or as a *value* fetched into the driver.
+
+A map node's mapped arguments are split into items (:meth:`Values.map_items`): one
+:class:`BindingItem`, :class:`HandleItem` or :class:`ValueItem` per call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 
 from flowkit import keys
+from flowkit.arguments import Constant, DictOfArgs, FromInput, ListOfArgs, Template
 from flowkit.backend import Backend, fetch_many
 from flowkit.errors import GraphError
 from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
-from flowkit.runner import Template
+
+
+@dataclass(frozen=True, slots=True)
+class BindingItem:
+    """An item the workflow wrote out (one element of a literal list of promises)."""
+
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class HandleItem:
+    """One output of an upstream map node, left where the backend keeps it (with its token,
+    when the store knows it)."""
+
+    handle: Any
+    digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueItem:
+    """One element of a list fetched into the driver (to learn the list's length)."""
+
+    value: Any
+
+
+MapItem = Union[BindingItem, HandleItem, ValueItem]  # noqa: UP007 (runtime alias, 3.10)
 
 
 class MapResult:
@@ -55,24 +85,24 @@ class Values:
         return b
 
     def template(self, b: Binding, flat: list[Any]) -> Template:
+        """How a call rebuilds ``b``'s value; the handles it reads are appended to ``flat``."""
         b = self.unalias(b)
         if isinstance(b, OutputRef):
             res = self.results[b.node]
             if isinstance(res, MapResult):
-                items = []
-                for h in res.handles:
-                    flat.append(h)
-                    items.append(("h", len(flat) - 1, None))
-                return ("l", tuple(items), False)
+                start = len(flat)
+                flat.extend(res.handles)
+                return ListOfArgs(tuple(FromInput(i) for i in range(start, len(flat))))
             flat.append(res)
-            return ("h", len(flat) - 1, b.index)
+            return FromInput(len(flat) - 1, b.index)
         if isinstance(b, InputRef):
-            return ("v", self.inputs[b.name])
+            return Constant(self.inputs[b.name])
         if isinstance(b, Literal):
-            return ("v", b.value)
+            return Constant(b.value)
         if isinstance(b, ListOf):
-            return ("l", tuple(self.template(x, flat) for x in b.items), b.as_tuple)
-        return ("d", tuple((k, self.template(x, flat)) for k, x in b.items))
+            return ListOfArgs(tuple(self.template(x, flat) for x in b.items), b.as_tuple)
+        assert isinstance(b, DictOf)
+        return DictOfArgs(tuple((k, self.template(x, flat)) for k, x in b.items))
 
     def digest(self, b: Binding) -> str | None:
         """The token (:mod:`flowkit.keys`) of a binding's value when the run already knows it."""
@@ -88,6 +118,18 @@ class Values:
         if b.index is None:
             return digests[0] if len(digests) == 1 else None
         return digests[b.index] if b.index < len(digests) else None
+
+    def map_items(self, b: Binding) -> list[MapItem]:
+        """The items of a mapped argument: sub-bindings, handles (kept where they are), or
+        values (a list produced by one task is fetched to learn its length)."""
+        b = self.unalias(b)
+        if isinstance(b, ListOf):
+            return [BindingItem(item) for item in b.items]
+        if isinstance(b, OutputRef):
+            res = self.results.get(b.node)
+            if isinstance(res, MapResult):
+                return [HandleItem(h, d) for h, d in zip(res.handles, res.digests, strict=True)]
+        return [ValueItem(v) for v in self.value(b)]
 
     def value(self, b: Binding) -> Any:
         """A binding's value in the driver (handles fetched)."""

@@ -80,7 +80,7 @@ def test_nodes_in_topological_order() -> None:
 def test_node_fields() -> None:
     g = pipeline.graph
     d = g.nodes["double"]
-    assert d.name == "double" and d.task is double
+    assert d.name == "double" and d.task is double.spec
     assert d.mapped == ("x",) and d.output_type == list[int] and not d.dynamic
     assert d.bindings == (("x", OutputRef("split", 0)),)
     assert d.location.endswith(f"{HERE}:{_line('doubled = double.map')}")

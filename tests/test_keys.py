@@ -50,19 +50,19 @@ class Point:
 
 
 def test_identity_is_the_module_qualified_function_name() -> None:
-    assert keys.identity(double) == f"{naming.module_name(__name__)}.double"
-    assert keys.identity(pinned) == f"{naming.module_name(__name__)}.pinned"
+    assert keys.identity(double.spec) == f"{naming.module_name(__name__)}.double"
+    assert keys.identity(pinned.spec) == f"{naming.module_name(__name__)}.pinned"
 
 
 def test_production_code_digest_is_the_pinned_pre_image() -> None:
-    digest, components = keys.code(double)
+    digest, components = keys.code(double.spec)
     assert digest == codehash.fingerprint(double.fn).digest
     assert digest == hashing.code_digest(components)
     assert digest == sha(hashing.canonical_json(["code", components]))
 
 
 def test_version_pins_the_code_not_the_identity() -> None:
-    digest, components = keys.code(pinned)
+    digest, components = keys.code(pinned.spec)
     assert components == {"version": "7"}
     assert digest == sha(b'["code","version","7"]')
 

@@ -33,6 +33,7 @@ from flowkit.cli.common import (
     store_url,
 )
 from flowkit.cli.progress import progress_for
+from flowkit.engine import CacheMode
 from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
 from flowkit.records import Run
 from flowkit.store import Store
@@ -85,7 +86,7 @@ class _Last(Callback):
 
 def command(argv: Sequence[str]) -> int:
     ns, wf, inputs = wfargs.parse("flowkit run", DESCRIPTION, add_options, argv)
-    cache: bool | str = False if ns.no_cache else ("refresh" if ns.refresh else True)
+    cache: CacheMode = False if ns.no_cache else ("refresh" if ns.refresh else True)
     last = _Last()
     callbacks: list[Callback] = [last]
     progress = progress_for(sys.stderr, wf.graph)

@@ -1,0 +1,85 @@
+"""Argument templates: how a call's keyword arguments are rebuilt on the worker.
+
+The engine sends a call's inputs to a backend as one flat list (so the backend can resolve
+the value handles in it, such as Ray ``ObjectRef`` arguments) plus, per parameter, a
+template that says how to rebuild the argument from that list:
+
+* :class:`FromInput` — flat input ``position``; ``index`` picks a tuple element (None: whole);
+* :class:`Constant` — a value known in the driver (a literal, a workflow input);
+* :class:`ListOfArgs` / :class:`DictOfArgs` — a list, tuple or dict built from templates.
+
+Templates are small frozen values built once per call in the driver and pickled with the
+call; :meth:`build` is the only thing the worker does with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+
+@dataclass(frozen=True, slots=True)
+class FromInput:
+    """Flat input ``position`` (element ``index`` of it, when not None)."""
+
+    position: int
+    index: int | None = None
+
+    def build(self, flat: Sequence[Any]) -> Any:
+        value = flat[self.position]
+        return value if self.index is None else value[self.index]
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    """A value carried in the template itself."""
+
+    value: Any
+
+    def build(self, flat: Sequence[Any]) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ListOfArgs:
+    """A list (a tuple when ``as_tuple``) of rebuilt items."""
+
+    items: tuple[Template, ...]
+    as_tuple: bool = False
+
+    def build(self, flat: Sequence[Any]) -> Any:
+        items = [t.build(flat) for t in self.items]
+        return tuple(items) if self.as_tuple else items
+
+
+@dataclass(frozen=True, slots=True)
+class DictOfArgs:
+    """A dict of rebuilt values by string key."""
+
+    items: tuple[tuple[str, Template], ...]
+
+    def build(self, flat: Sequence[Any]) -> Any:
+        return {k: t.build(flat) for k, t in self.items}
+
+
+Template = Union[FromInput, Constant, ListOfArgs, DictOfArgs]  # noqa: UP007 (runtime alias, 3.10)
+
+#: One template per parameter, in parameter order: what a call's keyword arguments are.
+Templates = tuple[tuple[str, Template], ...]
+
+
+def build_kwargs(templates: Templates, flat: Sequence[Any]) -> dict[str, Any]:
+    """A call's keyword arguments, rebuilt from its templates and flat inputs."""
+    return {name: t.build(flat) for name, t in templates}
+
+
+__all__ = [
+    "Constant",
+    "DictOfArgs",
+    "FromInput",
+    "ListOfArgs",
+    "Template",
+    "Templates",
+    "build_kwargs",
+]
