@@ -62,7 +62,7 @@ from flowkit.runlog import RunLog
 from flowkit.runner import CacheMode, Meta, TaskRuntime, make_runtime
 from flowkit.store import Store
 from flowkit.submitter import Submitter
-from flowkit.taskspec import TaskSpec, check_map_lengths
+from flowkit.taskspec import TaskSpec, map_length
 from flowkit.values import MapItem, MapResult, Values
 
 log = logging.getLogger(__name__)
@@ -332,11 +332,10 @@ class Engine:
         bindings = dict(node.bindings)
         items = {name: self.values.map_items(bindings[name]) for name in node.mapped}
         try:
-            check_map_lengths(node.name, node.location, {k: len(v) for k, v in items.items()})
+            n = map_length(node.name, node.location, {k: len(v) for k, v in items.items()})
         except GraphError as e:
             self.failure = Failure(None, node.name, e)
             return
-        n = len(next(iter(items.values())))
         self.values.results[node.id] = MapResult(n)
         self.map_left[node.id] = n
         if n == 0:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from flowkit import cache, isolation, keys, typecheck
 from flowkit.arguments import Templates, build_kwargs
 from flowkit.errors import SerializationError, StoreError, TypeMismatchError
+from flowkit.reprs import short_repr
 from flowkit.store import Store
 from flowkit.taskspec import TaskSpec
 
@@ -113,8 +114,8 @@ def run_call(
     # private copies only for a call that runs: hits and keys use the originals
     value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
     check_return(rt, value)
-    if type(value) is tuple:
-        value = _as_named(rt, value)  # as a cache hit would give it: fields work downstream
+    if rt.multi_output:  # a NamedTuple as a cache hit would give it: fields work downstream
+        value = typecheck.rebuild_namedtuple(rt.return_type, value)
     if key is None or tokens is None:
         return Meta(None, False, (None,) * len(rt.outputs), started, time.time()), value
     digests, objects = store_outputs(rt, key, tokens, value)
@@ -131,7 +132,7 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     if loaded is None:
         return None
     values = tuple(v for v, _ in loaded)
-    value = _as_named(rt, values) if rt.multi_output else values[0]
+    value = typecheck.rebuild_namedtuple(rt.return_type, values) if rt.multi_output else values[0]
     try:
         check_return(rt, value)
     except TypeMismatchError as exc:
@@ -205,12 +206,12 @@ def check_return(rt: TaskRuntime, value: Any) -> None:
         for (oname, otype), v in zip(rt.outputs, value, strict=True):
             if not typecheck.check_value(v, otype):
                 which = (
-                    f" (output `{oname}` is {type(v).__name__} {_short(v)}, expected "
+                    f" (output `{oname}` is {type(v).__name__} {short_repr(v)}, expected "
                     f"{typecheck.type_repr(otype)})"
                 )
                 break
     raise TypeMismatchError(
-        f"task `{rt.name}` returned {type(value).__name__} {_short(value)} but is annotated "
+        f"task `{rt.name}` returned {type(value).__name__} {short_repr(value)} but is annotated "
         f"-> {typecheck.type_repr(rt.return_type)}{which}; fix the return annotation or the value"
     )
 
@@ -256,18 +257,6 @@ def store_outputs(
         ),
     )
     return tuple(tokens), tuple(a.digest for a in artifacts)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _as_named(rt: TaskRuntime, values: tuple[Any, ...]) -> Any:
-    """A multi-output value as the task's NamedTuple, when it returns one (else as is)."""
-    if rt.multi_output and hasattr(rt.return_type, "_make"):
-        return rt.return_type._make(values)
-    return values
 
 
 def make_runtime(

@@ -17,13 +17,14 @@ from flowkit import serialize, typecheck
 from flowkit.errors import GraphError, TypeMismatchError
 from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
+from flowkit.reprs import short_repr
 from flowkit.resources import Resources
 from flowkit.taskspec import (
     DYNAMIC_OPTIONS,
     TASK_OPTIONS,
     TaskOptions,
     TaskSpec,
-    check_map_lengths,
+    map_length,
 )
 
 P = ParamSpec("P")
@@ -217,7 +218,7 @@ class TaskDef(Generic[P, R]):
             )
         values, mapped = self._split_map_args(kwargs, where)
         lengths = {p: len(values[p]) for p in mapped if isinstance(values[p], (list, tuple))}
-        check_map_lengths(self.name, where, lengths)
+        map_length(self.name, where, lengths)
         bindings = []
         for pname, value in values.items():
             binding = builder.binding_of(value)
@@ -240,9 +241,7 @@ class TaskDef(Generic[P, R]):
 
     def _map_now(self, kwargs: dict[str, Any], where: str) -> list[Any]:
         values, mapped = self._split_map_args(kwargs, where)
-        lengths = {p: len(values[p]) for p in mapped}
-        check_map_lengths(self.name, where, lengths)
-        n = next(iter(lengths.values()))
+        n = map_length(self.name, where, {p: len(values[p]) for p in mapped})
         fn: Callable[..., Any] = self.fn
         return [
             fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()}) for i in range(n)
@@ -286,8 +285,7 @@ def describe_source(builder: Builder, binding: Binding, value: Any) -> str:
     if isinstance(binding, InputRef):
         return f"workflow input `{binding.name}`"
     if isinstance(binding, Literal):
-        text = repr(binding.value)
-        return f"the value {text if len(text) < 40 else text[:37] + '...'}"
+        return f"the value {short_repr(binding.value)}"
     return "a literal list or dict"
 
 

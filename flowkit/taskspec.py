@@ -116,14 +116,16 @@ class TaskSpec:
         return self.options.retry_delay * 2.0 ** (attempt - 1)
 
 
-def check_map_lengths(task: str, where: str, lengths: Mapping[str, int]) -> None:
-    """Raise a :class:`GraphError` naming the lengths when a map's mapped lists (``lengths``
-    by parameter) differ in length: they are zipped, item by item."""
-    if len(set(lengths.values())) > 1:
+def map_length(task: str, where: str, lengths: Mapping[str, int]) -> int:
+    """The length a map's mapped lists (``lengths`` by parameter) share, which is its number of
+    calls; a :class:`GraphError` naming the lengths when they differ (they are zipped)."""
+    n = typecheck.common_length(lengths.values())
+    if n is None:
         raise GraphError(
             f"task `{task}`.map at {where}: mapped lists have unequal lengths {dict(lengths)}; "
             "pass lists of the same length, or wrap the one passed whole in fk.unmapped(...)"
         )
+    return n
 
 
-__all__ = ["DYNAMIC_OPTIONS", "TASK_OPTIONS", "TaskOptions", "TaskSpec", "check_map_lengths"]
+__all__ = ["DYNAMIC_OPTIONS", "TASK_OPTIONS", "TaskOptions", "TaskSpec", "map_length"]

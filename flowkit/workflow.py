@@ -29,6 +29,7 @@ from flowkit.graph import (
     WorkflowInput,
 )
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
+from flowkit.reprs import short_repr
 from flowkit.task import check_binding, describe_source
 
 P = ParamSpec("P")
@@ -132,14 +133,9 @@ def bind_inputs(
             raise TypeMismatchError(
                 f"workflow `{wf.name}`: input `{inp.name}` expects "
                 f"{typecheck.type_repr(inp.type)}, got {type(values[inp.name]).__name__} "
-                f"{_short(values[inp.name])}; pass a value of the annotated type"
+                f"{short_repr(values[inp.name])}; pass a value of the annotated type"
             )
     return values
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def inline(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from typing import NamedTuple
 
+import cloudpickle
 import pytest
 
 import flowkit as fk
@@ -20,6 +22,7 @@ from flowkit.graph import (
     WorkflowInput,
     refs_in,
 )
+from flowkit.taskspec import TaskSpec
 
 HERE = os.path.basename(__file__)
 
@@ -132,6 +135,36 @@ def test_graph_and_nodes_are_frozen() -> None:
         g.name = "other"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         g.nodes["double"].mapped = ()  # type: ignore[misc]
+
+
+def test_graph_nodes_are_read_only() -> None:
+    g = pipeline.graph
+    before = list(g.nodes)
+    with pytest.raises(TypeError):
+        g.nodes["extra"] = g.nodes["double"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del g.nodes["double"]  # type: ignore[attr-defined]
+    assert list(g.nodes) == before
+
+
+def test_a_graph_keeps_its_own_copy_of_the_nodes() -> None:
+    given = dict(pipeline.graph.nodes)
+    g = Graph("copy", (), given, None)
+    given.clear()  # the caller's dict changing later does not change the graph
+    assert len(g) == len(pipeline.graph) and g.edges == pipeline.graph.edges
+
+
+def test_a_graph_pickles_with_its_nodes() -> None:
+    g = pickle.loads(cloudpickle.dumps(pipeline.graph))  # (tasks are not importable by name)
+    assert list(g.nodes) == list(pipeline.graph.nodes) and g.edges == pipeline.graph.edges
+    assert g.nodes["double"].task.name == "double"
+
+
+def test_a_node_holds_the_task_spec() -> None:
+    node = pipeline.graph.nodes["double"]
+    assert isinstance(node.task, TaskSpec) and node.task is double.spec
+    assert node.task.fn is double.fn and node.task.options is double.options
+    assert repr(node.task) == "<task spec double>"
 
 
 def test_dynamic_node() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
+import typing
 from pathlib import Path
 
 import pytest
 
 import flowkit as fk
 from flowkit.promise import Promise
+from flowkit.taskspec import TASK_OPTIONS, TaskOptions
 
 
 def test_bare_form_defaults() -> None:
@@ -271,3 +275,39 @@ def test_bad_call_inside_a_workflow_names_task_and_location() -> None:
     assert "task `inc`" in msg
     assert f"{os.path.basename(__file__)}:" in msg
     assert "too many positional arguments" in msg
+
+
+# -- the one list of options (flowkit.taskspec) ----------------------------------------------------
+
+
+def test_the_decorator_signature_lists_exactly_the_task_options() -> None:
+    keywords = [
+        name
+        for name, p in inspect.signature(typing.get_overloads(fk.task)[1]).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert sorted(keywords) == sorted(TASK_OPTIONS)
+    assert set(TASK_OPTIONS) == {f.name for f in dataclasses.fields(TaskOptions)} | {"name"}
+
+
+def test_the_spec_holds_the_normalised_options() -> None:
+    @fk.task(cache=1, cache_ignore=["v"], retries=2.0, retry_delay=1)  # type: ignore[call-overload]
+    def f(x: int, v: bool = False) -> tuple[int, str]:
+        return x, "x"
+
+    spec = f.spec
+    assert spec.options == TaskOptions(True, None, frozenset({"v"}), 2, 1.0, None)
+    assert (f.cache, f.cache_ignore, f.retries, f.retry_delay) == (True, frozenset({"v"}), 2, 1.0)
+    assert spec.name == "f" and spec.fn is f.fn and spec.signature is f.signature
+    assert spec.outputs == (("0", int), ("1", str)) and spec.multi_output
+    assert spec.param_types == {"x": int, "v": bool} and spec.return_type == tuple[int, str]
+    assert [spec.retry_delay(a) for a in (1, 2, 3)] == [1.0, 2.0, 4.0]
+
+
+def test_a_dynamic_spec_says_so() -> None:
+    @fk.dynamic(retries=1)
+    def body(n: int) -> int:
+        return n
+
+    assert body.spec.dynamic and body.spec.options.retries == 1
+    assert repr(body.spec) == "<dynamic spec body>"
