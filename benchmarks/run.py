@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -173,7 +173,7 @@ def select(patterns: list[str]) -> tuple[list[Entry], list[str]]:
     return keep, skipped
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -194,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="only rebuild table.txt and report.md from DIR/runs.jsonl (an earlier session)",
     )
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     if a.quick:
         a.reps = 1 if a.reps is None else a.reps
         a.warmup = 0 if a.warmup is None else a.warmup
@@ -208,23 +212,60 @@ def main(argv: list[str] | None = None) -> int:
         for s in skipped:
             print(f"# skipped {s}")
         return 0
-    logs = os.path.join(a.out, "logs")
-    os.makedirs(logs, exist_ok=True)
-    raw_path = os.path.join(a.out, "runs.jsonl")
-    open(raw_path, "w").close()
-    machine = report.machine_info()
+    session = Session(a)
     for s in skipped:
         print(f"# skipped {s}", flush=True)
-    results: dict[str, list[dict[str, Any]]] = {}
-    t_start = time.perf_counter()
     for w in matrix.WORKLOADS:
         es = [e for e in sel if e.w == w]
-        if not es:
-            continue
-        rounds = max(a.reps or e.reps for e in es)
-        # (result id, entry, reps): the entries, plus each per-task entry's base (its
-        # implementation's W0) re-measured in the same rounds, so the difference is paired
-        plan = [(e.id, e, a.reps or e.reps) for e in es]
+        if es:
+            session.run_workload(w, es)
+    session.write(skipped)
+    return 1 if any(r["rc"] for rs in session.results.values() for r in rs) else 0
+
+
+class Job(NamedTuple):
+    """One measured series: a result id, its entry, how many rounds it runs, its state dir
+    and its log."""
+
+    rid: str
+    entry: Entry
+    reps: int
+    state: str
+    log: str
+
+
+class Session:
+    """One harness session: its options, where raw runs go, and the results so far."""
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.logs = os.path.join(a.out, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.raw_path = os.path.join(a.out, "runs.jsonl")
+        open(self.raw_path, "w").close()
+        self.machine = report.machine_info()
+        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.t_start = time.perf_counter()
+
+    def run_workload(self, w: str, es: list[Entry]) -> None:
+        """Fill and warm up, then measure the workload's entries round by round."""
+        jobs = self.plan(w, es)
+        for job in jobs:
+            self.warm_up(job)
+        rounds = max(job.reps for job in jobs)
+        for i in range(rounds):
+            for job in jobs:
+                if i < job.reps:
+                    self.measure(job, i)
+            print(f"# {w} round {i + 1}/{rounds} done", flush=True)
+        for job in jobs:
+            self.record_state(job)
+
+    def plan(self, w: str, es: list[Entry]) -> list[Job]:
+        """The entries, plus each per-task entry's base (its implementation's W0)
+        re-measured in the same rounds, so the difference is paired; fresh state and logs."""
+        rounds = max(self.a.reps or e.reps for e in es)
+        plan = [(e.id, e, self.a.reps or e.reps) for e in es]
         bases = dict.fromkeys(e.base for e in es if e.per and e.base in matrix.BY_ID)
         plan += [(f"{b}@{w}", matrix.BY_ID[b], rounds) for b in bases]
         jobs = []
@@ -232,65 +273,69 @@ def main(argv: list[str] | None = None) -> int:
             st = matrix.state_for(e)
             shutil.rmtree(st, ignore_errors=True)
             os.makedirs(st, exist_ok=True)
-            log = os.path.join(logs, rid.replace("/", "_") + ".log")
+            log = os.path.join(self.logs, rid.replace("/", "_") + ".log")
             open(log, "wb").close()
-            jobs.append((rid, e, reps, st, log))
-        for rid, e, _reps, st, log in jobs:  # fill and warm-up runs, not counted
-            if e.fill:
-                r = run_once(*command(e, fill=True), st, log)
-                print(f"# fill {rid}: {r['wall']:.2f}s rc={r['rc']}", flush=True)
-                if r["rc"]:
-                    print(tail(log), flush=True)
-            for _ in range(e.warmup if a.warmup is None else a.warmup):
-                run_once(*command(e), st, log)
-        for i in range(rounds):
-            for rid, e, reps, st, log in jobs:
-                if i >= reps:
-                    continue
-                start = os.path.getsize(log)
-                r = run_once(*command(e), st, log)
-                r["phases"] = phases_from(log, start)
-                r.update(id=rid, round=i)
-                results.setdefault(rid, []).append(r)
-                with open(raw_path, "a") as f:
-                    f.write(json.dumps(r) + "\n")
-                if r["rc"]:
-                    print(
-                        f"# FAILED {rid} round {i + 1} rc={r['rc']} (log {log}):\n{tail(log)}",
-                        flush=True,
-                    )
-            print(f"# {w} round {i + 1}/{rounds} done", flush=True)
-        for rid, _e, _reps, st, _log in jobs:  # what the entry left on disk, not timed
-            size = {"id": rid, "state_bytes": du(st), "state_disk": disk_bytes(st)}
-            if results.get(rid):
-                results[rid][-1].update(size)
-            with open(raw_path, "a") as f:
-                f.write(json.dumps(size) + "\n")
-            if not a.keep_state:
-                shutil.rmtree(st, ignore_errors=True)
-    F = report.Figures(results)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    notes = (
-        f"Session: {time.perf_counter() - t_start:.0f} s, load average at the end {load}; "
-        f"command: {' '.join(sys.argv)}"
-    )
-    if skipped:
-        notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
-    print(write_outputs(a.out, F, machine, notes))
-    with open(os.path.join(a.out, "summary.json"), "w") as f:
-        json.dump(
-            {
-                "machine": machine,
-                "notes": notes,
-                "summaries": F.S,
-                "targets": report.targets(F),
-                "skipped": skipped,
-            },
-            f,
-            indent=1,
+            jobs.append(Job(rid, e, reps, st, log))
+        return jobs
+
+    def warm_up(self, job: Job) -> None:
+        """The fill and warm-up runs of an entry, not counted."""
+        e = job.entry
+        if e.fill:
+            r = run_once(*command(e, fill=True), job.state, job.log)
+            print(f"# fill {job.rid}: {r['wall']:.2f}s rc={r['rc']}", flush=True)
+            if r["rc"]:
+                print(tail(job.log), flush=True)
+        for _ in range(e.warmup if self.a.warmup is None else self.a.warmup):
+            run_once(*command(e), job.state, job.log)
+
+    def measure(self, job: Job, i: int) -> None:
+        """One measured run of round ``i``, appended to the results and the raw runs."""
+        start = os.path.getsize(job.log)
+        r = run_once(*command(job.entry), job.state, job.log)
+        r["phases"] = phases_from(job.log, start)
+        r.update(id=job.rid, round=i)
+        self.results.setdefault(job.rid, []).append(r)
+        with open(self.raw_path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        if r["rc"]:
+            print(
+                f"# FAILED {job.rid} round {i + 1} rc={r['rc']} (log {job.log}):\n{tail(job.log)}",
+                flush=True,
+            )
+
+    def record_state(self, job: Job) -> None:
+        """What the entry left on disk (not timed); then its state dir goes."""
+        size = {"id": job.rid, "state_bytes": du(job.state), "state_disk": disk_bytes(job.state)}
+        if self.results.get(job.rid):
+            self.results[job.rid][-1].update(size)
+        with open(self.raw_path, "a") as f:
+            f.write(json.dumps(size) + "\n")
+        if not self.a.keep_state:
+            shutil.rmtree(job.state, ignore_errors=True)
+
+    def write(self, skipped: list[str]) -> None:
+        """table.txt, report.md and summary.json."""
+        out = self.a.out
+        F = report.Figures(self.results)
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        notes = (
+            f"Session: {time.perf_counter() - self.t_start:.0f} s, load average at the end "
+            f"{load}; command: {' '.join(sys.argv)}"
         )
-    print(f"# wrote {a.out}/(runs.jsonl, summary.json, table.txt, report.md)")
-    return 1 if any(r["rc"] for rs in results.values() for r in rs) else 0
+        if skipped:
+            notes += "\n\nSkipped (not importable): " + "; ".join(skipped)
+        print(write_outputs(out, F, self.machine, notes))
+        summary = {
+            "machine": self.machine,
+            "notes": notes,
+            "summaries": F.S,
+            "targets": report.targets(F),
+            "skipped": skipped,
+        }
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        print(f"# wrote {out}/(runs.jsonl, summary.json, table.txt, report.md)")
 
 
 if __name__ == "__main__":

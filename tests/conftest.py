@@ -3,12 +3,21 @@
 The S3 server is moto's ``ThreadedMotoServer`` bound to 127.0.0.1 on a free port, started
 once per session and stopped at the end. s3fs talks to it with explicit key/secret and
 ``endpoint_url`` (no ``region_name``: moto then refuses bucket creation).
+
+Markers are applied here, not in the test files (see CONTRIBUTING.md):
+
+* ``services`` -- the test uses a real service: the S3 server (through a fixture, or a store
+  kind parameter such as ``any_store[s3]``), an MLflow server, a Ray cluster (every test under
+  ``backends/ray/tests``, marked by that folder's conftest);
+* ``slow`` -- the test takes a second or more on its own (``SLOW_FILES``, ``SLOW_TESTS``).
+
+``bash scripts/test.sh -m "not services and not slow"`` is the inner-loop suite.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +26,71 @@ import pytest
 from flowkit.store import Store
 
 S3_CREDENTIALS = {"username": "flowkit-test", "secret": "flowkit-test"}
+
+# Fixtures that start (or use) a real service; a test that needs one, even indirectly, is
+# marked ``services``.
+SERVICE_FIXTURES = frozenset({"s3_endpoint", "s3_stores", "mlflow_server", "ray_cluster"})
+
+# Parameter values that pick the S3 store in the store-kind parametrisations (they reach the
+# server through ``request.getfixturevalue``, which the fixture names do not show).
+S3_PARAMS = frozenset({"s3", "s3-store"})
+
+# Tests that start a service themselves (node ids without parameters).
+SERVICE_TESTS = frozenset({"tests/test_benchmarks_smoke.py::test_w5_flowkit_on_local_ray"})
+
+# Files whose tests each start fresh interpreters (end to end through fk.run and the CLI).
+SLOW_FILES = frozenset(
+    {
+        "tests/ml/test_examples.py",
+        "tests/ml/test_registry.py",  # real MLflow stores (sqlite): MLflow's import, migrations
+        "tests/ml/test_tracking.py",
+        "tests/test_benchmarks_smoke.py",
+        "tests/test_caching_e2e.py",
+        "tests/test_trust_cache.py",
+        "tests/test_typecheck_mypy.py",  # one in-process mypy run over ~9,300 pairs
+    }
+)
+
+# Tests (node ids without parameters) that take a second or more on their own without a
+# service: fresh interpreters, multi-process races, property tests with many examples.
+SLOW_TESTS = frozenset(
+    {
+        "tests/test_cache.py::test_three_processes_recording_the_same_keys_all_succeed",
+        "tests/test_codehash.py::test_same_digest_in_fresh_interpreters",
+        "tests/test_codehash.py::test_same_digest_run_as_script_or_imported",
+        "tests/test_codehash_objects.py::test_class_digest_follows_what_its_methods_do",
+        "tests/test_engine.py::test_a_killed_run_leaves_the_records_of_finished_tasks",
+        "tests/test_engine.py::test_waiting_for_a_long_call_does_not_spin",
+        "tests/test_isolation.py::test_a_fresh_process_reads_the_right_sum",
+        "tests/test_isolation.py::test_two_private_copies_are_independent",
+        "tests/test_isolation.py::test_mutating_the_private_copy_never_changes_the_original",
+        "tests/test_serialize.py::test_script_classes_load_as_the_reading_process_class",
+        "tests/test_store.py::test_three_processes_writing_the_same_objects_all_succeed",
+        "tests/test_store.py::test_unreachable_s3_endpoint_names_the_url",
+        "tests/test_store_faults.py::test_a_silent_s3_endpoint_fails_with_a_named_transient_fault",
+        "tests/test_store_faults.py::test_an_unreachable_endpoint_is_transient",
+        "tests/test_value_properties.py::test_bytes_are_equal_exactly_when_values_are_identical",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        test_id = item.nodeid.split("[", 1)[0]  # node ids are relative to the repository
+        if test_id in SERVICE_TESTS or uses_a_service(item):
+            item.add_marker(pytest.mark.services)
+        if test_id in SLOW_TESTS or test_id.split("::", 1)[0] in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
+def uses_a_service(item: pytest.Item) -> bool:
+    """Whether the test needs a real service (see the module docstring)."""
+    fixtures: Iterable[str] = getattr(item, "fixturenames", ())
+    if SERVICE_FIXTURES.intersection(fixtures):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value in S3_PARAMS for value in params)
 
 
 @pytest.fixture(scope="session")

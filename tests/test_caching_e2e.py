@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -527,10 +526,10 @@ def test_three_concurrent_processes_on_a_local_store(work: Path) -> None:
 
 
 @pytest.fixture
-def s3_env(s3_stores: S3Stores) -> Iterator[tuple[str, dict[str, str]]]:
+def s3_env(s3_stores: S3Stores) -> tuple[str, dict[str, str]]:
     """(URL of a store in a new bucket, env passing endpoint and keys through fk.Store)."""
     options = s3_stores.options  # key, secret and endpoint_url
-    yield f"s3://{s3_stores.bucket()}/prefix", clean_env(FK_STORE_OPTIONS=json.dumps(options))
+    return f"s3://{s3_stores.bucket()}/prefix", clean_env(FK_STORE_OPTIONS=json.dumps(options))
 
 
 def test_three_concurrent_processes_on_s3(work: Path, s3_env: tuple[str, dict[str, str]]) -> None:
@@ -658,7 +657,7 @@ def test_folder_that_is_not_a_store_is_refused_untouched(work: Path) -> None:
     assert not (work / "flowkit-store.json").exists()
 
 
-@pytest.mark.parametrize("wf,task", [("with_lock", "make_lock"), ("with_gen", "make_gen")])
+@pytest.mark.parametrize(("wf", "task"), [("with_lock", "make_lock"), ("with_gen", "make_gen")])
 def test_unstorable_output_names_task_and_output_and_leaves_nothing(
     work: Path, wf: str, task: str
 ) -> None:

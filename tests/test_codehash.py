@@ -201,7 +201,7 @@ def train(xs):
 
 
 @pytest.mark.parametrize(
-    "old,new",
+    ("old", "new"),
     [
         ("return x * self.scale + self.offset", "return x * self.scale - self.offset"),
         ("scale = 2", "scale = 3"),

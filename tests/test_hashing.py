@@ -39,7 +39,7 @@ def test_canonical_json_sorts_keys_has_no_spaces_and_keeps_utf8() -> None:
 
 
 def test_canonical_json_refuses_nan() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not JSON compliant"):
         canonical_json(float("nan"))
 
 

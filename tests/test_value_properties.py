@@ -294,7 +294,7 @@ EQUAL_BUT_NOT_IDENTICAL = [
 ]
 
 
-@pytest.mark.parametrize("a, b", EQUAL_BUT_NOT_IDENTICAL, ids=repr)
+@pytest.mark.parametrize(("a", "b"), EQUAL_BUT_NOT_IDENTICAL, ids=repr)
 def test_equal_but_not_identical_values_get_different_bytes(a: Any, b: Any) -> None:
     assert not ident(a, b)  # most are == in Python too; (1,) and [1] are merely alike
     assert dump(a) != dump(b)

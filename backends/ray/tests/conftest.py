@@ -1,10 +1,9 @@
 """A real two-node Ray cluster on loopback, shared by every test of this folder.
 
-Recipe from /work/shared/research/infra.md §2: the environment is set before Ray is
-imported (node IP 127.0.0.1, no auth token, no usage stats); the temp dir is short
-(AF_UNIX socket paths are limited to 107 bytes); the cluster is Ray's own
-``cluster_utils.Cluster`` (separate GCS and raylet processes) and is stopped by its own
-``shutdown()`` -- never ``ray stop``, which would kill other people's Ray on this machine.
+The environment is set before Ray is imported (node IP 127.0.0.1, no auth token, no usage
+stats); the temp dir is short (AF_UNIX socket paths are limited to 107 bytes); the cluster is
+Ray's own ``cluster_utils.Cluster`` (separate GCS and raylet processes) and is stopped by its
+own ``shutdown()`` -- never ``ray stop``, which would kill other people's Ray on this machine.
 
 Nodes (small: the machine has 2 cores shared with others):
 
@@ -78,7 +77,9 @@ def ray_cluster() -> Iterator[RayCluster]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Ray's node start-up leaves its client-server log files open (Popen output files);
     # they surface as ResourceWarnings at garbage collection, under filterwarnings=error.
+    # Every test here starts or reaches a Ray cluster: the `services` marker (CONTRIBUTING.md).
     here = os.path.dirname(os.path.abspath(__file__))
     for item in items:
         if str(item.path).startswith(here + os.sep):
             item.add_marker(pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning"))
+            item.add_marker(pytest.mark.services)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -114,10 +114,8 @@ def just_total(n: int) -> int:
 
 
 @pytest.fixture
-def runner(
-    request: pytest.FixtureRequest, tmp_path: Path, ray_cluster: RayCluster
-) -> Iterator[Any]:
-    yield ray_runner(request, tmp_path, ray_cluster, "local")
+def runner(request: pytest.FixtureRequest, tmp_path: Path, ray_cluster: RayCluster) -> Any:
+    return ray_runner(request, tmp_path, ray_cluster, "local")
 
 
 def test_in_place_mutation_never_reaches_a_sibling_or_the_cache(runner: Any) -> None:
