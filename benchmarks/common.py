@@ -1,8 +1,8 @@
 """Shared helpers for the benchmark scripts (stdlib; numpy/pyarrow/sklearn imported lazily).
 
-Adapted from the peer baseline's ``common.py`` (/work/shared/bench): same sizes, same
-result checks, same ``BENCH {json}`` phase lines, so figures are comparable with the
-peer table. Every size can be shrunk through an environment variable (the smoke test
+Adapted from the peer baseline's ``common.py`` (a study outside this repository): same
+sizes, same result checks, same ``BENCH {json}`` phase lines, so figures are comparable with
+the peer table. Every size can be shrunk through an environment variable (the smoke test
 does), and ``$BENCH_STATE`` is the only place a script writes to.
 
 The W0 scripts do not import this module (its import would be charged to W0).

@@ -4,7 +4,7 @@ An entry is one script run as a fresh process. Entries of one workload (``w``) a
 interleaved round by round by ``run.py``. ``floor`` is the entry its wall is compared
 with (ratio per round), ``per`` the task count of the per-task figure
 ``(wall - wall[base]) / per`` where ``base`` is the implementation's own W0 (import +
-define 2 tasks), as in the peer baseline (/work/shared/bench/README.md).
+define 2 tasks), as in the peer baseline (a study outside this repository).
 An entry whose ``requires`` modules are not importable is skipped (peers are optional).
 
 Sizes follow the same environment variables as the scripts (``common.py``), so a smoke

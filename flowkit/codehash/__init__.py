@@ -44,9 +44,8 @@ Policy
   labels the ``function`` component.
 * **Fast**: the bytecode analysis is memoised per code object (code objects are immutable); the
   bindings (which object a global names now) are re-resolved on every call, so a re-executed
-  notebook cell or a rebound global is always seen. Measured on a 50-task workflow (4 functions
-  per task): ~0.1 ms per task when the code was seen before, ~1 ms per task the first time in a
-  process (dominated by :mod:`dis`).
+  notebook cell or a rebound global is always seen. The first analysis in a process costs
+  about ten times a repeat (timings: ``benchmarks/RESULTS.md``, "Design measurements").
 
 * **Objects inside values**: :func:`object_digest` gives one class's or function's code digest
   by the same rules (the class or function as the root), for the classes of input values and

@@ -42,7 +42,7 @@ def _norm(path: str) -> str:
 @cache
 def _roots() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Installed-code roots, then stdlib roots; computed on first use, not at import."""
-    import sysconfig  # ~1 ms with its config data: not worth paying in `import flowkit`
+    import sysconfig  # with its config data: not worth paying in `import flowkit`
 
     base = {
         "base": sys.base_prefix,
@@ -176,7 +176,8 @@ def _distribution_version(top: str) -> str:
     if cached is not None:
         return cached
     # Imported here, not at module level: importlib.metadata (and the email package it
-    # pulls in) costs ~20 ms, a fifth of `import flowkit`, and only cached runs need it.
+    # pulls in) is a large share of `import flowkit` (benchmarks/RESULTS.md, "Design
+    # measurements"), and only cached runs need it.
     import importlib.metadata
 
     try:
