@@ -45,9 +45,9 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ParamSpec
 
 from flowkit import codehash
 from flowkit.backend import AttemptTimeout, Backend, capabilities_of
@@ -66,6 +66,7 @@ from flowkit.taskspec import TaskSpec, map_length
 from flowkit.values import MapItem, MapResult, Values
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 
 class Engine:
@@ -389,17 +390,20 @@ class Engine:
         self._wait_for(node_id, list(waits))
 
 
-def execute(
-    graph: Graph,
-    inputs: dict[str, Any],
-    backend: Backend,
-    store: Store,
-    cache: CacheMode,
-    callbacks: CallbackGroup,
-    run: Run,
-) -> Any:
-    """Run ``graph`` with ``inputs`` on ``backend``; returns the output value."""
-    return Engine(graph, inputs, backend, store, cache, callbacks, run).execute()
+def _run_once(engine: Callable[P, Engine]) -> Callable[P, Any]:
+    """A function taking the engine's own arguments (typed by them, not a copy of the list)
+    that runs one graph once."""
+
+    def execute(*args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run ``graph`` with ``inputs`` on ``backend``; returns the output value (the
+        arguments are :class:`Engine`'s)."""
+        return engine(*args, **kwargs).execute()
+
+    return execute
+
+
+#: ``execute(graph, inputs, backend, store, cache, callbacks, run)``: run a graph once.
+execute = _run_once(Engine)
 
 
 __all__ = ["CacheMode", "Engine", "execute"]

@@ -39,6 +39,7 @@ import logging
 import sys
 import types
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flowkit.files import Directory, File
@@ -272,34 +273,45 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     kind = _KINDS.get(t)
     if kind is None:
         kind = _classify(t)
-    if kind == _LIST:
-        out_list: list[Any] = []
-        memo[id(value)] = out_list
-        out_list.extend([x if type(x) in IMMUTABLE else _copy(x, memo) for x in value])
-        return out_list
-    if kind == _DICT:
-        out_dict: dict[Any, Any] = {}
-        memo[id(value)] = out_dict
-        for k, v in value.items():
-            if type(k) not in IMMUTABLE:
-                k = _copy(k, memo)
-            out_dict[k] = v if type(v) in IMMUTABLE else _copy(v, memo)
-        return out_dict
-    if kind == _SET:
-        out_set: set[Any] = set()
-        memo[id(value)] = out_set
-        out_set.update([x if type(x) in IMMUTABLE else _copy(x, memo) for x in value])
-        return out_set
+    copier = _COPIERS.get(kind)
+    if copier is not None:
+        return copier(value, memo)
+    return _copy_unless_frozen(value, t, kind, memo)
+
+
+def _copy_list(value: Any, memo: dict[int, Any]) -> Any:
+    out: list[Any] = []
+    memo[id(value)] = out
+    out.extend([x if type(x) in IMMUTABLE else _copy(x, memo) for x in value])
+    return out
+
+
+def _copy_dict(value: Any, memo: dict[int, Any]) -> Any:
+    out: dict[Any, Any] = {}
+    memo[id(value)] = out
+    for k, v in value.items():
+        if type(k) not in IMMUTABLE:
+            k = _copy(k, memo)
+        out[k] = v if type(v) in IMMUTABLE else _copy(v, memo)
+    return out
+
+
+def _copy_set(value: Any, memo: dict[int, Any]) -> Any:
+    out: set[Any] = set()
+    memo[id(value)] = out
+    out.update([x if type(x) in IMMUTABLE else _copy(x, memo) for x in value])
+    return out
+
+
+def _copy_unless_frozen(value: Any, t: type, kind: int, memo: dict[int, Any]) -> Any:
+    """Tuples, frozensets, frozen dataclasses and atoms are shared when nothing reachable from
+    them can change; anything else is deep-copied."""
     if kind == _TUPLE and t is tuple:
         return _copy_tuple(value, memo)
     if kind == _FROZENSET and t is frozenset:
         return value if _frozen(value, 0) else frozenset([_copy(x, memo) for x in value])
     if kind == _ATOMIC or (kind in (_TUPLE, _FROZENSET, _FROZEN_DC) and _frozen(value, 0)):
         return value
-    if kind == _NDARRAY:
-        return _readonly_view(value, memo)
-    if kind == _PANDAS:
-        return _pandas_copy(value, memo)
     return _deepcopy(value, memo)
 
 
@@ -362,6 +374,16 @@ def _private_cells(column: Any, memo: dict[int, Any]) -> Any:
     for i, x in enumerate(values):
         out[i] = _copy(x, memo)  # item by item: a list cell must not broadcast
     return out
+
+
+# Kinds copied by a function of their own (the rest: _copy_unless_frozen).
+_COPIERS: dict[int, Callable[[Any, dict[int, Any]], Any]] = {
+    _LIST: _copy_list,
+    _DICT: _copy_dict,
+    _SET: _copy_set,
+    _NDARRAY: _readonly_view,
+    _PANDAS: _pandas_copy,
+}
 
 
 def _type_name(t: type) -> str:

@@ -35,8 +35,8 @@ _INSIDE_FLOWKIT = (_FLOWKIT_DIR, os.path.join(_FLOWKIT_DIR, "ml"))
 
 @functools.lru_cache(maxsize=1024)
 def _file_info(filename: str) -> tuple[bool, str]:
-    """(is it flowkit's own code, the name to show) — cached: path functions cost ~15 us and
-    a workflow calls tasks from a handful of files."""
+    """(is it flowkit's own code, the name to show) — cached: a workflow calls tasks from a
+    handful of files, and the path functions cost (benchmarks/RESULTS.md, Design measurements)."""
     inside = os.path.dirname(os.path.abspath(filename)) in _INSIDE_FLOWKIT
     try:
         shown = os.path.relpath(filename)

@@ -39,7 +39,8 @@ class TaskRecord:
         return self.ended - self.started
 
     def to_dict(self) -> dict[str, Any]:
-        # Written by hand: dataclasses.asdict deep-copies and is 10x slower on this hot path.
+        # Written by hand: dataclasses.asdict deep-copies, far slower on this hot path
+        # (benchmarks/RESULTS.md, Design measurements).
         return {
             "name": self.name,
             "node": self.node,
