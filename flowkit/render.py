@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`flowkit.graph` so the data model stays free of drawing code; the
 functions read nodes duck-typed (``id``, ``name``, ``bindings``, ``output_type``, ``mapped``)
-and ``edges`` from the graph, so this module imports nothing from flowkit.
+and ``edges`` from the graph, so this module imports nothing from flowkit but
+:mod:`flowkit.reprs`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from flowkit.reprs import short_repr
 
 
 def _type_name(tp: Any) -> str:
@@ -100,8 +103,7 @@ def _describe(binding: Any) -> str:
     if kind == "InputRef":
         return f"input {binding.name}"
     if kind == "Literal":
-        text = repr(binding.value)
-        return text if len(text) <= 30 else text[:27] + "..."
+        return short_repr(binding.value, 30)
     if kind == "ListOf":
         return "[" + ", ".join(_describe(b) for b in binding.items) + "]"
     if kind == "DictOf":

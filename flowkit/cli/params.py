@@ -39,6 +39,7 @@ from typing import Any, Union
 
 from flowkit import typecheck
 from flowkit.files import Directory, File
+from flowkit.reprs import short_repr
 from flowkit.workflow import WorkflowDef
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
@@ -394,9 +395,7 @@ def add_workflow_options(parser: argparse.ArgumentParser, wf: WorkflowDef[..., A
     )
     for inp in wf.inputs:
         if inp.has_default:
-            text = repr(inp.default)
-            default = text if len(text) <= 40 else text[:37] + "..."
-            note = f"default: {default}"
+            note = f"default: {short_repr(inp.default)}"
         else:
             note = "required"
         group.add_argument(
