@@ -63,6 +63,8 @@ SLOW_TESTS = frozenset(
         "tests/test_engine.py::test_waiting_for_a_long_call_does_not_spin",
         "tests/test_isolation.py::test_a_fresh_process_reads_the_right_sum",
         "tests/test_isolation.py::test_two_private_copies_are_independent",
+        "tests/test_project.py::test_services_marker_follows_fixtures_and_store_kinds",
+        "tests/test_project.py::test_quick_selection_leaves_out_services_and_slow_tests",
         "tests/test_isolation.py::test_mutating_the_private_copy_never_changes_the_original",
         "tests/test_serialize.py::test_script_classes_load_as_the_reading_process_class",
         "tests/test_store.py::test_three_processes_writing_the_same_objects_all_succeed",
