@@ -9,7 +9,7 @@ template that says how to rebuild the argument from that list:
 * :class:`ListOfArgs` / :class:`DictOfArgs` — a list, tuple or dict built from templates.
 
 Templates are small frozen values built once per call in the driver and pickled with the
-call; :meth:`build` is the only thing the worker does with them.
+call; ``build(flat)`` is the only thing the worker does with them.
 """
 
 from __future__ import annotations
@@ -63,15 +63,20 @@ class DictOfArgs:
         return {k: t.build(flat) for k, t in self.items}
 
 
+# Templates are immutable, so the common one, a whole flat input, is made once per position.
+_WHOLE_INPUTS = tuple(FromInput(i) for i in range(256))
+
+
+def whole_input(position: int) -> FromInput:
+    """``FromInput(position)`` (shared: most arguments are whole inputs at small positions)."""
+    return _WHOLE_INPUTS[position] if position < 256 else FromInput(position)
+
+
 Template = Union[FromInput, Constant, ListOfArgs, DictOfArgs]  # noqa: UP007 (runtime alias, 3.10)
 
-#: One template per parameter, in parameter order: what a call's keyword arguments are.
+#: One template per parameter, in parameter order: what a call's keyword arguments are
+#: (``{name: t.build(flat) for name, t in templates}``, in :func:`flowkit.runner.run_call`).
 Templates = tuple[tuple[str, Template], ...]
-
-
-def build_kwargs(templates: Templates, flat: Sequence[Any]) -> dict[str, Any]:
-    """A call's keyword arguments, rebuilt from its templates and flat inputs."""
-    return {name: t.build(flat) for name, t in templates}
 
 
 __all__ = [
@@ -81,5 +86,5 @@ __all__ = [
     "ListOfArgs",
     "Template",
     "Templates",
-    "build_kwargs",
+    "whole_input",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowkit.arguments import Constant, FromInput, Template, Templates
+from flowkit.arguments import Template, Templates, whole_input
 from flowkit.backend import AttemptTimeout
 from flowkit.errors import (
     GraphError,
@@ -88,9 +88,9 @@ def new_call(
             tmpl, digest = values.template(source, flat), values.digest(source)
         elif isinstance(item, HandleItem):
             flat.append(item.handle)
-            tmpl, digest = FromInput(len(flat) - 1), item.digest
-        else:
-            tmpl, digest = Constant(item.value), None
+            tmpl, digest = whole_input(len(flat) - 1), item.digest
+        else:  # a value in the driver: its item is the Constant the call passes
+            tmpl, digest = item, None
         templates.append((name, tmpl))
         if digest is not None:
             known[name] = digest

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flowkit import cache, isolation, keys, typecheck
-from flowkit.arguments import Templates, build_kwargs
+from flowkit.arguments import Templates
 from flowkit.errors import SerializationError, StoreError, TypeMismatchError
 from flowkit.reprs import short_repr
 from flowkit.store import Store
@@ -98,7 +98,7 @@ def run_call(
 ) -> tuple[Meta, Any]:
     """Run one task call (see the module docstring); returns ``(meta, value)``."""
     started = time.time()
-    kwargs = build_kwargs(templates, flat)
+    kwargs = {name: t.build(flat) for name, t in templates}  # (inline: once per call)
     key: str | None = None
     tokens: Mapping[str, str] | None = None
     if isinstance(known, Prepared):
@@ -162,7 +162,7 @@ def lookup_call(
     if not rt.use_cache or rt.refresh:
         return None
     started = time.time()
-    kwargs = build_kwargs(templates, flat)
+    kwargs = {name: t.build(flat) for name, t in templates}
     tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
     if tokens is None:
         return None

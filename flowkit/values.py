@@ -8,7 +8,8 @@ it needs (what :func:`flowkit.runner.run_call` receives), as a known *digest* (s
 from the store is never hashed again), or as a *value* fetched into the driver.
 
 A map node's mapped arguments are split into items (:meth:`Values.map_items`): one
-:class:`BindingItem`, :class:`HandleItem` or :class:`ValueItem` per call.
+:class:`BindingItem`, :class:`HandleItem`, or for a value already in the driver the
+:class:`~flowkit.arguments.Constant` template the call passes it as.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from flowkit import keys
-from flowkit.arguments import Constant, DictOfArgs, FromInput, ListOfArgs, Template
+from flowkit.arguments import (
+    Constant,
+    DictOfArgs,
+    FromInput,
+    ListOfArgs,
+    Template,
+    whole_input,
+)
 from flowkit.backend import Backend, fetch_many
 from flowkit.errors import GraphError
 from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
@@ -39,14 +47,9 @@ class HandleItem:
     digest: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ValueItem:
-    """One element of a list fetched into the driver (to learn the list's length)."""
-
-    value: Any
-
-
-MapItem = Union[BindingItem, HandleItem, ValueItem]  # noqa: UP007 (runtime alias, 3.10)
+# A value item (one element of a list fetched into the driver to learn its length) is its
+# Constant template: the call passes it as it is, and one object per item is made, not two.
+MapItem = Union[BindingItem, HandleItem, Constant]  # noqa: UP007 (runtime alias, 3.10)
 
 
 class MapResult:
@@ -92,9 +95,10 @@ class Values:
             if isinstance(res, MapResult):
                 start = len(flat)
                 flat.extend(res.handles)
-                return ListOfArgs(tuple(FromInput(i) for i in range(start, len(flat))))
+                return ListOfArgs(tuple(whole_input(i) for i in range(start, len(flat))))
             flat.append(res)
-            return FromInput(len(flat) - 1, b.index)
+            n = len(flat) - 1
+            return whole_input(n) if b.index is None else FromInput(n, b.index)
         if isinstance(b, InputRef):
             return Constant(self.inputs[b.name])
         if isinstance(b, Literal):
@@ -129,7 +133,7 @@ class Values:
             res = self.results.get(b.node)
             if isinstance(res, MapResult):
                 return [HandleItem(h, d) for h, d in zip(res.handles, res.digests, strict=True)]
-        return [ValueItem(v) for v in self.value(b)]
+        return [Constant(v) for v in self.value(b)]
 
     def value(self, b: Binding) -> Any:
         """A binding's value in the driver (handles fetched)."""

@@ -10,7 +10,7 @@ import queue
 import pytest
 
 import flowkit as fk
-from flowkit.arguments import Constant, DictOfArgs, FromInput, ListOfArgs, build_kwargs
+from flowkit.arguments import Constant, DictOfArgs, FromInput, ListOfArgs, whole_input
 from flowkit.backend import AttemptTimeout
 from flowkit.calls import Failure, retryable
 from flowkit.errors import StoreError
@@ -29,7 +29,7 @@ def test_templates_rebuild_arguments_from_the_flat_inputs() -> None:
         ("d", ListOfArgs((FromInput(2), Constant(3)), as_tuple=True)),
         ("e", DictOfArgs((("k", FromInput(0)), ("l", ListOfArgs(()))))),
     )
-    assert build_kwargs(templates, flat) == {
+    assert {name: t.build(flat) for name, t in templates} == {
         "a": 10,
         "b": 2,
         "c": [1],
@@ -44,6 +44,8 @@ def test_templates_are_frozen_and_pickle() -> None:
         t.as_tuple = True  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(t)) == t
     assert not hasattr(FromInput(0), "__dict__")  # slots: no per-object dict
+    assert whole_input(3) is whole_input(3) and whole_input(3) == FromInput(3, None)
+    assert whole_input(10_000) == FromInput(10_000)
 
 
 # -- the retry clock -------------------------------------------------------------------------------
