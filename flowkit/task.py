@@ -61,14 +61,15 @@ class TaskDef(Generic[P, R]):
         self.name = name or fn.__name__
         self.dynamic = dynamic
         self.signature = typecheck.resolve_signature(fn)
+        # binding call arguments, per call
+        self._inspect_signature = self.signature.inspect_signature or inspect.signature(fn)
+        self.spec = TaskSpec(self.name, fn, self.signature, TaskOptions(**options), dynamic)
         self.param_types = {p.name: p.type for p in self.signature.params}
-        self._inspect_signature = inspect.signature(fn)  # binding call arguments, per call
         self.return_type = self.signature.return_type
-        self.outputs, self.multi_output = typecheck.output_types(self.return_type)
+        self.outputs, self.multi_output = list(self.spec.outputs), self.spec.multi_output
         # classes the task names may be rebuilt from stored JSON (never names from the store)
         for hint in (*self.param_types.values(), self.return_type):
             serialize.allow_annotation(hint)
-        self.spec = TaskSpec(self.name, fn, self.signature, TaskOptions(**options), dynamic)
         functools.update_wrapper(self, fn)
 
     # The options, read from the spec (one list: TaskOptions).
