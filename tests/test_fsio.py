@@ -110,3 +110,23 @@ def test_hashing_writer_reports_sink_failures_as_sink_errors() -> None:
     outer = RuntimeError("serializer wrapped it")
     outer.__cause__ = info.value
     assert sink_error_in(outer) is info.value
+
+
+def test_a_linked_shard_among_real_ones_is_refused_after_the_listing(tmp_path: Path) -> None:
+    """Shards are checked from one listing of their folder: a real shard is read, a shard that
+    is a link is never marked as checked, before or after the listing."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "cd.json").write_bytes(b"outside")
+    root = tmp_path / "root"
+    (root / "index" / "aa").mkdir(parents=True)
+    (root / "index" / "aa" / "cd.json").write_bytes(b"inside")
+    (root / "index" / "ab").symlink_to(outside, target_is_directory=True)
+    io_ = LocalIO(str(root))
+    assert io_.read("index/aa/cd.json") == b"inside"  # lists index/ once
+    for rel in ("index/ab/cd.json", "index/ab/cd.json"):  # refused, and again
+        with pytest.raises(OSError, match=LOOP):
+            io_.read(rel)
+    (root / "index" / "ac").mkdir()  # made after the listing: checked on its own
+    (root / "index" / "ac" / "x").write_bytes(b"later")
+    assert io_.read("index/ac/x") == b"later"

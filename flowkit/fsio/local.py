@@ -23,6 +23,9 @@ from typing import IO, Any
 
 from flowkit.fsio.streams import NOFOLLOW, read_file
 
+# Folders of content-addressed shards (``index/ab``): shards are made, never removed or renamed,
+# so a listing of them stays true for the life of a LocalIO.
+_SHARDED = frozenset({"index/", "objects/"})
 MMAP_MIN = 1 << 20  # local objects this big are memory-mapped; remote ones checked before put
 
 
@@ -41,6 +44,7 @@ class LocalIO:
         self.root = root
         self._prefix = os.path.join(root, "")  # root + separator: os.path.join for relative paths
         self._dirs: set[str] = set()  # "<folder>/" known to exist and not be links ("": root)
+        self._listed: set[str] = set()  # "<folder>/" whose real subfolders were all added
 
     def path(self, rel: str) -> str:
         return self._prefix + rel
@@ -58,8 +62,15 @@ class LocalIO:
         if create and "" not in self._dirs:
             os.makedirs(path, exist_ok=True)  # the root itself may be (or lie behind) a link
             self._dirs.add("")
-        for part in rel_dir.split("/"):
+        parts = rel_dir.split("/")
+        for i, part in enumerate(parts):
             path = os.path.join(path, part)
+            parent = "/".join(parts[:i]) + "/" if i else ""
+            prefix = parent + part + "/"
+            if prefix not in self._dirs and parent in _SHARDED and parent not in self._listed:
+                self._list_subfolders(parent)
+            if prefix in self._dirs:
+                continue  # checked already (``index/`` for every ``index/ab``)
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -74,7 +85,20 @@ class LocalIO:
                     if stat.S_ISLNK(st.st_mode)
                     else NotADirectoryError(errno.ENOTDIR, "not a folder", path)
                 )
-        self._dirs.add(rel_dir + "/")
+            self._dirs.add(prefix)
+
+    def _list_subfolders(self, parent: str) -> None:
+        """Mark every real subfolder of the checked folder ``parent`` (one of ``_SHARDED``) as
+        checked, from one listing: its 256 shards cost one ``scandir``, not 256 ``lstat``
+        calls. A link is never marked (``is_dir(follow_symlinks=False)``); a shard made later is
+        checked on its own."""
+        if parent not in self._dirs:
+            return  # only below a folder already known not to be a link
+        self._listed.add(parent)
+        with contextlib.suppress(OSError), os.scandir(self._prefix + parent) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    self._dirs.add(parent + entry.name + "/")
 
     def check_dir(self, rel_dir: str) -> str:
         """The absolute path of the existing folder ``rel_dir`` (FileNotFoundError if it is
