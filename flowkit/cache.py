@@ -98,15 +98,22 @@ class CacheEntry:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
         # one pass over the strings, no intermediate lists (this runs on every cache hit)
-        if not (isinstance(key, str) and isinstance(identity, str) and isinstance(interface, str)):
+        if not (type(key) is str and type(identity) is str and type(interface) is str):
             raise ValueError("malformed cache entry: non-string field")
         for mapping in (components, inputs):
             for s in mapping.values():
-                if not isinstance(s, str):
+                if type(s) is not str:
                     raise ValueError("malformed cache entry: non-string field")
-        if len(tokens) != len(outputs) or not all(is_digest(t) for t in tokens):
+        if len(tokens) != len(outputs):
             raise ValueError("malformed cache entry: output tokens")
-        return cls(
+        for t, a in zip(tokens, outputs, strict=True):
+            # most tokens are their output's digest, already checked by Artifact.from_dict
+            if t != a.digest and not is_digest(t):
+                raise ValueError("malformed cache entry: output tokens")
+        # Every field is checked above: fill the frozen instance directly, without the ten
+        # object.__setattr__ calls of its __init__ (this runs on every cache hit).
+        entry = object.__new__(cls)
+        entry.__dict__.update(
             key=key,
             identity=identity,
             outputs=outputs,
@@ -118,6 +125,7 @@ class CacheEntry:
             run_id=run_id,
             tokens=tokens,
         )
+        return entry
 
 
 def _index_path(key: str) -> str:

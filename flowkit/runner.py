@@ -131,17 +131,18 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     loaded = cache.load_outputs(rt.store, hit, rt.output_types)
     if loaded is None:
         return None
-    values = tuple(v for v, _ in loaded)
-    value = typecheck.rebuild_namedtuple(rt.return_type, values) if rt.multi_output else values[0]
+    if rt.multi_output:
+        value = typecheck.rebuild_namedtuple(rt.return_type, tuple([v for v, _ in loaded]))
+    else:
+        value = loaded[0][0]
     try:
         check_return(rt, value)
     except TypeMismatchError as exc:
         log.warning("cache entry %s does not fit the task's annotation (%s); recomputing", key, exc)
         return None
-    tokens = tuple(
-        keys.token(a.digest, refs) for a, (_, refs) in zip(hit.outputs, loaded, strict=True)
-    )
-    objects = tuple(a.digest for a in hit.outputs)
+    # (lists, not generators: this runs on every cache hit)
+    objects = tuple([a.digest for a in hit.outputs])
+    tokens = tuple([keys.token(d, refs) for d, (_, refs) in zip(objects, loaded, strict=True)])
     return Meta(key, True, tokens, started, time.time(), objects), value
 
 
