@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from flowkit import lifecycle
 from flowkit import workflow as workflow_module
 from flowkit.backend import Backend, check_store, get_backend
 from flowkit.callbacks import Callback, CallbackGroup
@@ -55,12 +56,25 @@ def run(
     the_store.check()
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
-    record = Run(id=new_run_id(), workflow=workflow.name, inputs=values, backend=the_backend.name)
+    record = Run(
+        id=new_run_id(),
+        workflow=workflow.name,
+        inputs=values,
+        backend=the_backend.name,
+        host=lifecycle.this_host(),
+        pid=os.getpid(),
+    )
+    record.heartbeat = record.started
     the_store.write_run(record.id, record.to_dict())
     group.emit("on_run_start", record)
     try:
-        _execute(workflow, values, the_backend, the_store, cache, group, record)
+        with lifecycle.sigterm_interrupts(), lifecycle.Heartbeat(_beat(record, the_store)):
+            _execute(workflow, values, the_backend, the_store, cache, group, record)
         record.status = "succeeded"
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (lifecycle.RunInterrupted)
+        record.status = "interrupted"
+        record.error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise
     except BaseException as e:
         record.status = "failed"
         record.error = f"{type(e).__name__}: {e}"
@@ -68,6 +82,16 @@ def run(
     finally:
         _finish(record, the_store, group)
     return record
+
+
+def _beat(record: Run, store: Store) -> Callable[[], None]:
+    """Rewrite the run's header with a fresh heartbeat (readers tell a live run from a lost one)."""
+
+    def beat() -> None:
+        record.heartbeat = time.time()
+        store.write_run(record.id, record.to_dict())
+
+    return beat
 
 
 def _check_arguments(workflow: Any, cache: Any) -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
-RunStatus = Literal["running", "succeeded", "failed"]
+# "interrupted": stopped by SIGINT/SIGTERM (every finished call recorded); "lost": found
+# "running" by a reader whose process is gone (see flowkit.lifecycle), never written by a run.
+RunStatus = Literal["running", "succeeded", "failed", "interrupted", "lost"]
 
 
 @dataclass(slots=True)
@@ -82,6 +84,10 @@ class Run:
     tasks: list[TaskRecord] = field(default_factory=list)
     error: str | None = None
     backend: str = ""
+    # who runs it, and when it last said it was alive (flowkit.lifecycle)
+    host: str = ""
+    pid: int = 0
+    heartbeat: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -109,6 +115,9 @@ class Run:
             "error": self.error,
             "backend": self.backend,
             "summary": self.summary(),
+            "host": self.host,
+            "pid": self.pid,
+            "heartbeat": self.heartbeat,
         }
 
 

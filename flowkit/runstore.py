@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from flowkit.errors import StoreError
 from flowkit.fsio import ObjectUnavailable
+from flowkit.lifecycle import seen_status
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class RunStore:
         """Run headers, newest first (a run whose header is unreadable is listed by id only)."""
         ids = sorted(self._ids(), reverse=True)
         return [
-            {**self._header(run_id, {"status": "unknown"}), "id": run_id} for run_id in ids[:limit]
+            self._seen(self._header(run_id, {"status": "unknown"}), run_id)
+            for run_id in ids[:limit]
         ]
 
     def read_run(self, run_id: str) -> tuple[Header, list[TaskRecord]]:
@@ -82,6 +84,7 @@ class RunStore:
         run_id = self.find_run(run_id)
         d = run_dir(run_id)
         header = self._header(run_id, {"id": run_id, "status": "unknown"})
+        header = {**header, "status": seen_status(header)}
         tasks: list[TaskRecord] = []
         for name in self.docs.list_dir(d):
             if _BATCH_RE.fullmatch(name) is None:
@@ -109,6 +112,12 @@ class RunStore:
                 f"run id {run_id!r} is ambiguous in {url}: {', '.join(sorted(matches)[:5])}"
             )
         raise StoreError(f"no run {run_id!r} in store {url}; `flowkit runs list` shows the runs")
+
+    @staticmethod
+    def _seen(header: Header, run_id: str) -> Header:
+        """The header as a reader should see it: its id, and ``lost`` for a run whose process
+        is gone (:func:`flowkit.lifecycle.seen_status`)."""
+        return {**header, "id": run_id, "status": seen_status(header)}
 
     def _ids(self) -> list[str]:
         return [i for i in self.docs.list_dir("runs") if is_run_id(i)]

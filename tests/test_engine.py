@@ -543,7 +543,7 @@ def test_a_killed_run_leaves_the_records_of_finished_tasks(tmp_path: Path) -> No
     )
     assert proc.returncode == 3, proc.stderr
     (header,) = fk.Store(store).list_runs()
-    assert header["status"] == "running"  # it never got to write its end
+    assert header["status"] == "lost"  # it never wrote its end, and its pid is gone
     _, tasks = fk.Store(store).read_run(header["id"])
     assert [(t["node"], t["status"]) for t in tasks] == [
         ("quick", "succeeded"),

@@ -45,6 +45,11 @@ def command(argv: Sequence[str]) -> int:
         metavar="N",
         help="show at most N runs (default 20)",
     )
+    ls.add_argument(
+        "--status",
+        choices=["running", "succeeded", "failed", "interrupted", "lost"],
+        help="only runs with this status (lost: its process died while it ran)",
+    )
     ls.add_argument("--json", action="store_true", help="print the run headers as JSON")
     show = sub.add_parser("show", help="one run: its header and a table of its task calls")
     show.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
@@ -68,7 +73,9 @@ def _positive_int(text: str) -> int:
 
 def _list(ns: argparse.Namespace) -> int:
     store = existing_store(ns.store)
-    headers = [] if store is None else store.list_runs(limit=ns.limit)
+    headers = [] if store is None else store.list_runs(limit=None if ns.status else ns.limit)
+    if ns.status:
+        headers = [h for h in headers if h.get("status") == ns.status][: ns.limit]
     if ns.json:
         print(json.dumps(headers, indent=2, default=str))
         return EXIT_OK
