@@ -422,7 +422,7 @@ def test_killed_run_resumes_from_its_cached_tasks(work: Path, backend: str) -> N
     (killed,) = json.loads(flowkit(work, "runs", "list", "--store", "store", "--json").stdout)
     shown = flowkit(work, "runs", "show", killed["id"], "--store", "store")
     assert shown.returncode == 0, shown.stderr
-    assert "status    running" in shown.stdout
+    assert "status    lost" in shown.stdout  # killed: its pid is gone
     rows = {
         parts[0]: parts[2]
         for parts in map(str.split, shown.stdout.splitlines())
