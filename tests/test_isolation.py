@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from caching_fixtures.mutation import from_input, just_total, normalise_then_total, siblings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -434,45 +435,7 @@ def test_two_private_copies_are_independent(value: Any) -> None:
 # -- end to end: the scenario ----------------------------------------------------------
 
 
-@fk.task(cache=True)
-def load(n: int) -> list[int]:
-    return list(range(n))
-
-
-@fk.task(cache=True)
-def normalise(xs: list[int]) -> list[int]:
-    xs.append(1000)
-    return xs
-
-
-@fk.task(cache=True, cache_ignore=("after",))
-def total(xs: list[int], after: list[int] | None = None) -> int:
-    # `after` only orders the calls (normalise first, on every backend); it is not in the key
-    return sum(xs)
-
-
-@fk.workflow
-def normalise_then_total(n: int) -> tuple[list[int], int]:
-    xs = load(n)
-    normalised = normalise(xs)
-    return normalised, total(xs, after=normalised)
-
-
-@fk.workflow
-def siblings(n: int) -> tuple[list[int], int, list[int]]:
-    xs = load(n)  # the exact shape: two consumers of one output, no edge between them
-    return normalise(xs), total(xs), xs
-
-
-@fk.workflow
-def just_total(n: int) -> int:
-    return total(load(n))
-
-
-@fk.workflow
-def from_input(xs: list[int]) -> tuple[list[int], int]:
-    normalised = normalise(xs)
-    return normalised, total(xs, after=normalised)
+# The scenario's tasks and workflows: caching_fixtures/mutation.py (shared with the Ray tests).
 
 
 @pytest.fixture(autouse=True)

@@ -80,49 +80,18 @@ def test_trust_case_on_ray(
     check(ray_runner(request, tmp_path, ray_cluster, store))
 
 
-MUTATION = """
-import flowkit as fk
-
-@fk.task(cache=True)
-def load(n: int) -> list[int]:
-    return list(range(n))
-
-@fk.task(cache=True)
-def normalise(xs: list[int]) -> list[int]:
-    xs.append(1000)
-    return xs
-
-@fk.task(cache=True, cache_ignore=("after",))
-def total(xs: list[int], after: list[int] | None = None) -> int:
-    return sum(xs)
-
-@fk.workflow
-def both(n: int) -> tuple[list[int], int]:
-    xs = load(n)
-    normalised = normalise(xs)
-    return normalised, total(xs, after=normalised)
-
-@fk.workflow
-def siblings(n: int) -> tuple[list[int], int]:
-    xs = load(n)
-    return normalise(xs), total(xs)
-
-@fk.workflow
-def just_total(n: int) -> int:
-    return total(load(n))
-"""
-
-
 @pytest.fixture
 def runner(request: pytest.FixtureRequest, tmp_path: Path, ray_cluster: RayCluster) -> Any:
     return ray_runner(request, tmp_path, ray_cluster, "local")
 
 
 def test_in_place_mutation_never_reaches_a_sibling_or_the_cache(runner: Any) -> None:
-    runner.write("mutation.py", MUTATION + trust.DRIVE.format(wfs="both, siblings, just_total"))
-    first = runner.run("mutation.py", "--workflow", "both", "n=4")
+    scenario = (TESTS / "caching_fixtures" / "mutation.py").read_text()
+    wfs = "normalise_then_total, siblings, just_total"
+    runner.write("mutation.py", scenario + trust.DRIVE.format(wfs=wfs))
+    first = runner.run("mutation.py", "--workflow", "normalise_then_total", "n=4")
     assert first["output"] == [[0, 1, 2, 3, 1000], 6]
     later = runner.run("mutation.py", "--workflow", "just_total", "n=4")
     assert later["output"] == 6 and later["cached"] == {"load": True, "total": True}
     res = runner.run("mutation.py", "--workflow", "siblings", "n=5")
-    assert res["output"] == [[0, 1, 2, 3, 4, 1000], 10]
+    assert res["output"] == [[0, 1, 2, 3, 4, 1000], 10, [0, 1, 2, 3, 4]]
