@@ -235,7 +235,7 @@ def test_a_real_head_passes_the_check(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent(REAL_HEAD))
     env = ray_env()
     env.pop("RAY_ADDRESS", None)
-    for _ in range(2):
+    for _ in range(3):
         proc = subprocess.run(
             [sys.executable, str(script), str(_free_port())],
             capture_output=True,
@@ -245,8 +245,10 @@ def test_a_real_head_passes_the_check(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         # Ray's proxy sometimes cannot start the per-client server under load on this
-        # shared machine (as in test_ray_processes): one more try, on a new head.
-        if "Starting Ray client server failed" not in proc.stderr:
+        # shared machine ("Starting Ray client server failed", or a psutil ZombieProcess
+        # while it looks at the server it spawned): Ray Client's flake, not the check's;
+        # another try, on a new head.
+        if "Initialization failure from server" not in proc.stderr:
             break
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
