@@ -56,17 +56,7 @@ def run(
     the_store.check()
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
-    record = Run(
-        id=new_run_id(),
-        workflow=workflow.name,
-        inputs=values,
-        backend=the_backend.name,
-        host=lifecycle.this_host(),
-        pid=os.getpid(),
-    )
-    record.heartbeat = record.started
-    the_store.write_run(record.id, record.to_dict())
-    group.emit("on_run_start", record)
+    record = _start(workflow, values, the_backend, the_store, group)
     try:
         with lifecycle.sigterm_interrupts(), lifecycle.Heartbeat(_beat(record, the_store)):
             _execute(workflow, values, the_backend, the_store, cache, group, record)
@@ -81,6 +71,28 @@ def run(
         raise
     finally:
         _finish(record, the_store, group)
+    return record
+
+
+def _start(
+    workflow: WorkflowDef[..., Any],
+    values: dict[str, Any],
+    backend: Backend,
+    store: Store,
+    group: CallbackGroup,
+) -> Run:
+    """The run's record, its header written (who runs it, a first heartbeat), callbacks told."""
+    record = Run(
+        id=new_run_id(),
+        workflow=workflow.name,
+        inputs=values,
+        backend=backend.name,
+        host=lifecycle.this_host(),
+        pid=os.getpid(),
+    )
+    record.heartbeat = record.started
+    store.write_run(record.id, record.to_dict())
+    group.emit("on_run_start", record)
     return record
 
 

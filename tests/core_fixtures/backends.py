@@ -29,7 +29,8 @@ class BoxedBackend:
 
     ``submit`` resolves top-level Box arguments (as the contract requires) and refuses any
     Box hidden deeper, so a handle the engine forgot to pass at the top level is caught.
-    ``fetched`` counts what the engine brought into the driver.
+    ``fetched`` counts what the engine brought into the driver. It implements only the
+    required members (no ``BackendBase``), as a minimal third-party backend would.
     """
 
     name = "boxed"

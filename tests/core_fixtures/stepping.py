@@ -13,7 +13,6 @@ import queue
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from types import TracebackType
 from typing import Any
 
 from flowkit.backend import BackendBase, Capabilities, Submission
@@ -68,17 +67,6 @@ class StepBackend(BackendBase):
 
     def fetch(self, handle: Any) -> Any:
         return handle
-
-    def __enter__(self) -> StepBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 class StepClock(Clock):
