@@ -19,8 +19,58 @@ RunStatus = Literal["running", "succeeded", "failed", "interrupted", "lost"]
 
 
 @dataclass(slots=True)
+class AttemptRecord:
+    """One attempt of one task call, as the worker saw it.
+
+    ``logs`` is what the attempt printed (stdout and stderr) and logged (``logging`` records),
+    in order, as text; a large log is kept as an object and ``logs_ref`` names its artifact
+    (``logs`` then holds its first and last lines). ``cpu`` is CPU seconds of the attempt's
+    thread (process on Ray), ``peak_rss`` the worker's peak resident set in bytes, where the
+    platform gives them.
+    """
+
+    n: int
+    started: float
+    ended: float | None = None
+    status: Literal["succeeded", "failed"] = "succeeded"
+    error: str | None = None
+    traceback: str | None = None
+    logs: str = ""
+    logs_ref: dict[str, Any] | None = None
+    cpu: float | None = None
+    peak_rss: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that say something (a run record may hold 100k of these)."""
+        d: dict[str, Any] = {"n": self.n, "started": self.started, "ended": self.ended}
+        if self.status != "succeeded":
+            d["status"] = self.status
+        for name in ("error", "traceback", "logs", "logs_ref", "cpu", "peak_rss"):
+            v = getattr(self, name)
+            if v:
+                d[name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AttemptRecord:
+        return cls(**{k: v for k, v in d.items() if k in _ATTEMPT_FIELDS})
+
+
+_ATTEMPT_FIELDS = frozenset(AttemptRecord.__slots__)
+
+
+@dataclass(slots=True)
 class TaskRecord:
-    """One call of one task. ``node`` is the graph node id (``train[3]`` for a map item)."""
+    """One call of one task. ``node`` is the graph node id (``train[3]`` for a map item).
+
+    ``inputs`` maps each parameter whose value came from the store (an upstream output, a
+    stored workflow input) to its token (:mod:`flowkit.keys`); ``outputs`` maps each output's
+    name (``"0"`` for a single output, the field names of a NamedTuple, ``"0"``, ``"1"``... of
+    a tuple) to its artifact (``Artifact.to_dict(compact=True)``: a small value is inline) or
+    None when it was not kept: together they are the lineage. ``reused_from`` names the run
+    whose call this one reused (``fk.run(resume=...)``). ``attempts`` counts the attempts;
+    ``tries`` holds them.
+    """
 
     name: str
     node: str
@@ -31,7 +81,10 @@ class TaskRecord:
     started: float | None = None
     ended: float | None = None
     error: str | None = None
-    outputs: list[str | None] | None = None  # artifact digests of the outputs kept in the store
+    outputs: dict[str, dict[str, Any] | None] | None = None
+    inputs: dict[str, str] | None = None
+    reused_from: str | None = None
+    tries: list[AttemptRecord] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -40,27 +93,58 @@ class TaskRecord:
             return None
         return self.ended - self.started
 
+    @property
+    def logs(self) -> str:
+        """The captured output of every attempt, in order."""
+        return "".join(t.logs for t in self.tries)
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of the last failed attempt, or None."""
+        for t in reversed(self.tries):
+            if t.traceback:
+                return t.traceback
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies, far slower on this hot path
-        # (benchmarks/RESULTS.md, Design measurements).
-        return {
+        # (benchmarks/RESULTS.md, Design measurements). Empty fields are left out: a
+        # 100k-item map's record must stay small.
+        d: dict[str, Any] = {
             "name": self.name,
             "node": self.node,
-            "key": self.key,
             "status": self.status,
-            "cached": self.cached,
             "attempts": self.attempts,
             "started": self.started,
             "ended": self.ended,
-            "duration": self.duration,
-            "error": self.error,
-            "outputs": self.outputs,
         }
+        if self.key is not None:
+            d["key"] = self.key
+        if self.cached:
+            d["cached"] = True
+        if self.error is not None:
+            d["error"] = self.error
+        if self.outputs is not None:
+            d["outputs"] = self.outputs
+        if self.inputs:
+            d["inputs"] = self.inputs
+        if self.reused_from is not None:
+            d["reused_from"] = self.reused_from
+        if self.tries:
+            d["tries"] = [t.to_dict() for t in self.tries]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskRecord:
-        d = {k: v for k, v in d.items() if k != "duration"}
-        return cls(**d)
+        """Rebuild a record (fields this flowkit does not know are ignored)."""
+        kw = {k: v for k, v in d.items() if k in _TASK_FIELDS}
+        kw["tries"] = [
+            AttemptRecord.from_dict(t) for t in d.get("tries") or () if isinstance(t, dict)
+        ]
+        return cls(**kw)
+
+
+_TASK_FIELDS = frozenset(TaskRecord.__slots__) - {"tries"}
 
 
 def new_run_id() -> str:
@@ -88,6 +172,13 @@ class Run:
     host: str = ""
     pid: int = 0
     heartbeat: float | None = None
+    # how the store keeps it: the inputs as written in the header (large values as
+    # {"$artifact": ...}, secrets as {"$secret": true}; None: written as they are), the
+    # stored output's artifact, and the run whose calls this one reused
+    recorded_inputs: dict[str, Any] | None = None
+    output_artifact: dict[str, Any] | None = None
+    resumed_from: str | None = None
+    keep: bool = True
 
     @property
     def duration(self) -> float | None:
@@ -103,22 +194,31 @@ class Run:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able header (without ``output``, which lives in the store as an artifact)."""
-        return {
+        """JSON-able header (the output is named by its artifact, kept in the store)."""
+        inputs = self.recorded_inputs
+        if inputs is None:
+            inputs = {k: _jsonable(v) for k, v in self.inputs.items()}
+        d = {
             "id": self.id,
             "workflow": self.workflow,
             "status": self.status,
             "started": self.started,
             "ended": self.ended,
             "duration": self.duration,
-            "inputs": {k: _jsonable(v) for k, v in self.inputs.items()},
+            "inputs": inputs,
             "error": self.error,
             "backend": self.backend,
             "summary": self.summary(),
             "host": self.host,
             "pid": self.pid,
             "heartbeat": self.heartbeat,
+            "keep": self.keep,
         }
+        if self.output_artifact is not None:
+            d["output"] = self.output_artifact
+        if self.resumed_from is not None:
+            d["resumed_from"] = self.resumed_from
+        return d
 
 
 def _jsonable(v: Any) -> Any:
