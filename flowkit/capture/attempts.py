@@ -1,0 +1,171 @@
+"""One task attempt's capture: :func:`attempt` is the context manager the runner wraps
+every call in (see :mod:`flowkit.capture`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from flowkit.capture import live, logrecords, streams
+from flowkit.capture.boundedlog import BoundedLog
+from flowkit.capture.state import Feed, local
+
+#: At most this many bytes of one attempt's log are kept in memory (head and tail).
+MAX_LOG_BYTES = 8 * 2**20
+
+#: A complete line is echoed live at its newline; text without one is echoed once this long.
+_MAX_PENDING = 64 * 1024
+
+
+def _probe_thread_time() -> Callable[[], float] | None:
+    try:
+        time.thread_time()
+    except (AttributeError, OSError):  # a platform without per-thread CPU clocks
+        return None
+    return time.thread_time
+
+
+_thread_time = _probe_thread_time()
+
+
+def _peak_rss() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # Linux: KiB
+
+
+class Attempt:
+    """What one attempt printed and logged, and what it cost. Used as a context manager;
+    the fields are final once it has exited.
+
+    ``logs``: stdout, stderr and log records, in order. ``cpu``: CPU seconds of the calling
+    thread (None where the platform has no thread clock). ``wall``: seconds.
+    ``peak_rss``: the process's peak resident set size in bytes (None where unavailable),
+    read at first access — the runner reads it right after the call; it is process-wide,
+    so on the ``threads`` backend it includes the other threads.
+    """
+
+    __slots__ = (
+        "_cpu0",
+        "_log",
+        "_peak",
+        "_peak_read",
+        "_pending",
+        "_prev",
+        "_t0",
+        "cpu",
+        "label",
+        "live",
+        "wall",
+    )
+
+    def __init__(self, label: str, live: bool | None = None) -> None:
+        self.label = label
+        self.live = live  # None: decided at the first write (capture.set_live, FLOWKIT_QUIET)
+        self.cpu: float | None = None
+        self.wall = 0.0
+        self._log: BoundedLog | None = None  # allocated at the first write
+        self._pending = ""  # text after the last newline, not echoed yet
+        self._prev: Feed | None = None
+        self._peak: int | None = None
+        self._peak_read = False
+        self._t0 = self._cpu0 = 0.0
+
+    @property
+    def logs(self) -> str:
+        return "" if self._log is None else self._log.text()
+
+    @property
+    def peak_rss(self) -> int | None:
+        if not self._peak_read:
+            self._peak, self._peak_read = _peak_rss(), True
+        return self._peak
+
+    def __enter__(self) -> Attempt:
+        if not streams.installed():
+            streams.install()
+            logrecords.install()
+        self._prev = local.attempt
+        local.attempt = self
+        self._t0 = time.perf_counter()
+        if _thread_time is not None:
+            self._cpu0 = _thread_time()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if _thread_time is not None:
+            self.cpu = _thread_time() - self._cpu0
+        self.wall = time.perf_counter() - self._t0
+        local.attempt = self._prev
+        if self._pending:
+            live.emit(f"[{self.label}] {self._pending}\n")
+            self._pending = ""
+        if exc is not None:
+            _describe(exc, self)
+
+    def feed(self, text: str, echo: bool = True) -> None:
+        """Add ``text`` to the log (and, live, show its complete lines)."""
+        if not text:
+            return
+        log = self._log
+        if log is None:
+            log = self._log = BoundedLog(MAX_LOG_BYTES)
+        log.append(text)
+        if echo:
+            if self.live is None:
+                self.live = live.live_enabled()
+            if self.live:
+                self._echo(text)
+
+    def _echo(self, text: str) -> None:
+        pending = self._pending + text
+        if "\n" not in pending and len(pending) < _MAX_PENDING:
+            self._pending = pending
+            return
+        done, newline, rest = pending.rpartition("\n")
+        if not newline:  # a long line with no newline yet: show it as is
+            done, rest = pending, ""
+        self._pending = rest
+        prefix = f"[{self.label}] "
+        live.emit("".join(f"{prefix}{line}\n" for line in done.split("\n")))
+
+    def __repr__(self) -> str:
+        size = 0 if self._log is None else len(self.logs)
+        return f"<capture.Attempt {self.label!r}: {size} characters logged>"
+
+
+def _describe(exc: BaseException, cap: Attempt) -> None:
+    """Attach the attempt to the exception (``flowkit_attempt``), so the engine can record
+    a failed attempt's logs even when the exception was pickled back from a worker."""
+    info: dict[str, Any] = {
+        "logs": cap.logs,
+        "cpu": cap.cpu,
+        "peak_rss": cap.peak_rss,
+        "wall": cap.wall,
+    }
+    try:
+        exc.flowkit_attempt = info  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # a slotted or frozen exception type
+        pass
+
+
+def attempt(label: str, live: bool | None = None) -> Attempt:
+    """Capture what the calling thread prints and logs until the block ends::
+
+        with capture.attempt("train") as cap:
+            value = fn(**kwargs)
+        cap.logs, cap.cpu, cap.peak_rss, cap.wall
+
+    ``label`` prefixes live lines (the node id, e.g. ``square[3]``); ``live`` overrides
+    :func:`~flowkit.capture.set_live` for this attempt. An exception from the block
+    propagates unchanged, carrying ``flowkit_attempt = {"logs", "cpu", "peak_rss", "wall"}``.
+    """
+    return Attempt(label, live)
