@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowkit.errors import StoreError
 from flowkit.fsio import HashingWriter, LocalIO, SinkError, read_file, sink_error_in
@@ -112,21 +115,53 @@ def test_hashing_writer_reports_sink_failures_as_sink_errors() -> None:
     assert sink_error_in(outer) is info.value
 
 
-def test_a_linked_shard_among_real_ones_is_refused_after_the_listing(tmp_path: Path) -> None:
-    """Shards are checked from one listing of their folder: a real shard is read, a shard that
-    is a link is never marked as checked, before or after the listing."""
+@pytest.mark.parametrize("folder", ["objects", "cache", "fingerprints"])
+def test_a_linked_shard_among_real_ones_is_refused_after_the_listing(
+    tmp_path: Path, folder: str
+) -> None:
+    """Shards (and a task's cache folders) are checked from one listing of their folder: a
+    real one is read, one that is a link is never marked as checked, before or after the
+    listing."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "cd.json").write_bytes(b"outside")
     root = tmp_path / "root"
-    (root / "index" / "aa").mkdir(parents=True)
-    (root / "index" / "aa" / "cd.json").write_bytes(b"inside")
-    (root / "index" / "ab").symlink_to(outside, target_is_directory=True)
+    (root / folder / "aa").mkdir(parents=True)
+    (root / folder / "aa" / "cd.json").write_bytes(b"inside")
+    (root / folder / "ab").symlink_to(outside, target_is_directory=True)
     io_ = LocalIO(str(root))
-    assert io_.read("index/aa/cd.json") == b"inside"  # lists index/ once
-    for rel in ("index/ab/cd.json", "index/ab/cd.json"):  # refused, and again
+    assert io_.read(f"{folder}/aa/cd.json") == b"inside"  # lists the folder once
+    for rel in (f"{folder}/ab/cd.json", f"{folder}/ab/cd.json"):  # refused, and again
         with pytest.raises(OSError, match=LOOP):
             io_.read(rel)
-    (root / "index" / "ac").mkdir()  # made after the listing: checked on its own
-    (root / "index" / "ac" / "x").write_bytes(b"later")
-    assert io_.read("index/ac/x") == b"later"
+    (root / folder / "ac").mkdir()  # made after the listing: checked on its own
+    (root / folder / "ac" / "x").write_bytes(b"later")
+    assert io_.read(f"{folder}/ac/x") == b"later"
+
+
+# -- a hashing writer that holds small values in memory ------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.binary(max_size=700), max_size=6),
+    hold=st.integers(min_value=1, max_value=1500),
+)
+def test_hashing_writer_holds_what_fits_and_sends_everything_else_in_order(
+    chunks: list[bytes], hold: int
+) -> None:
+    sink = io.BytesIO()
+    w = HashingWriter(sink, hold=hold)
+    for c in chunks:
+        w.write(memoryview(bytearray(c)))  # a buffer the caller may reuse: must be copied
+    data = b"".join(chunks)
+    assert w.hasher.size == len(data) == w.tell()
+    assert w.hasher.content_sha256() == hashlib.sha256(data).hexdigest()
+    if len(data) <= hold:
+        assert w.held == data and sink.getvalue() == b""  # nothing reached the sink
+        w.release()
+    else:
+        assert w.held is None
+    assert sink.getvalue() == data
+    w.write(b"more")  # after a release, everything goes straight through
+    assert sink.getvalue() == data + b"more" and w.held is None

@@ -14,19 +14,54 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import mmap
 import os
 import stat
 import uuid
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from flowkit.fsio.streams import NOFOLLOW, read_file
 
-# Folders of content-addressed shards (``index/ab``): shards are made, never removed or renamed,
-# so a listing of them stays true for the life of a LocalIO.
-_SHARDED = frozenset({"index/", "objects/"})
+# Folders whose subfolders are made, never removed or renamed (shards ``objects/ab``, a task's
+# ``cache/<task>``), so a listing of them stays true for the life of a LocalIO.
+_SHARDED = frozenset({"cache/", "fingerprints/", "objects/"})
 MMAP_MIN = 1 << 20  # local objects this big are memory-mapped; remote ones checked before put
+
+
+class _LazyTemp(io.RawIOBase):
+    """A write stream onto a temporary file of ``io`` that is created on the first write."""
+
+    def __init__(self, io_: LocalIO) -> None:
+        super().__init__()
+        self._io = io_
+        self._file: IO[bytes] | None = None
+        self.path = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def open_now(self) -> IO[bytes]:
+        if self._file is None:
+            self.path, self._file = self._io.open_temp()
+        return self._file
+
+    def write(self, b: Any) -> int:
+        f = self._file if self._file is not None else self.open_now()
+        return f.write(b)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file, if one was made."""
+        self.close()
+        if self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
 
 def _nofollow_opener(path: str, flags: int) -> int:
@@ -70,7 +105,7 @@ class LocalIO:
             if prefix not in self._dirs and parent in _SHARDED and parent not in self._listed:
                 self._list_subfolders(parent)
             if prefix in self._dirs:
-                continue  # checked already (``index/`` for every ``index/ab``)
+                continue  # checked already (``objects/`` for every ``objects/ab``)
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -143,20 +178,27 @@ class LocalIO:
             self.ensure_dir(rel[:i])
         os.replace(tmp, self._prefix + rel)
 
-    def put(self, fill: Callable[[IO[bytes]], str]) -> None:
+    def put(self, fill: Callable[[IO[bytes]], str | None]) -> None:
         """Stream ``fill``'s bytes to a temporary file, then rename it to the path ``fill``
-        returned. Always renamed, even over an existing object: the bytes are already written,
-        a rename costs no more than an unlink, it heals an object damaged in place (same size,
-        wrong bytes) and it keeps a re-used object young for gc."""
-        tmp, f = self.open_temp()
+        returned (None: nothing is kept). The temporary file is made on the first write, so a
+        ``fill`` that writes nothing costs no file. Always renamed, even over an existing
+        object: the bytes are already written, a rename costs no more than an unlink, it heals
+        an object damaged in place (same size, wrong bytes) and it keeps a re-used object
+        young for gc."""
+        sink = _LazyTemp(self)
         try:
-            with f:
-                rel = fill(f)
-            self.commit(tmp, rel)
+            with sink:
+                rel = fill(cast(IO[bytes], sink))
+                if rel is not None:
+                    sink.open_now()
+            if rel is not None:
+                self.commit(sink.path, rel)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            sink.discard()
             raise
+        else:
+            if rel is None:
+                sink.discard()
 
     def write(self, rel: str, data: bytes) -> None:
         tmp, f = self.open_temp()

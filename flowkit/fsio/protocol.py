@@ -37,12 +37,14 @@ class ObjectIO(Protocol):
         """Write a whole file atomically (readers see the old bytes or the new, never a mix)."""
         ...
 
-    def put(self, fill: Callable[[IO[bytes]], str]) -> None:
+    def put(self, fill: Callable[[IO[bytes]], str | None]) -> None:
         """Write streamed, content-addressed bytes: ``fill`` writes them into the stream it is
         given and returns the path they belong at (known only once they are written, e.g.
-        from their digest). The file appears atomically and only if ``fill`` returns; an
-        error raised by ``fill`` propagates unchanged. Since a path names its content, an
-        implementation may skip a write whose file is already there."""
+        from their digest), or None to keep nothing (a value small enough to be stored
+        inline). The file appears atomically and only if ``fill`` returns a path; an error
+        raised by ``fill`` propagates unchanged. Nothing may be created before the first
+        write, so a ``fill`` that writes nothing costs no I/O. Since a path names its
+        content, an implementation may skip a write whose file is already there."""
         ...
 
     def size(self, rel: str) -> int | None:

@@ -34,6 +34,9 @@ class FsspecIO:
         self.timeout = timeout
         self._async = bool(getattr(fs, "async_impl", False)) and timeout is not None
         self._kw: dict[str, Any] = {"timeout": timeout} if self._async else {}
+        # s3fs asks for a file's size (a HEAD, and on a miss a listing too) before every
+        # GET, to split large downloads; one request is all a document or object needs
+        self._one_get: dict[str, Any] = {"max_concurrency": 1} if _is_s3(fs) else {}
 
     def _budget(self, size: int) -> dict[str, Any]:
         """Deadline keyword of a transfer of ``size`` bytes (a second per MiB on top)."""
@@ -45,22 +48,29 @@ class FsspecIO:
         return f"{self.root}/{rel}" if rel else self.root
 
     def read(self, rel: str, *, once: bool = False) -> bytes:
-        data: bytes = self.fs.cat_file(self.path(rel), **self._kw)  # whole: ``once`` is moot
+        # whole: ``once`` is moot
+        data: bytes = self.fs.cat_file(self.path(rel), **self._kw, **self._one_get)
         return data
 
     def read_object(self, rel: str, size: int) -> tuple[Any, str | None]:
-        data: bytes = self.fs.cat_file(self.path(rel), **self._budget(size))
+        kw = self._budget(size)
+        if size < SPOOL_MAX:  # larger ones may gain from s3fs's concurrent ranged GETs
+            kw.update(self._one_get)
+        data: bytes = self.fs.cat_file(self.path(rel), **kw)
         return data, None
 
     def write(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(self.path(rel), data, **self._budget(len(data)))
 
-    def put(self, fill: Callable[[IO[bytes]], str]) -> None:
+    def put(self, fill: Callable[[IO[bytes]], str | None]) -> None:
         """Spool ``fill``'s bytes (in memory up to :data:`SPOOL_MAX`, then on disk), then send
-        them to the path ``fill`` returned. Small objects are simply put again (the same
-        bytes); one of :data:`MMAP_MIN` bytes or more already there with its size is not."""
+        them to the path ``fill`` returned (None: nothing is sent). Small objects are simply
+        put again (the same bytes); one of :data:`MMAP_MIN` bytes or more already there with
+        its size is not."""
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX) as spool:
             rel = fill(cast(IO[bytes], spool))
+            if rel is None:
+                return
             size = spool.tell()
             if size < MMAP_MIN or self.size(rel) != size:
                 self.upload(cast(IO[bytes], spool), rel)
@@ -105,6 +115,12 @@ class FsspecIO:
             name = name.lstrip("/") if not self.root.startswith("/") else name
             if name.startswith(prefix) and info.get("type") != "directory":
                 yield name[len(prefix) :], int(info.get("size") or 0), info_mtime(info)
+
+
+def _is_s3(fs: Any) -> bool:
+    protocol = getattr(fs, "protocol", ())
+    names = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    return "s3" in names
 
 
 __all__ = ["SPOOL_MAX", "FsspecIO"]

@@ -19,14 +19,20 @@ _READ_HINT = 1 << 16  # read size when the length is not known (index entries ar
 class HashingWriter(io.RawIOBase):
     """A write-only stream that hashes what passes through (to ``out`` if given).
 
+    ``hold``: keep the first bytes in memory, up to ``hold`` of them, and send nothing to
+    ``out`` until more come (then the held bytes go first). A value that fits is stored
+    inline and never touches ``out`` (see :attr:`held`).
+
     A failing ``out`` (disk full...) raises :class:`SinkError`, never a plain OSError, so
     the serializer writing into this stream does not mistake it for a problem of the value.
     """
 
-    def __init__(self, out: IO[bytes] | None) -> None:
+    def __init__(self, out: IO[bytes] | None, hold: int = 0) -> None:
         super().__init__()
         self.hasher = BlobHasher()
         self._out = out
+        self._hold = hold
+        self._held: list[bytes] | None = [] if hold > 0 else None
 
     def writable(self) -> bool:
         return True
@@ -34,12 +40,32 @@ class HashingWriter(io.RawIOBase):
     def write(self, b: Any) -> int:
         data = b if isinstance(b, bytes) else memoryview(b).cast("B")
         self.hasher.update(data)
+        held = self._held
+        if held is not None:
+            if self.hasher.size <= self._hold:
+                held.append(bytes(data))  # a copy: the caller may reuse its buffer
+                return len(data)
+            self.release()
+        self._send(data)
+        return len(data)
+
+    def _send(self, data: bytes | memoryview) -> None:
         if self._out is not None:
             try:
                 self._out.write(data)
             except OSError as exc:
                 raise SinkError(exc) from exc
-        return len(data)
+
+    @property
+    def held(self) -> bytes | None:
+        """Every byte written so far if they all fit in ``hold``, else None."""
+        return None if self._held is None else b"".join(self._held)
+
+    def release(self) -> None:
+        """Send the held bytes to ``out`` and hold nothing more."""
+        held, self._held = self._held, None
+        if held:
+            self._send(b"".join(held))
 
     def tell(self) -> int:
         return self.hasher.size
