@@ -1,4 +1,9 @@
-"""Run records in a store: ``runs/<run id>/run.json`` and ``runs/<run id>/tasks-<n>.json``.
+"""Run records in a store: ``runs/<run id>/run.json`` and ``runs/<run id>/tasks-<n>.json.gz``.
+
+A run header is a small JSON document, rewritten as the run goes (heartbeat, status). Task
+records are written in batches, each one gzip-compressed document (the store compresses a
+document whose path ends in ``.gz``): a 100k-item map's records are 1000-record batches of
+a few hundred bytes per record before compression.
 
 :class:`RunStore` owns them. It works on anything with checked documents (:class:`Documents`,
 which :class:`flowkit.store.Store` is): ``store.runs`` is one, and ``Store.write_run`` and
@@ -20,7 +25,7 @@ from flowkit.lifecycle import seen_status
 log = logging.getLogger(__name__)
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_BATCH_RE = re.compile(r"tasks-[0-9]{6,}\.json")
+_BATCH_RE = re.compile(r"tasks-([0-9]{6,})\.json\.gz")
 
 Header = dict[str, Any]
 TaskRecord = dict[str, Any]
@@ -69,7 +74,7 @@ class RunStore:
         """Write one batch of task records; batches are read back in ``batch_no`` order."""
         if type(batch_no) is not int or batch_no < 0:
             raise StoreError(f"invalid task record batch number {batch_no!r}")
-        self.docs.write_doc(f"{run_dir(run_id)}/tasks-{batch_no:06d}.json", records)
+        self.docs.write_doc(f"{run_dir(run_id)}/tasks-{batch_no:06d}.json.gz", records)
 
     def list_runs(self, limit: int | None = None) -> list[Header]:
         """Run headers, newest first (a run whose header is unreadable is listed by id only)."""
@@ -86,9 +91,7 @@ class RunStore:
         header = self._header(run_id, {"id": run_id, "status": "unknown"})
         header = {**header, "status": seen_status(header)}
         tasks: list[TaskRecord] = []
-        for name in self.docs.list_dir(d):
-            if _BATCH_RE.fullmatch(name) is None:
-                continue
+        for name in _batches(self.docs.list_dir(d)):
             try:
                 batch = self.docs.read_doc(f"{d}/{name}")
             except ObjectUnavailable as exc:
@@ -132,6 +135,12 @@ class RunStore:
             log.warning("run %s: header is not a JSON object", run_id)
             return default
         return header
+
+
+def _batches(names: list[str]) -> list[str]:
+    """The task-record batch files among ``names``, in batch order."""
+    found = [(int(m.group(1)), n) for n in names if (m := _BATCH_RE.fullmatch(n)) is not None]
+    return [n for _, n in sorted(found)]
 
 
 __all__ = ["RUN_ID_RE", "Documents", "RunStore", "is_run_id", "run_dir"]

@@ -89,6 +89,31 @@ def test_put_writes_nothing_when_fill_fails(object_io: ObjectIO) -> None:
     assert [rel for rel, _, _ in object_io.walk("")] == []  # no object, no temporary file
 
 
+@pytest.mark.parametrize("data", [b"", b"held in memory"])
+def test_put_of_a_fill_that_keeps_nothing_writes_nothing(object_io: ObjectIO, data: bytes) -> None:
+    def fill(sink: IO[bytes]) -> None:
+        if data:
+            sink.write(data)
+        return None  # an inline value: no object
+
+    object_io.put(fill)
+    assert [rel for rel, _, _ in object_io.walk("")] == []  # no object, no temporary file
+
+
+def test_local_put_makes_no_temporary_file_before_the_first_write(tmp_path: Path) -> None:
+    io_ = LocalIO(str(tmp_path / "root"))
+    seen: list[bool] = []
+
+    def fill(sink: IO[bytes]) -> str:
+        seen.append((tmp_path / "root" / "tmp").exists())
+        sink.write(b"x")
+        seen.append(any((tmp_path / "root" / "tmp").iterdir()))
+        return "objects/x"
+
+    io_.put(fill)
+    assert seen == [False, True] and io_.read("objects/x") == b"x"
+
+
 def test_put_replaces_a_local_object_damaged_in_place(tmp_path: Path) -> None:
     io_ = LocalIO(str(tmp_path))
     io_.write("objects/x", b"wrong")
@@ -140,10 +165,11 @@ class DictIO:
     def write(self, rel: str, data: bytes) -> None:
         self.files[rel] = bytes(data)
 
-    def put(self, fill: Callable[[IO[bytes]], str]) -> None:
+    def put(self, fill: Callable[[IO[bytes]], str | None]) -> None:
         buffer = io.BytesIO()
         rel = fill(buffer)
-        self.files[rel] = buffer.getvalue()
+        if rel is not None:
+            self.files[rel] = buffer.getvalue()
 
     def size(self, rel: str) -> int | None:
         data = self.files.get(rel)
@@ -170,15 +196,24 @@ def _dict_store(**kwargs: Any) -> tuple[Store, DictIO]:
     return store, io_
 
 
+BIG = {"a": list(range(400))}  # over INLINE_MAX once serialized: an object
+
+
 def test_a_store_works_over_any_object_io() -> None:
     store, io_ = _dict_store(key=b"team key")
     assert "flowkit-store.json" in io_.files
-    art = store.put({"a": [1, 2]}, what="task `t` output")
-    assert io_.files[Store.object_path(art.digest)]
-    assert store.has(art) and store.get(art) == {"a": [1, 2]}
-    store.write_doc("index/ab/k.json", {"x": 1})
-    assert store.read_doc("index/ab/k.json") == {"x": 1}
-    assert store.list_dir("index") == ["ab"]
+    small = store.put({"a": [1, 2]}, what="task `t` output")
+    assert small.inline is not None and list(io_.files) == ["flowkit-store.json"]
+    assert store.has(small) and store.get(small) == {"a": [1, 2]}
+    art = store.put(BIG, what="task `t` output")
+    assert art.inline is None and io_.files[Store.object_path(art.digest)]
+    assert store.has(art) and store.get(art) == BIG
+    store.write_doc("cache/t-1/k.json", {"x": 1})
+    store.write_doc("runs/r/tasks-000000.json.gz", [{"x": 2}])
+    assert store.read_doc("cache/t-1/k.json") == {"x": 1}
+    assert store.read_doc("runs/r/tasks-000000.json.gz") == [{"x": 2}]
+    assert io_.files["runs/r/tasks-000000.json.gz"].split(b"\n", 1)[1][:2] == b"\x1f\x8b"  # gzip
+    assert store.list_dir("cache") == ["t-1"]
     io_.files[Store.object_path(art.digest)] = b"damaged"
     with pytest.raises(ObjectCorrupt):
         store.get(art)
@@ -190,13 +225,13 @@ def test_a_store_works_over_any_object_io() -> None:
 def test_an_object_io_failure_is_a_named_fault() -> None:
     store, io_ = _dict_store()
 
-    def full(fill: Callable[[IO[bytes]], str]) -> None:
+    def full(fill: Callable[[IO[bytes]], str | None]) -> None:
         fill(io.BytesIO())
         raise OSError(errno.ENOSPC, "No space left on device")
 
     io_.put = full  # type: ignore[method-assign]
     with pytest.raises(StoreFault, match=r"cannot write task `t` output to store .*ENOSPC"):
-        store.put(1, what="task `t` output")
+        store.put(BIG, what="task `t` output")
 
 
 # -- run records -------------------------------------------------------------------------------

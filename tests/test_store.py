@@ -19,6 +19,7 @@ from flowkit.errors import SerializationError, StoreError
 from flowkit.files import File
 from flowkit.hashing import blob_digest
 from flowkit.store import (
+    INLINE_MAX,
     MARKER,
     Artifact,
     ObjectCorrupt,
@@ -46,9 +47,14 @@ VALUES: list[Any] = [
     42,
     {"a": (1, 2), "b": {3}},
     np.arange(10.0),
+    np.arange(1000.0),
     pa.table({"x": [1, 2, 3]}),
     b"\x00" * 10,
+    "x" * 5000,
 ]
+# Values over INLINE_MAX once serialized: they get an object of their own.
+BIG_LIST = list(range(300))
+BIG: dict[str, Any] = {"answer": 42, "pad": "x" * 2000}
 
 
 def raw_write(store: Store, rel: str, data: bytes) -> None:
@@ -72,15 +78,17 @@ def equal(a: Any, b: Any) -> bool:
 def test_put_get_round_trip(any_store: Store, value: Any) -> None:
     art = any_store.put(value)
     assert art.digest == hash_value(value)[0]
+    assert (art.inline is not None) == (art.size <= INLINE_MAX)
     assert any_store.has(art)
     assert equal(any_store.get(art), value)
     assert any_store.put(value) == art  # write-once: same artifact, no error
+    assert (any_store._io.size(Store.object_path(art.digest)) is None) == (art.inline is not None)
 
 
 def test_object_is_named_by_its_digest_and_holds_exactly_the_bytes(any_store: Store) -> None:
-    art = any_store.put([1, 2])
+    art = any_store.put(BIG_LIST)
     data = raw_read(any_store, Store.object_path(art.digest))
-    assert data == b"[1,2]" and art.size == 5
+    assert data == json.dumps(BIG_LIST, separators=(",", ":")).encode() and art.size == len(data)
     import hashlib
 
     assert art.digest == blob_digest("json", hashlib.sha256(data).hexdigest())
@@ -97,7 +105,7 @@ def test_file_values_come_back_as_local_paths(any_store: Store, tmp_path: Path) 
 
 
 def test_local_writes_leave_no_temporary_files(local_store: Store) -> None:
-    local_store.put(list(range(100)))
+    local_store.put(BIG_LIST)
     with pytest.raises(SerializationError):
         local_store.put(lambda_with_lock())
     assert os.listdir(Path(local_store.root) / "tmp") == []
@@ -125,7 +133,7 @@ def test_large_local_arrow_table_is_memory_mapped(local_store: Store) -> None:
 def test_damaged_object_is_detected_removed_and_rewritten(
     any_store: Store, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    art = any_store.put({"answer": 42})
+    art = any_store.put(BIG)
     rel = Store.object_path(art.digest)
     good = raw_read(any_store, rel)
     bad = {
@@ -141,14 +149,14 @@ def test_damaged_object_is_detected_removed_and_rewritten(
     assert not any_store.has(art)
     with pytest.raises(ObjectMissing):
         any_store.get(art)
-    assert any_store.put({"answer": 42}) == art
-    assert any_store.get(art) == {"answer": 42}
+    assert any_store.put(BIG) == art
+    assert any_store.get(art) == BIG
 
 
 def test_object_longer_than_its_size_is_damaged(
     any_store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    art = any_store.put({"answer": 42})
+    art = any_store.put(BIG)
     rel = Store.object_path(art.digest)
     raw_write(any_store, rel, raw_read(any_store, rel) + b" trailing")
     with caplog.at_level(logging.WARNING, logger="flowkit.store"), pytest.raises(ObjectCorrupt):
@@ -157,15 +165,19 @@ def test_object_longer_than_its_size_is_damaged(
     assert not any_store.has(art)
 
 
+@pytest.mark.parametrize("suffix", [".json", ".json.gz"])
 @pytest.mark.parametrize("n", [1, 2_000, 20_000])
-def test_documents_of_any_size_round_trip_and_damage_is_caught(any_store: Store, n: int) -> None:
+def test_documents_of_any_size_round_trip_and_damage_is_caught(
+    any_store: Store, n: int, suffix: str
+) -> None:
+    rel = f"runs/big/tasks-000000{suffix}"
     records = [{"name": f"task-{i}", "key": "k" * 64} for i in range(n)]  # 1 up to ~1.6 MB
-    any_store.write_doc("runs/big/tasks-000000.json", records)
-    assert any_store.read_doc("runs/big/tasks-000000.json") == records
-    raw = raw_read(any_store, "runs/big/tasks-000000.json")
-    raw_write(any_store, "runs/big/tasks-000000.json", raw[:-2] + b"]]")
+    any_store.write_doc(rel, records)
+    assert any_store.read_doc(rel) == records
+    raw = raw_read(any_store, rel)
+    raw_write(any_store, rel, raw[:-2] + b"]]")
     with pytest.raises(ObjectCorrupt, match="checksum"):
-        any_store.read_doc("runs/big/tasks-000000.json")
+        any_store.read_doc(rel)
 
 
 def test_missing_object(any_store: Store) -> None:
@@ -177,13 +189,13 @@ def test_missing_object(any_store: Store) -> None:
 
 
 def test_check_creates_the_marker_once(any_store: Store) -> None:
-    assert json.loads(raw_read(any_store, MARKER)) == {"format": 2}
+    assert json.loads(raw_read(any_store, MARKER)) == {"format": 3}
     any_store.check()
 
 
 @pytest.mark.parametrize(
     ("marker", "message"),
-    [(b'{"format": 3}', "format 3"), (b"{not json", "damaged"), (b'{"other": 1}', "damaged")],
+    [(b'{"format": 4}', "format 4"), (b"{not json", "damaged"), (b'{"other": 1}', "damaged")],
 )
 def test_unknown_or_damaged_format_is_refused(
     any_store: Store, marker: bytes, message: str
@@ -291,7 +303,7 @@ def test_killed_run_keeps_written_batches_and_damaged_batches_are_skipped(
     any_store.write_run("r", {"status": "running"})
     any_store.write_task_records("r", 0, [{"name": "a"}])
     any_store.write_task_records("r", 1, [{"name": "b"}])
-    raw_write(any_store, "runs/r/tasks-000001.json", b"{trunc")
+    raw_write(any_store, "runs/r/tasks-000001.json.gz", b"{trunc")
     _, tasks = any_store.read_run("r")
     assert tasks == [{"name": "a"}]
 
@@ -335,28 +347,32 @@ def test_three_processes_writing_the_same_objects_all_succeed(
     assert store.read_run("shared")[1][0]["pid"] > 0
 
 
-# -- format 2 ----------------------------------------------------------------------------------
+# -- older formats ------------------------------------------------------------------------------
 
 
-def test_a_format_1_store_is_refused_with_what_to_do(any_store: Store) -> None:
-    raw_write(any_store, MARKER, b'{"format": 1}')
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_an_older_store_is_refused_with_what_to_do(any_store: Store, fmt: int) -> None:
+    raw_write(any_store, MARKER, json.dumps({"format": fmt}).encode())
     with pytest.raises(StoreError) as info:
         any_store.check()
     text = str(info.value)
-    assert f"store {any_store.url} is in format 1 (flowkit 0.1)" in text
-    assert "this flowkit uses format 2" in text
-    assert "FLOWKIT_STORE" in text and "index/, tasks/, objects/ and files/" in text
-    assert "runs/ may be kept" in text
+    assert f"store {any_store.url} is in format {fmt} (flowkit 0.1" in text
+    assert "this flowkit uses format 3" in text
+    assert "FLOWKIT_STORE" in text and "index/, tasks/, objects/, files/ and runs/" in text
+    assert "runs/" in text and "not readable by this flowkit" in text
 
 
-def test_run_records_written_in_format_1_stay_readable(local_store: Store) -> None:
-    """The unsigned document envelope did not change, so keeping runs/ is honest advice."""
-    import hashlib
-
-    body = b'{"status":"succeeded","workflow":"old"}'
-    old = hashlib.sha256(body).hexdigest().encode() + b"\n" + body
-    raw_write(local_store, "runs/20240101T000000.000001-aaaaaa/run.json", old)
-    assert local_store.list_runs()[0]["workflow"] == "old"
+def test_task_records_of_format_2_are_not_read(local_store: Store) -> None:
+    """Format 2 wrote plain ``tasks-<n>.json`` batches: this flowkit reads only its own."""
+    local_store.write_run("r", {"status": "succeeded"})
+    local_store.write_doc("runs/r/tasks-000000.json", [{"name": "old"}])
+    local_store.write_task_records("r", 1, [{"name": "new"}])
+    assert local_store.read_run("r")[1] == [{"name": "new"}]
+    assert sorted(local_store.list_dir("runs/r")) == [
+        "run.json",
+        "tasks-000000.json",
+        "tasks-000001.json.gz",
+    ]
 
 
 # -- documents with NaN and infinities --------------------------------------------------------
@@ -396,31 +412,34 @@ def test_a_read_only_store_serves_reads_and_writes_nothing(
     }[kind]
     writer = Store(url)
     writer.check()
-    art = writer.put({"kept": [1, 2]})
+    art = writer.put(BIG)
+    small = writer.put({"kept": [1, 2]})
     src = tmp_path / "f.txt"
     src.write_text("10")
     file_art = writer.put(File(src))
     writer.write_run("r-1", {"status": "succeeded"})
-    writer.write_doc("index/ab/k.json", {"outputs": [art.to_dict()]})
+    writer.write_doc("cache/t-1/k.json", {"outputs": [art.to_dict()]})
     before = tree_state(writer)
 
     ro = Store(url, read_only=True)
     assert ro.read_only and repr(ro).endswith("read_only)")
     ro.check()
-    assert ro.get(art) == {"kept": [1, 2]}
+    assert ro.get(art) == BIG and ro.get(small) == {"kept": [1, 2]}
     loaded = ro.get(file_art)
     assert loaded.read_text() == "10"
     assert loaded.path.startswith(str(tmp_path / "cache"))  # unpacked outside the store
-    assert ro.read_doc("index/ab/k.json") == {"outputs": [art.to_dict()]}
+    assert ro.read_doc("cache/t-1/k.json") == {"outputs": [art.to_dict()]}
     assert ro.list_runs()[0]["id"] == "r-1"
-    new = ro.put({"new": True})
-    assert new.digest == hash_value({"new": True})[0]
+    new = ro.put({"new": True, "pad": "y" * 2000})
+    assert new.digest == hash_value({"new": True, "pad": "y" * 2000})[0]
     with pytest.raises(ObjectMissing):
         ro.get(new)  # computed, not stored
-    ro.write_doc("index/cd/k.json", {"x": 1})
+    inline = ro.put({"new": True})  # a small value is the artifact itself
+    assert inline.digest == hash_value({"new": True})[0] and ro.get(inline) == {"new": True}
+    ro.write_doc("cache/t-1/k2.json", {"x": 1})
     ro.write_run("r-2", {"status": "running"})
     ro.write_task_records("r-2", 0, [{"name": "t"}])
-    ro.delete("index/ab/k.json")
+    ro.delete("cache/t-1/k.json")
     ro.delete_object(art.digest)
     assert tree_state(writer) == before
     raw_write(writer, Store.object_path(art.digest), b"damaged")
@@ -443,10 +462,12 @@ def test_a_read_only_store_does_not_create_a_missing_store(tmp_path: Path) -> No
 def test_signed_store_round_trip_and_envelope(any_store: Store) -> None:
     s = Store(any_store.url, key=b"k3y", **any_store.storage_options)
     assert s.signed and not any_store.signed
-    art = s.put({"a": 1})
-    assert art.sig is not None and art == Artifact(art.digest, art.format, art.size)
-    assert Artifact.from_dict(art.to_dict()).sig == art.sig
-    assert s.get(art) == {"a": 1} and s.has(art)
+    for value in ({"a": 1}, BIG):
+        art = s.put(value)
+        assert art.sig is not None and art == Artifact(art.digest, art.format, art.size)
+        assert Artifact.from_dict(art.to_dict()).sig == art.sig
+        assert Artifact.from_dict(art.to_dict(compact=True)).sig == art.sig
+        assert s.get(art) == value and s.has(art)
     s.write_run("r", {"status": "ok"})
     assert raw_read(s, "runs/r/run.json").startswith(b"hmac-sha256:")
     assert s.read_run("r")[0] == {"status": "ok"}

@@ -45,6 +45,14 @@ from flowkit.store import (
 
 KEY = "team-secret"
 OUTSIDE = "outside.txt"
+BIG = {"answer": 42, "pad": "x" * 2000}  # over INLINE_MAX: stored as an object
+
+
+def entry_rel(store: Store, key: str) -> str:
+    """Where the cache entry of ``key`` is (``cache/<task>/<key>.json``)."""
+    found = [rel for rel, _, _ in store.walk("cache") if rel.endswith(f"/{key}.json")]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
@@ -124,7 +132,7 @@ def test_a_planted_digest_path_is_refused_and_the_outside_file_is_untouched(
     """The issue's case: a verified read of ``objects/../../x`` deleted a file outside."""
     s = Store(tmp_path / "a" / "store")
     s.check()
-    s.put("something")  # objects/ exists, so objects/../.. resolves
+    s.put(BIG)  # objects/ exists, so objects/../.. resolves
     precious = outside / OUTSIDE
     planted = Artifact("../../home/outside.txt", "json", precious.stat().st_size)
     before = snapshot(outside)
@@ -186,10 +194,10 @@ def test_a_planted_entry_with_a_path_digest_is_a_miss_end_to_end(
     s = Store(tmp_path / "a" / "store")
     first = fk.run(add_one_wf, x=1, store=s)
     key = next(t.key for t in first.tasks if t.key)
-    rel = f"index/{key[:2]}/{key}.json"
+    rel = entry_rel(s, key)
     doc = s.read_doc(rel)
-    doc["outputs"][0]["digest"] = "../../home/outside.txt"
-    doc["outputs"][0]["size"] = (outside / OUTSIDE).stat().st_size
+    size = (outside / OUTSIDE).stat().st_size
+    doc["outputs"][0] = {"digest": "../../home/outside.txt", "format": "json", "size": size}
     s.write_doc(rel, doc)
     before = snapshot(outside)
     again = fk.run(add_one_wf, x=1, store=s)
@@ -212,7 +220,7 @@ def add_one_wf(x: int) -> int:
 
 
 def test_a_planted_object_link_is_not_followed(store: Store, outside: Path) -> None:
-    art = store.put({"answer": 42})
+    art = store.put(BIG)
     obj = Path(store.root) / Store.object_path(art.digest)
     obj.unlink()
     obj.symlink_to(outside / OUTSIDE)
@@ -221,7 +229,7 @@ def test_a_planted_object_link_is_not_followed(store: Store, outside: Path) -> N
         store.get(art)
     assert snapshot(outside) == before
     assert not obj.is_symlink()  # the link itself was removed, so the next put heals it
-    assert store.get(store.put({"answer": 42})) == {"answer": 42}
+    assert store.get(store.put(BIG)) == BIG
 
 
 def test_a_planted_document_link_is_not_followed(store: Store, outside: Path) -> None:
@@ -234,13 +242,13 @@ def test_a_planted_document_link_is_not_followed(store: Store, outside: Path) ->
         store.read_doc("runs/r/run.json")
 
 
-@pytest.mark.parametrize("folder", ["objects", "tmp", "files", "index"])
+@pytest.mark.parametrize("folder", ["objects", "tmp", "files", "cache", "fingerprints"])
 def test_a_planted_folder_link_is_never_written_through(
     tmp_path: Path, outside: Path, folder: str
 ) -> None:
     s = Store(tmp_path / "a" / "store")
     s.check()
-    value = {"answer": 42}
+    value = BIG
     art = Store(tmp_path / "other").put(value)  # its digest, to plant the right prefix
     src = tmp_path / "f.txt"
     src.write_text("10")
@@ -254,8 +262,8 @@ def test_a_planted_folder_link_is_never_written_through(
     fresh = Store(s.root)  # a new process: nothing known about the folders yet
 
     def write_through_the_link() -> None:
-        if folder == "index":
-            fresh.write_doc("index/ab/cd.json", {"x": 1})
+        if folder in ("cache", "fingerprints"):
+            fresh.write_doc(f"{folder}/ab/cd.json", {"x": 1})
         elif folder == "files":
             fresh.get(fresh.put(File(src)))
         else:
@@ -639,15 +647,12 @@ def forge_entry(url: str, key_: str, marker: Path) -> None:
     attacker = Store(url, key=None)
     evil = Evil(6)
     Evil.marker = str(marker)
-    art = attacker.put(evil)
-    rel = f"index/{key_[:2]}/{key_}.json"
+    art = attacker.put(evil)  # small: the pickle is inline, in the entry itself
+    rel = entry_rel(attacker, key_)
     raw = attacker._io.read(rel)
     body = json.loads(raw.split(b"\n", 1)[1])  # readable, but the attacker cannot re-sign it
     body["outputs"] = [art.to_dict()]
     attacker.write_doc(rel, body)  # an unsigned (checksummed) document
-    task_dir = Path(url) / "tasks"
-    for p in task_dir.rglob(f"{key_}.json"):
-        attacker.write_doc(str(p.relative_to(url)), body)
 
 
 def test_a_forged_entry_with_a_code_running_pickle_is_never_loaded_by_a_signed_store(
@@ -699,15 +704,18 @@ def test_a_tampered_signed_document_or_artifact_is_absent(tmp_path: Path) -> Non
     s = Store(tmp_path / "s", key=KEY)
     s.check()
     art = s.put([1, 2, 3])
-    s.write_doc("index/ab/k.json", {"outputs": [art.to_dict()]})
-    raw = s._io.read("index/ab/k.json")
-    s._io.write("index/ab/k.json", raw.replace(b"[1,2,3]", b"[1,2,4]")[:-1] + b" ")
+    s.write_doc("cache/t-1/k.json", {"outputs": [art.to_dict()]})
+    raw = s._io.read("cache/t-1/k.json")
+    s._io.write("cache/t-1/k.json", raw.replace(b"[1,2,3]", b"[1,2,4]")[:-1] + b" ")
     with pytest.raises(ObjectUnsigned):
-        s.read_doc("index/ab/k.json")
-    forged = Artifact(art.digest, art.format, art.size, "0" * 64)
-    with pytest.raises(ObjectUnsigned):
-        s.get(forged)
-    assert not s.has(forged)
+        s.read_doc("cache/t-1/k.json")
+    for forged in (
+        Artifact(art.digest, art.format, art.size, "0" * 64),
+        Artifact(art.digest, art.format, art.size, "0" * 64, art.inline),
+    ):
+        with pytest.raises(ObjectUnsigned):
+            s.get(forged)
+        assert not s.has(forged)
     other = s.put([9])
     with pytest.raises(ObjectUnsigned):  # a genuine signature of another artifact
         s.get(Artifact(art.digest, art.format, art.size, other.sig))
@@ -720,9 +728,9 @@ def test_any_planted_document_is_a_miss_never_a_crash(
     tmp_path: Path, data: bytes, signed: bool
 ) -> None:
     s = Store(tmp_path / "planted", key=KEY if signed else None)
-    s._io.write("index/ab/planted.json", data)
+    s._io.write("cache/ab/planted.json", data)
     try:
-        s.read_doc("index/ab/planted.json")
+        s.read_doc("cache/ab/planted.json")
     except ObjectUnavailable:
         return
     assert not signed  # no bytes without the key pass a signed store's check
@@ -737,15 +745,15 @@ def test_unsigned_and_foreign_stores_miss_rather_than_fail(
     signed = Store(url, key=KEY)
     signed.check()
     art = signed.put({"v": 1})
-    signed.write_doc("index/ab/k.json", {"outputs": [art.to_dict()]})
+    signed.write_doc("cache/ab/k.json", {"outputs": [art.to_dict()]})
     for reader in (Store(url), Store(url, key="another key")):
         with caplog.at_level(logging.WARNING, logger="flowkit.store"):
             caplog.clear()
             with pytest.raises(ObjectMissing):
-                reader.read_doc("index/ab/k.json")
+                reader.read_doc("cache/ab/k.json")
             with pytest.raises(ObjectMissing):
-                reader.read_doc("index/ab/k.json")
-        assert caplog.text.count("index/ab/k.json") == 1  # one warning, naming the file
+                reader.read_doc("cache/ab/k.json")
+        assert caplog.text.count("cache/ab/k.json") == 1  # one warning, naming the file
     with pytest.raises(ObjectUnsigned):
         Store(url, key="another key").get(art)
     unsigned_art = Store(url).put({"v": 2})

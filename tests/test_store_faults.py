@@ -29,6 +29,8 @@ from flowkit.fsio import LocalIO, StoreFault, describe_fault
 from flowkit.store import Artifact, Store
 
 BIG = os.urandom(1 << 20)  # 1 MiB: more than the small disk and the file-size limit
+# Over INLINE_MAX once serialized (smaller values are inline: no write, so no fault)
+LIST = list(range(400))
 GUARD = 60.0  # seconds: only a guard against hanging forever, never an assertion on speed
 
 
@@ -69,8 +71,9 @@ def test_disk_full_while_writing_a_document(small_disk: Path) -> None:
     store = Store(small_disk / "store")
     store.check()
     (small_disk / "filler").write_bytes(b"x" * (240 << 10))
-    with pytest.raises(StoreFault, match=r"cannot write runs/r/tasks-000000\.json to store .*"):
-        store.write_task_records("r", 0, [{"name": "x" * 100}] * 200)
+    records = [{"name": os.urandom(100).hex()} for _ in range(2000)]  # ~400 KB compressed
+    with pytest.raises(StoreFault, match=r"cannot write runs/r/tasks-000000\.json\.gz to store"):
+        store.write_task_records("r", 0, records)
 
 
 # -- file too large (EFBIG) with a real file-size limit ------------------------------------------
@@ -145,12 +148,14 @@ def test_a_sink_error_is_named_not_blamed_on_the_value(
         return real_temp(self), FailingFile(OSError(number, os.strerror(number)))
 
     monkeypatch.setattr(LocalIO, "open_temp", open_temp)
-    for value in (42, {"a": [1, 2]}, BIG, object()):  # json, bytes and pickle formats
+    for value in (LIST, {"a": LIST}, BIG, [object(), "x" * 2000]):  # json, bytes, pickle
         with pytest.raises(StoreFault) as info:
             local_store.put(value, what="task `t` output")
         assert (
             str(info.value) == f"cannot write task `t` output to store {local_store.root}: {text}"
         )
+    for small in (42, {"a": [1, 2]}, [object()]):  # inline: nothing is written
+        assert local_store.put(small).inline is not None
 
 
 def test_permission_denied_opening_the_temporary_file(
@@ -161,7 +166,7 @@ def test_permission_denied_opening_the_temporary_file(
 
     monkeypatch.setattr(LocalIO, "open_temp", open_temp)
     with pytest.raises(StoreFault, match=r"permission denied \(EACCES\)"):
-        local_store.put(1, what="task `t` output")
+        local_store.put(LIST, what="task `t` output")
     with pytest.raises(StoreFault, match=r"cannot write runs/r/run\.json to store .*EACCES"):
         local_store.write_run("r", {})
 
@@ -175,7 +180,7 @@ def memory_store() -> Store:
 def test_remote_permission_denied_and_server_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     store = memory_store()
     fs = store._io.fs  # type: ignore[union-attr]
-    art = store.put("kept")
+    art = store.put(LIST)
 
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError("Access Denied")  # what s3fs raises for a 403
@@ -183,7 +188,7 @@ def test_remote_permission_denied_and_server_errors(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(fs, "pipe_file", denied)
     monkeypatch.setattr(fs, "cat_file", denied)
     with pytest.raises(StoreFault, match="cannot write task `t` output to store memory://") as w:
-        store.put("new", what="task `t` output")
+        store.put([*LIST, 1], what="task `t` output")
     assert "permission denied" in str(w.value) and not w.value.transient
     with pytest.raises(StoreFault, match="cannot read task `t` output from") as r:
         store.get(art, what="task `t` output")
@@ -194,9 +199,9 @@ def test_remote_permission_denied_and_server_errors(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(fs, "cat_file", busy)
     with pytest.raises(StoreFault) as info:
-        store.read_doc("index/ab/cd.json")
+        store.read_doc("cache/t-1/cd.json")
     assert info.value.transient
-    assert "index/ab/cd.json" in str(info.value) and "memory://" in str(info.value)
+    assert "cache/t-1/cd.json" in str(info.value) and "memory://" in str(info.value)
 
 
 # -- a silent endpoint: deadlines --------------------------------------------------------------
@@ -254,8 +259,8 @@ def test_a_silent_s3_endpoint_fails_with_a_named_transient_fault(silent_endpoint
             lambda: store.get(Artifact("a" * 64, "json", 2), what="task `t` output"),
             "read task `t` output from",
         ),
-        (lambda: store.put(7, what="task `t` output"), "write task `t` output to"),
-        (lambda: store.read_doc("index/aa/k.json"), "read index/aa/k.json from"),
+        (lambda: store.put(LIST, what="task `t` output"), "write task `t` output to"),
+        (lambda: store.read_doc("cache/t-1/k.json"), "read cache/t-1/k.json from"),
         (lambda: store.write_run("r", {}), "write runs/r/run.json to"),
     ]
     for fn, op in cases:
@@ -376,13 +381,14 @@ def test_describe_fault(exc: BaseException, text: str, transient: bool) -> None:
 def _failing_writes(
     monkeypatch: pytest.MonkeyPatch, store: Store, exc: OSError, times: int
 ) -> list[int]:
-    """Make the store's next ``times`` writes raise ``exc``; returns the count of failed writes."""
+    """Make the store's next ``times`` cache-entry writes raise ``exc``; returns the count of
+    failed writes (the output itself is inline: it is written with the entry)."""
     fs = store._io.fs  # type: ignore[union-attr]
     real = fs.pipe_file
     failed: list[int] = []
 
     def flaky(path: str, *args: Any, **kwargs: Any) -> Any:
-        if "/objects/" in f"/{path}" and len(failed) < times:
+        if "/cache/" in f"/{path}" and len(failed) < times:  # the cache entry
             failed.append(1)
             raise exc
         return real(path, *args, **kwargs)

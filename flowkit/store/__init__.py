@@ -3,19 +3,23 @@
 ``Store(url, *, key=None, read_only=False, timeout=None, **storage_options)`` opens a local
 folder (a plain path or ``file://``) or any fsspec URL (``memory://``, ``s3://bucket/prefix``,
 ``gs://bucket/prefix``; options go to fsspec, e.g. ``endpoint_url=``; the usual ``AWS_*``
-variables are honoured by s3fs). Layout (format 2, see ``docs/store.md``)::
+variables are honoured by s3fs). Layout (format 3, see ``docs/store.md``)::
 
-    flowkit-store.json            {"format": 2}: a store in another format is refused
-    objects/<d[:2]>/<d>           artifact bytes, named by their digest d
-    index/<k[:2]>/<k>.json        cache entries by call key k          (flowkit.cache)
-    tasks/<task>/<k>.json         the same entries grouped by task     (flowkit.cache)
-    runs/<run id>/run.json        run header                           (flowkit.runstore)
-    runs/<run id>/tasks-<n>.json  task records, one file per batch n
-    files/<d>/                    File/Directory values unpacked (local stores only)
-    tmp/                          temporary files of writes in progress (local stores only)
+    flowkit-store.json              {"format": 3}: a store in another format is refused
+    objects/<d[:2]>/<d>             artifact bytes, named by their digest d (values over
+                                    INLINE_MAX bytes, and every File/Directory)
+    cache/<task>/<k>.json           one cache entry per call key k       (flowkit.cache)
+    fingerprints/<c[:2]>/<c>.json   a task's code components, once per code digest c
+    runs/<run id>/run.json          run header                           (flowkit.runstore)
+    runs/<run id>/tasks-<n>.json.gz task records, one gzip document per batch n
+    files/<d>/                      File/Directory values unpacked (local stores only)
+    tmp/                            temporary files of writes in progress (local stores only)
 
 Policies:
 
+* Small values are inline: a value that serializes to at most :data:`INLINE_MAX` bytes (not a
+  File/Directory) has no object; its artifact carries the bytes, under the digest its object
+  would have, and :meth:`Store.get` checks them as it would an object's.
 * Objects are written once and atomically (local: a temporary file renamed into place, which
   also heals an object damaged in place; remote: one whole-object put, multipart for large
   values; a remote object of 1 MiB or more already there with the right size is not sent
@@ -43,9 +47,11 @@ Policies:
 
 The parts, one concept each: :mod:`~flowkit.store.base` (location, key, connection, faults),
 :mod:`~flowkit.store.artifact` (artifacts and object paths), :mod:`~flowkit.store.objects`
-(put, get, has, delete_object), :mod:`~flowkit.store.documents` (checked JSON documents) and
-this facade (the format marker; run records through :class:`flowkit.runstore.RunStore`). Every
-byte goes through one :class:`flowkit.fsio.ObjectIO`, local or remote.
+(put, get, has, delete_object), :mod:`~flowkit.store.documents` (checked JSON documents,
+gzip-compressed when the path ends in ``.gz``: :mod:`~flowkit.store.compressed`),
+:mod:`~flowkit.store.fingerprints` (code components stored once per digest) and this facade
+(the format marker; run records through :class:`flowkit.runstore.RunStore`). Every byte goes
+through one :class:`flowkit.fsio.ObjectIO`, local or remote.
 """
 
 from __future__ import annotations
@@ -66,21 +72,33 @@ from flowkit.fsio import (
 )
 from flowkit.hashing import canonical_json
 from flowkit.runstore import RunStore
-from flowkit.store.artifact import Artifact, is_digest
+from flowkit.store.artifact import INLINE_MAX, Artifact, is_digest
 from flowkit.store.documents import DocumentStore
 from flowkit.store.objects import ObjectStore, hash_value
 
-STORE_FORMAT = 2
+STORE_FORMAT = 3
 MARKER = "flowkit-store.json"
-_OWN_NAMES = frozenset({MARKER, "objects", "index", "tasks", "runs", "files", "tmp"})
+_OWN_NAMES = frozenset({MARKER, "objects", "cache", "fingerprints", "runs", "files", "tmp"})
 
+_START_OVER = (
+    "Point FLOWKIT_STORE (or --store, or fk.run(store=...)) at a new location, or start this "
+    "one over: delete its {folders} folders and its {marker}"
+)
 _FORMAT_1 = (
     "store {url} is in format 1 (flowkit 0.1); this flowkit uses format {fmt} (its cache keys "
-    "changed, and stores may be signed). Point FLOWKIT_STORE (or --store, or "
-    "fk.run(store=...)) at a new location, or start this one over: delete its index/, tasks/, "
-    "objects/ and files/ folders and its {marker} (runs/ may be kept: run records stay "
-    "readable, unless the store is opened with a key)."
+    "changed, and stores may be signed). "
+    + _START_OVER
+    + " (its runs/ are not readable by this flowkit either)."
 )
+_FORMAT_2 = (
+    "store {url} is in format 2 (flowkit 0.1 before the compact store); this flowkit uses "
+    "format {fmt}: one document per cache entry, small values inline, compressed task "
+    "records, so it cannot read the old cache. "
+    + _START_OVER
+    + ". Its runs/ (run records of format 2) are not readable by this flowkit either: keep "
+    "a copy elsewhere if you still need them."
+)
+_FOLDERS = "index/, tasks/, objects/, files/ and runs/"
 _CHECK_ENDPOINT = (
     ". Check the URL, the credentials and the endpoint (endpoint_url= or AWS_ENDPOINT_URL)"
 )
@@ -140,8 +158,11 @@ class Store(ObjectStore, DocumentStore):
                 f"{self.url}/{MARKER} is damaged or not a flowkit store marker ({exc}); "
                 "restore it or use another location"
             ) from exc
-        if fmt == 1:
-            raise StoreError(_FORMAT_1.format(url=self.url, fmt=STORE_FORMAT, marker=MARKER))
+        if fmt in (1, 2):
+            old = _FORMAT_1 if fmt == 1 else _FORMAT_2
+            raise StoreError(
+                old.format(url=self.url, fmt=STORE_FORMAT, marker=MARKER, folders=_FOLDERS)
+            )
         if fmt != STORE_FORMAT:
             raise StoreError(
                 f"store {self.url} is in format {fmt!r}; this flowkit reads format "
@@ -205,6 +226,7 @@ def resolve_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
 
 
 __all__ = [
+    "INLINE_MAX",
     "MARKER",
     "STORE_FORMAT",
     "Artifact",

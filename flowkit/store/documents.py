@@ -1,5 +1,6 @@
 """Checked JSON documents in a store (cache entries, run records): validated paths, a checksum
-or a signature on every document, atomic writes, named faults."""
+or a signature on every document, atomic writes, named faults. A document whose path ends in
+``.gz`` is stored gzip-compressed under its checksum (:mod:`flowkit.store.compressed`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from flowkit.errors import StoreError
 from flowkit.fsio import ObjectCorrupt, ObjectMissing, ObjectUnsigned
 from flowkit.signing import body_of, encode, judge, seal
+from flowkit.store import compressed
 from flowkit.store.base import StoreBase
 
 # A relative path in the store: "/"-separated non-empty parts, none of them "." or "..", no
@@ -21,7 +23,9 @@ _REL_RE = re.compile(f"{_PART}(?:/{_PART})*")
 NOT_A_FILE = (errno.ELOOP, errno.EISDIR)  # a link or a folder where a file should be
 
 
-def _parse(body: bytes, where: str) -> Any:
+def _parse(body: bytes, rel: str, where: str) -> Any:
+    if compressed.is_compressed(rel):
+        body = compressed.unpack(body, where)
     try:
         return json.loads(body.decode("utf-8"))  # documents are UTF-8: no detection
     except ValueError as exc:
@@ -42,12 +46,14 @@ class DocumentStore(StoreBase):
 
     def write_doc(self, rel: str, obj: Any) -> None:
         """Atomically write a JSON document with its checksum, or its signature in a signed
-        store (nothing in a read-only store)."""
+        store (nothing in a read-only store); compressed if ``rel`` ends in ``.gz``."""
         self._rel(rel)
         if self.read_only:
             return
         try:
             body = encode(obj)
+            if compressed.is_compressed(rel):
+                body = compressed.pack(body)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"cannot write {rel} to store {self.url}: {exc}") from exc
         try:
@@ -56,8 +62,10 @@ class DocumentStore(StoreBase):
             raise self._fault(f"write {rel} to", exc) from exc
 
     def read_doc(self, rel: str) -> Any:
-        """Read a document; ObjectMissing / ObjectCorrupt if it is absent or damaged, and
-        ObjectUnsigned (an ObjectMissing) if its signature does not hold."""
+        """Read a document; ObjectMissing / ObjectCorrupt if it is absent or damaged (a
+        compressed one also if it decompresses to more than
+        :data:`~flowkit.store.compressed.UNPACKED_MAX` bytes), and ObjectUnsigned (an
+        ObjectMissing) if its signature does not hold."""
         if type(rel) is not str or _REL_RE.fullmatch(rel) is None:
             raise ObjectCorrupt(f"refusing document path {rel!r} in store {self.url}")
         signer = self._signer
@@ -82,7 +90,7 @@ class DocumentStore(StoreBase):
             body = body_of(data, rel, signer)
         if body is None:
             return self._refuse_doc(data, rel)
-        return _parse(body, f"{self.url}/{rel}")
+        return _parse(body, rel, f"{self.url}/{rel}")
 
     def _refuse_doc(self, data: bytes, rel: str) -> Any:
         where = f"{self.url}/{rel}"

@@ -1,6 +1,9 @@
 """Content-addressed objects in a store: streamed, hashed and written once on ``put``; checked
-(signature, size, digest) on ``get``; damaged ones removed. ``fk.File``/``fk.Directory``
-values are unpacked next to their objects (local stores) or under ``$FLOWKIT_CACHE_DIR``."""
+(signature, size, digest) on ``get``; damaged ones removed. A value that serializes to at
+most :data:`~flowkit.store.artifact.INLINE_MAX` bytes gets no object: ``put`` returns an
+inline artifact holding its bytes (kept by the document that names it). ``fk.File``/
+``fk.Directory`` values are always objects, unpacked next to them (local stores) or under
+``$FLOWKIT_CACHE_DIR``."""
 
 from __future__ import annotations
 
@@ -23,13 +26,18 @@ from flowkit.fsio import (
 )
 from flowkit.hashing import blob_digest
 from flowkit.signing import check_object_sig, object_sig
-from flowkit.store.artifact import Artifact, is_digest, object_path
+from flowkit.store.artifact import (
+    INLINE_MAX,
+    UNPACKED,
+    Artifact,
+    check_inline,
+    is_digest,
+    object_path,
+)
 from flowkit.store.base import StoreBase
 from flowkit.store.documents import NOT_A_FILE
 
 log = logging.getLogger("flowkit.store")
-
-_UNPACKED = frozenset({"file", "dir"})  # formats loaded into files/<d>
 
 
 def _dump_kwargs(refs: set[Any] | None) -> dict[str, Any]:
@@ -51,22 +59,31 @@ class ObjectStore(StoreBase):
 
     object_path = staticmethod(object_path)
 
-    def _artifact(self, digest: str, fmt: str, size: int) -> Artifact:
+    def _artifact(self, digest: str, fmt: str, size: int, inline: bytes | None = None) -> Artifact:
         signer = self._signer
         sig = None if signer is None else object_sig(signer, digest, fmt, size)
-        return Artifact(digest, fmt, size, sig)
+        return Artifact(digest, fmt, size, sig, inline)
 
     def put(self, value: Any, *, what: str = "value", refs: set[Any] | None = None) -> Artifact:
         """Serialise ``value`` into the store; its digest is computed while the bytes stream
-        out. A read-only store computes and returns the artifact without writing it."""
+        out. Up to :data:`INLINE_MAX` bytes (formats other than ``file``/``dir``) the value
+        is returned inline and no object is written. A read-only store computes and returns
+        the artifact without writing it."""
+        data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
+        if data is not None and len(data) <= INLINE_MAX:
+            digest = blob_digest("json", hashlib.sha256(data).hexdigest())
+            return self._artifact(digest, "json", len(data), data)
         if self.read_only:
-            return self._artifact(*hash_value(value, what=what, refs=refs))
+            return self._hashed(value, what, refs)
         made: list[Artifact] = []
 
-        def fill(sink: IO[bytes]) -> str:
-            w = HashingWriter(sink)
+        def fill(sink: IO[bytes]) -> str | None:
+            w = HashingWriter(sink, hold=INLINE_MAX)
             fmt = self._dump(value, w, what, refs)
-            made.append(self._artifact(w.hasher.digest(fmt), fmt, w.hasher.size))
+            made.append(self._kept(w, fmt))
+            if made[0].inline is not None:
+                return None
+            w.release()
             return object_path(made[0].digest)
 
         try:
@@ -78,6 +95,16 @@ class ObjectStore(StoreBase):
         except Exception as exc:  # the temporary file, the rename, the upload
             raise self._fault(f"write {what} to", exc) from exc
         return made[0]
+
+    def _kept(self, w: HashingWriter, fmt: str) -> Artifact:
+        """The artifact of what ``w`` saw: inline if it held every byte and may be inline."""
+        held = w.held if fmt not in UNPACKED else None
+        return self._artifact(w.hasher.digest(fmt), fmt, w.hasher.size, held)
+
+    def _hashed(self, value: Any, what: str, refs: set[Any] | None) -> Artifact:
+        w = HashingWriter(None, hold=INLINE_MAX)
+        fmt = serialize.dump(value, cast(IO[bytes], w), what=what, **_dump_kwargs(refs))
+        return self._kept(w, fmt)
 
     def _dump(self, value: Any, sink: HashingWriter, what: str, refs: set[Any] | None) -> str:
         try:
@@ -95,12 +122,12 @@ class ObjectStore(StoreBase):
             signer, artifact.digest, artifact.format, artifact.size, artifact.sig
         ):
             return
-        rel = object_path(artifact.digest)
+        where = _where(artifact)
         message = (
-            f"store {self.url}: {what} ({rel}) has no valid signature for this store's key; "
+            f"store {self.url}: {what} ({where}) has no valid signature for this store's key; "
             "treating it as absent"
         )
-        self._warn_once(rel, message)
+        self._warn_once(where, message)
         raise ObjectUnsigned(message)
 
     def get(
@@ -111,7 +138,16 @@ class ObjectStore(StoreBase):
         expected: Any = Any,
         refs: set[Any] | None = None,
     ) -> Any:
-        """Load a stored value, verifying size and digest over the bytes as they are read."""
+        """Load a stored value, verifying size and digest over the bytes as they are read
+        (an inline artifact's bytes are checked the same way, with no I/O)."""
+        inline = artifact.inline
+        if inline is not None:
+            problem = check_inline(artifact)
+            if problem is not None:
+                self._damaged(_where(artifact), what, problem, remove=False)
+            if self._signer is not None:
+                self._signed_ok(artifact, what)
+            return self._load(artifact, inline, None, what, expected, refs)
         rel = object_path(artifact.digest)
         if self._signer is not None:
             self._signed_ok(artifact, what)
@@ -123,16 +159,25 @@ class ObjectStore(StoreBase):
             self._damaged(rel, what, f"{got}, expected {artifact.size}")
         if blob_digest(artifact.format, hashlib.sha256(data).hexdigest()) != artifact.digest:
             self._damaged(rel, what, "digest mismatch")
+        return self._load(artifact, data, path, what, expected, refs)
+
+    def _load(
+        self,
+        artifact: Artifact,
+        data: Any,
+        path: str | None,
+        what: str,
+        expected: Any,
+        refs: set[Any] | None,
+    ) -> Any:
         kwargs: dict[str, Any] = {} if refs is None else {"refs": refs}
         if expected is not Any:
             kwargs["expected"] = expected
+        scratch = None  # an inline value is never unpacked into files/
+        if artifact.inline is None or artifact.format in UNPACKED:
+            scratch = self._scratch(artifact.digest, artifact.format)
         return serialize.load(
-            artifact.format,
-            data,
-            path=path,
-            scratch=self._scratch(artifact.digest, artifact.format),
-            what=what,
-            **kwargs,
+            artifact.format, data, path=path, scratch=scratch, what=what, **kwargs
         )
 
     def _read_object(self, rel: str, size: int, what: str) -> tuple[Any, str | None]:
@@ -152,8 +197,9 @@ class ObjectStore(StoreBase):
             raise self._fault(f"read {what} from", exc) from exc
 
     def has(self, artifact: Artifact) -> bool:
-        """True if an object of the right size is there and, in a signed store, the artifact's
-        signature holds (its content is checked on get)."""
+        """True if an object of the right size is there (an inline artifact: its bytes match
+        it) and, in a signed store, the artifact's signature holds (an object's content is
+        checked on get)."""
         if not is_digest(artifact.digest):
             return False
         signer = self._signer
@@ -161,10 +207,13 @@ class ObjectStore(StoreBase):
             signer, artifact.digest, artifact.format, artifact.size, artifact.sig
         ):
             return False
+        if artifact.inline is not None:
+            return check_inline(artifact) is None
         return self._io.size(object_path(artifact.digest)) == artifact.size
 
-    def _damaged(self, rel: str, what: str, reason: str) -> None:
-        removal = "" if self.read_only else " and removing it so it is written again"
+    def _damaged(self, rel: str, what: str, reason: str, *, remove: bool = True) -> None:
+        remove = remove and not self.read_only
+        removal = " and removing it so it is written again" if remove else ""
         log.warning(
             "store %s: %s (%s) is damaged: %s; treating it as missing%s",
             self.url,
@@ -173,7 +222,7 @@ class ObjectStore(StoreBase):
             reason,
             removal,
         )
-        if not self.read_only:
+        if remove:
             with contextlib.suppress(Exception):
                 self._io.remove(rel)
         raise ObjectCorrupt(f"{what}: {rel} in {self.url} is damaged: {reason}")
@@ -182,7 +231,7 @@ class ObjectStore(StoreBase):
         """Where a File/Directory value of this digest is unpacked (checked: no links)."""
         if not self.local or self.read_only:  # a read-only store gets no files/ folder
             return os.path.join(files.default_unpack_root(), digest)
-        if fmt in _UNPACKED:
+        if fmt in UNPACKED:
             try:
                 cast(LocalIO, self._io).ensure_dir("files")
             except OSError as exc:
@@ -202,6 +251,13 @@ class ObjectStore(StoreBase):
                     files.remove_copy(self._files + digest)
         except OSError as exc:
             raise self._fault(f"delete {rel} from", exc) from exc
+
+
+def _where(artifact: Artifact) -> str:
+    """How a warning names an artifact: its object's path, or its inline value."""
+    if artifact.inline is not None:
+        return f"inline value {artifact.digest[:16]!r}"
+    return object_path(artifact.digest)
 
 
 __all__ = ["ObjectStore", "hash_value"]
