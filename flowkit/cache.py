@@ -1,24 +1,31 @@
-"""The cache index: which task call produced which artifacts, and why a call would miss.
+"""The cache: which task call produced which artifacts, and why a call would miss.
 
 An entry is keyed by the call key (``flowkit.hashing.call_key``) and holds the task identity,
-the output artifacts and the key's components — code components by name (from
-``flowkit.codehash``), the interface digest, the input digests by parameter, the pinned
-version — so :func:`explain` can say what differs from the nearest earlier entry.
+the output artifacts (small ones inline) and the key's components: the code fingerprint (by
+digest; the components themselves, from ``flowkit.codehash``, live once per digest in a
+fingerprint document, :mod:`flowkit.store.fingerprints`), the interface digest, the input
+digests by parameter, the pinned version — so :func:`explain` can say what differs from the
+nearest earlier entry.
 
-Store layout (see ``docs/caching.md``): ``index/<k[:2]>/<k>.json`` for lookups by key and
-``tasks/<task>/<k>.json`` (same document) for per-task listings. Both are checked JSON
-documents written atomically; writers of the same key write the same outputs, so concurrent
-writers all succeed and any one of them may win.
+Store layout (see ``docs/caching.md``): one checked JSON document per entry,
+``cache/<task>/<k>.json`` (``<task>``: :func:`task_dir` of the identity), so a lookup needs the
+identity and the key, and a task's entries are one folder listing. Documents are written
+atomically; writers of the same key write the same outputs, so concurrent writers all succeed
+and any one of them may win.
 
 Policies:
 
-* Never serve anything doubtful. A damaged entry, a missing or damaged object, or a pickle
-  written by another Python version is a *miss* with a warning (the call is recomputed and
-  its entry rewritten). Store errors (unreachable endpoint) propagate.
+* Never serve anything doubtful. A damaged entry (inline bytes that disagree with their
+  digest included), a missing or damaged object, or a pickle written by another Python
+  version is a *miss* with a warning (the call is recomputed and its entry rewritten). Store
+  errors (unreachable endpoint) propagate.
+* A hit reads the entry and its non-inline objects only, never the fingerprint document; a
+  missing or damaged one only makes ``explain`` say the code components are unknown.
 * Keys are derived in :mod:`flowkit.keys`; this module only stores and finds entries.
-* :func:`gc` removes entries created more than N days ago, then objects that no remaining
-  entry and no run started within the window references, and only objects last written
-  before the cutoff — so a run in progress (whose new objects are young) is never robbed.
+* :func:`gc` removes entries created more than N days ago, then objects and fingerprint
+  documents that no remaining entry and no run started within the window references, and
+  only those last written before the cutoff — so a run in progress (whose new files are
+  young) is never robbed.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +49,22 @@ from flowkit.store import (
     ObjectUnavailable,
     Store,
 )
+from flowkit.store.fingerprints import FOLDER as FINGERPRINTS
+from flowkit.store.fingerprints import StoredComponents, fingerprint_of, write_once
 
 log = logging.getLogger(__name__)
 
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3
+CACHE_FOLDER = "cache"
 
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One cached call: its key, task identity, outputs and key components."""
+    """One cached call: its key, task identity, outputs and key components.
+
+    ``fingerprint`` is the digest of ``components`` (computed when not given); an entry
+    read from a store has :class:`StoredComponents`, loaded only when used.
+    """
 
     key: str
     identity: str
@@ -64,72 +78,93 @@ class CacheEntry:
     # the outputs' tokens when written (flowkit.keys); one that differs from its artifact's
     # digest marks an output naming user code, whose token is re-derived when it is read
     tokens: tuple[str, ...] = ()
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if not self.tokens:  # outputs that name no user code: their tokens are their digests
             object.__setattr__(self, "tokens", tuple(a.digest for a in self.outputs))
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint_of(self.components))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "entry_format": ENTRY_FORMAT,
             "key": self.key,
             "identity": self.identity,
             "outputs": [a.to_dict() for a in self.outputs],
-            "components": dict(self.components),
+            "fingerprint": self.fingerprint,
             "interface": self.interface,
             "inputs": dict(self.inputs),
             "version": self.version,
             "created": self.created,
             "run_id": self.run_id,
-            "tokens": list(self.tokens),
         }
+        if any(t != a.digest for t, a in zip(self.tokens, self.outputs, strict=True)):
+            d["tokens"] = list(self.tokens)  # only when they say more than the digests
+        return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> CacheEntry:
-        """Rebuild an entry; ValueError if anything is missing or mistyped."""
+    def from_dict(cls, d: Any, store: Store | None = None) -> CacheEntry:
+        """Rebuild an entry; ValueError if anything is missing or mistyped. Its components
+        are loaded from ``store`` when used (without a store: unknown)."""
         if not isinstance(d, dict) or d.get("entry_format") != ENTRY_FORMAT:
             raise ValueError("not a cache entry of a known format")
         try:
             key, identity, interface = d["key"], d["identity"], d["interface"]
+            fingerprint = d["fingerprint"]
             outputs = tuple([Artifact.from_dict(a) for a in d["outputs"]])
-            components, inputs = dict(d["components"]), dict(d["inputs"])
+            inputs = dict(d["inputs"])
             version, created, run_id = d["version"], float(d["created"]), d.get("run_id")
-            tokens = tuple(d["tokens"])
+            tokens = tuple(d["tokens"]) if "tokens" in d else tuple([a.digest for a in outputs])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed cache entry: {exc!r}") from exc
-        # one pass over the strings, no intermediate lists (this runs on every cache hit)
-        if not (type(key) is str and type(identity) is str and type(interface) is str):
-            raise ValueError("malformed cache entry: non-string field")
-        for mapping in (components, inputs):
-            for s in mapping.values():
-                if type(s) is not str:
-                    raise ValueError("malformed cache entry: non-string field")
+        _check_fields(key, identity, interface, fingerprint, inputs, version, run_id)
         if len(tokens) != len(outputs):
             raise ValueError("malformed cache entry: output tokens")
         for t, a in zip(tokens, outputs, strict=True):
             # most tokens are their output's digest, already checked by Artifact.from_dict
             if t != a.digest and not is_digest(t):
                 raise ValueError("malformed cache entry: output tokens")
-        # Every field is checked above: fill the frozen instance directly, without the ten
+        # Every field is checked above: fill the frozen instance directly, without the
         # object.__setattr__ calls of its __init__ (this runs on every cache hit).
         entry = object.__new__(cls)
         entry.__dict__.update(
             key=key,
             identity=identity,
             outputs=outputs,
-            components=components,
+            components=StoredComponents(store, fingerprint),
             interface=interface,
             inputs=inputs,
             version=version,
             created=created,
             run_id=run_id,
             tokens=tokens,
+            fingerprint=fingerprint,
         )
         return entry
 
 
-def _index_path(key: str) -> str:
-    return f"index/{key[:2]}/{key}.json"
+def _check_fields(
+    key: Any,
+    identity: Any,
+    interface: Any,
+    fingerprint: Any,
+    inputs: dict[Any, Any],
+    version: Any,
+    run_id: Any,
+) -> None:
+    """ValueError unless an entry's scalar fields have their types (a fingerprint is a
+    digest: it becomes a path)."""
+    # one pass over the strings, no intermediate lists (this runs on every cache hit)
+    if not (type(key) is str and type(identity) is str and type(interface) is str):
+        raise ValueError("malformed cache entry: non-string field")
+    if not is_digest(fingerprint):
+        raise ValueError("malformed cache entry: fingerprint")
+    for s in inputs.values():
+        if type(s) is not str:
+            raise ValueError("malformed cache entry: non-string field")
+    if not (version is None or type(version) is str) or not (run_id is None or type(run_id) is str):
+        raise ValueError("malformed cache entry: version or run id")
 
 
 def task_dir(identity: str) -> str:
@@ -138,50 +173,56 @@ def task_dir(identity: str) -> str:
     return f"{safe}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
-def _task_path(identity: str, key: str) -> str:
-    return f"tasks/{task_dir(identity)}/{key}.json"
+def entry_path(identity: str, key: str) -> str:
+    """``cache/<task>/<key>.json``: where the entry of ``key`` of task ``identity`` lives."""
+    return f"{CACHE_FOLDER}/{task_dir(identity)}/{key}.json"
 
 
 # -- lookup and record -----------------------------------------------------------------------
 
 
-def lookup(store: Store, key: str) -> CacheEntry | None:
-    """The entry for ``key``, or None (absent, or damaged: then with a warning)."""
+def lookup(store: Store, key: str, identity: str) -> CacheEntry | None:
+    """The entry for ``key`` of task ``identity``, or None (absent, or damaged: then with a
+    warning)."""
     try:
-        doc = store.read_doc(_index_path(key))
+        doc = store.read_doc(entry_path(identity, key))
     except ObjectMissing:
         return None
     except ObjectCorrupt as exc:
         log.warning("cache entry %s is damaged (%s); treating it as a miss", key, exc)
         return None
     try:
-        entry = CacheEntry.from_dict(doc)
-        if entry.key != key:
-            raise ValueError(f"entry is for key {entry.key}")
+        entry = CacheEntry.from_dict(doc, store)
+        if entry.key != key or entry.identity != identity:
+            raise ValueError(f"entry is for key {entry.key} of task `{entry.identity}`")
     except ValueError as exc:
         log.warning("cache entry %s is unusable (%s); treating it as a miss", key, exc)
         return None
     return entry
 
 
-def load_outputs(
-    store: Store, entry: CacheEntry, expected: tuple[Any, ...] | None = None
+def load_artifacts(
+    store: Store,
+    task: str,
+    artifacts: Sequence[Artifact],
+    expected: tuple[Any, ...] | None = None,
 ) -> list[tuple[Any, set[Any]]] | None:
-    """The entry's outputs as ``(value, refs)`` pairs, or None (with a warning) if any cannot
-    be loaded intact. ``expected`` gives each output's type (class references in the stored
-    bytes resolve against it); ``refs`` are the classes and functions the bytes named."""
+    """Task ``task``'s stored outputs as ``(value, refs)`` pairs, or None (with a warning)
+    if any cannot be loaded intact. ``expected`` gives each output's type (class references
+    in the stored bytes resolve against it); ``refs`` are the classes and functions the
+    bytes named."""
     out = []
-    for i, artifact in enumerate(entry.outputs):
-        what = f"task `{entry.identity}` output {i}"
+    for i, artifact in enumerate(artifacts):
+        what = f"task `{task}` output {i}"
         refs: set[Any] = set()
         hint = expected[i] if expected is not None and i < len(expected) else Any
         try:
             out.append((store.get(artifact, what=what, expected=hint, refs=refs), refs))
         except ObjectMissing:
-            log.warning("%s: cached object %s is missing; recomputing", what, artifact.digest)
+            log.warning("%s: stored object %s is missing; recomputing", what, artifact.digest)
             return None
         except ObjectCorrupt:
-            return None  # the store has warned and removed it
+            return None  # the store has warned (and removed a damaged object)
         except serialize.PickleVersionError as exc:
             log.warning("%s; recomputing", exc)
             return None
@@ -191,20 +232,31 @@ def load_outputs(
     return out
 
 
+def load_outputs(
+    store: Store, entry: CacheEntry, expected: tuple[Any, ...] | None = None
+) -> list[tuple[Any, set[Any]]] | None:
+    """The entry's outputs: :func:`load_artifacts` of ``entry.outputs``."""
+    return load_artifacts(store, entry.identity, entry.outputs, expected)
+
+
 def record(store: Store, entry: CacheEntry) -> None:
-    """Write ``entry`` (atomically, replacing any entry with the same key)."""
-    doc = entry.to_dict()
-    store.write_doc(_index_path(entry.key), doc)
-    store.write_doc(_task_path(entry.identity, entry.key), doc)
+    """Write ``entry`` (atomically, replacing any entry with the same key), after its
+    fingerprint document (once per process and store)."""
+    components = entry.components
+    if not isinstance(components, StoredComponents) or components.known:
+        write_once(store, entry.fingerprint, components)
+    store.write_doc(entry_path(entry.identity, entry.key), entry.to_dict())
 
 
 def entries(store: Store, identity: str) -> list[CacheEntry]:
     """Every readable entry of one task, newest first (damaged ones are skipped)."""
-    folder = f"tasks/{task_dir(identity)}"
+    folder = f"{CACHE_FOLDER}/{task_dir(identity)}"
     out = []
     for name in store.list_dir(folder):
+        if not name.endswith(".json"):
+            continue
         try:
-            entry = CacheEntry.from_dict(store.read_doc(f"{folder}/{name}"))
+            entry = CacheEntry.from_dict(store.read_doc(f"{folder}/{name}"), store)
         except (ObjectUnavailable, ValueError) as exc:
             log.debug("skipping %s/%s: %s", folder, name, exc)
             continue
@@ -256,12 +308,26 @@ def diff(
     if old.version != version:
         reasons.append("version changed")
     elif version is None:
-        # codehash phrases code changes, with versions ("module `numpy` changed (a -> b)")
-        reasons += describe_changes(old.components, components)
+        reasons += _code_changes(old, components)
     if interface is not None and old.interface != interface:
         reasons.append("interface changed")
     reasons += _changes(old.inputs, input_digests, "input `{}`")
     return reasons
+
+
+def _code_changes(old: CacheEntry, components: Mapping[str, str]) -> list[str]:
+    """Code changes by name (``helper `clean` changed``), from codehash; when the entry's
+    components are unknown, only whether the code changed at all."""
+    stored = old.components
+    if isinstance(stored, StoredComponents) and not stored.known:
+        if old.fingerprint == fingerprint_of(components):
+            return []
+        return [
+            "code changed (which parts is unknown: the earlier entry's fingerprint document "
+            f"fingerprints/{old.fingerprint[:2]}/{old.fingerprint}.json is missing or damaged)"
+        ]
+    # codehash phrases code changes, with versions ("module `numpy` changed (a -> b)")
+    return describe_changes(stored, components)
 
 
 def explain(
@@ -284,7 +350,7 @@ def explain(
     """
     known = entries(store, identity)
     if key is not None:
-        entry = lookup(store, key)
+        entry = lookup(store, key, identity)
         if entry is not None and all(store.has(a) for a in entry.outputs):
             return Explanation(identity, True, (), entry)
     if not known:
@@ -308,9 +374,12 @@ class GcReport:
     entries_removed: int
     objects_removed: int
     bytes_freed: int
+    fingerprints_removed: int = 0
 
 
 def _digests_in(obj: Any) -> Iterator[str]:
+    """Every digest-shaped string in a run record: keys, and the digests of the artifacts it
+    names (task outputs, stored logs, the run's output, ``{"$artifact": ...}`` inputs)."""
     if isinstance(obj, str):
         if is_digest(obj):
             yield obj
@@ -323,21 +392,31 @@ def _digests_in(obj: Any) -> Iterator[str]:
 
 
 def gc(store: Store, older_than_days: float) -> GcReport:
-    """Remove entries older than ``older_than_days`` and the objects nothing else needs.
+    """Remove entries older than ``older_than_days`` and the objects and fingerprint
+    documents nothing else needs.
 
     What a run started within the window used is kept: its task records name the keys it
     looked up or stored and the objects it read or wrote, so a month-old entry (and its
-    ``fk.File``) that today's run hit is not collected under it.
+    ``fk.File``) that today's run hit is not collected under it. Inline artifacts have no
+    object to keep.
     """
     cutoff = time.time() - older_than_days * 86400.0
     keep = _used_by_recent_runs(store, cutoff)
-    removed = _gc_entries(store, cutoff, keep)
+    removed, fingerprints = _gc_entries(store, cutoff, keep)
+    fingerprints_removed = _gc_fingerprints(store, cutoff, fingerprints)
     objects, freed = _gc_objects(store, cutoff, keep)
     for rel, _, mtime in list(store.walk("tmp")):
         if mtime is not None and mtime < min(cutoff, time.time() - 86400.0):
             store.delete(rel)  # left by a killed writer
-    log.info("gc %s: %d entries, %d objects, %d bytes removed", store.url, removed, objects, freed)
-    return GcReport(removed, objects, freed)
+    log.info(
+        "gc %s: %d entries, %d objects (%d bytes), %d fingerprints removed",
+        store.url,
+        removed,
+        objects,
+        freed,
+        fingerprints_removed,
+    )
+    return GcReport(removed, objects, freed, fingerprints_removed)
 
 
 def _used_by_recent_runs(store: Store, cutoff: float) -> set[str]:
@@ -352,25 +431,38 @@ def _used_by_recent_runs(store: Store, cutoff: float) -> set[str]:
     return keep
 
 
-def _gc_entries(store: Store, cutoff: float, keep: set[str]) -> int:
-    """Delete old entries not in ``keep``; add the outputs of the others to ``keep``. Returns
-    the number of index entries removed."""
+def _gc_entries(store: Store, cutoff: float, keep: set[str]) -> tuple[int, set[str]]:
+    """Delete old entries not in ``keep``; add the objects of the others to ``keep``.
+    Returns the number of entries removed and the fingerprints the others name."""
     removed = 0
-    for folder in ("index", "tasks"):
-        for rel, _, mtime in list(store.walk(folder)):
-            try:
-                entry: CacheEntry | None = CacheEntry.from_dict(store.read_doc(rel))
-            except (ObjectUnavailable, ValueError):
-                entry = None  # damaged: judged by its file time
-            if entry is not None:
-                created = entry.created
-            else:
-                created = mtime if mtime is not None else cutoff
-            if created < cutoff and (entry is None or entry.key not in keep):
-                store.delete(rel)
-                removed += folder == "index"
-            elif entry is not None:
-                keep.update(a.digest for a in entry.outputs)
+    fingerprints: set[str] = set()
+    for rel, _, mtime in list(store.walk(CACHE_FOLDER)):
+        try:
+            entry: CacheEntry | None = CacheEntry.from_dict(store.read_doc(rel))
+        except (ObjectUnavailable, ValueError):
+            entry = None  # damaged, or not an entry: judged by its file time
+        if entry is not None:
+            created = entry.created
+        else:
+            created = mtime if mtime is not None else cutoff
+        if created < cutoff and (entry is None or entry.key not in keep):
+            store.delete(rel)
+            removed += 1
+        elif entry is not None:
+            keep.update(a.digest for a in entry.outputs if a.inline is None)
+            fingerprints.add(entry.fingerprint)
+    return removed, fingerprints
+
+
+def _gc_fingerprints(store: Store, cutoff: float, named: set[str]) -> int:
+    """Delete fingerprint documents last written before ``cutoff`` that no entry names."""
+    removed = 0
+    for rel, _, mtime in list(store.walk(FINGERPRINTS)):
+        digest = rel.rsplit("/", 1)[-1].removesuffix(".json")
+        if digest in named or mtime is None or mtime >= cutoff:
+            continue
+        store.delete(rel)
+        removed += 1
     return removed
 
 
@@ -391,13 +483,18 @@ def _gc_objects(store: Store, cutoff: float, keep: set[str]) -> tuple[int, int]:
 
 
 __all__ = [
+    "CACHE_FOLDER",
+    "ENTRY_FORMAT",
     "CacheEntry",
     "Explanation",
     "GcReport",
+    "StoredComponents",
     "diff",
     "entries",
+    "entry_path",
     "explain",
     "gc",
+    "load_artifacts",
     "load_outputs",
     "lookup",
     "record",

@@ -21,9 +21,11 @@ from flowkit.cache import CacheEntry
 from flowkit.errors import StoreError
 from flowkit.hashing import call_key, code_digest
 from flowkit.store import Artifact, Store, hash_value
+from flowkit.store import fingerprints as fps
 
 IFACE = "i" * 64
 _counter = itertools.count()
+BIG = "x" * 2000  # over INLINE_MAX once serialized: an object of its own
 
 
 class Unstable:
@@ -62,8 +64,9 @@ def make_entry(
 
 def test_record_lookup_load(any_store: Store) -> None:
     entry = make_entry(any_store, outputs=(1, {"a": (2,)}, np.arange(3)))
-    found = cache.lookup(any_store, entry.key)
+    found = cache.lookup(any_store, entry.key, entry.identity)
     assert found == entry
+    assert cache.lookup(any_store, entry.key, "another task") is None
     loaded = cache.load_outputs(any_store, found)
     assert loaded is not None
     values = [v for v, _ in loaded]
@@ -72,39 +75,45 @@ def test_record_lookup_load(any_store: Store) -> None:
 
 
 GOOD_DOC: dict[str, Any] = {
-    "entry_format": 2,
+    "entry_format": 3,
     "key": "k" * 64,
     "identity": "train",
-    "outputs": [{"digest": "d" * 64, "format": "json", "size": 2}],
-    "components": {"function `train`": "f" * 64},
+    "outputs": [
+        {"digest": "d" * 64, "format": "json", "size": 2000},
+        {"digest": hash_value(42)[0], "format": "json", "size": 2, "inline": "42"},
+    ],
+    "fingerprint": "f" * 64,
     "interface": IFACE,
     "inputs": {"x": "a" * 64},
     "version": None,
     "created": 1.5,
     "run_id": None,
-    "tokens": ["d" * 64],
 }
 BAD_FIELDS: list[tuple[str, Any]] = [
-    ("entry_format", 1),
+    ("entry_format", 2),
     ("key", 7),
     ("identity", None),
     ("interface", ["x"]),
     ("outputs", 3),
     ("outputs", [{"digest": "d" * 64, "format": "json", "size": "2"}]),
     ("outputs", ["not an artifact"]),
-    ("components", {"function `train`": 1}),
-    ("components", 5),
+    ("outputs", [{"digest": "d" * 64, "format": "json", "size": 2, "inline": "43"}]),
+    ("fingerprint", "../../x"),
+    ("fingerprint", None),
     ("inputs", {"x": None}),
     ("inputs", "abc"),
+    ("version", 3),
+    ("run_id", ["r"]),
     ("created", "soon"),
     ("created", None),
-    ("tokens", ["not a digest"]),
+    ("tokens", ["not a digest", "e" * 64]),
     ("tokens", []),
 ]
+OPTIONAL = {"run_id", "tokens"}
 
 
 # What CacheEntry.from_dict says: its own words, or those of dict() and float() on bad fields.
-REFUSED = "cache entry|not an artifact|dictionary update|could not convert"
+REFUSED = "cache entry|not an artifact|inline artifact|dictionary update|could not convert"
 
 
 @pytest.mark.parametrize(("field_name", "bad"), BAD_FIELDS)
@@ -113,15 +122,23 @@ def test_malformed_entries_are_refused(field_name: str, bad: Any) -> None:
     with pytest.raises(ValueError, match=REFUSED):
         CacheEntry.from_dict({**GOOD_DOC, field_name: bad})
     missing = {k: v for k, v in GOOD_DOC.items() if k != field_name}
-    if field_name != "run_id":
+    if field_name not in OPTIONAL:
         with pytest.raises(ValueError, match=REFUSED):
             CacheEntry.from_dict(missing)
     with pytest.raises(ValueError, match=REFUSED):
         CacheEntry.from_dict([GOOD_DOC])
 
 
+def test_tokens_are_written_only_when_they_differ_from_the_digests() -> None:
+    plain = CacheEntry.from_dict(GOOD_DOC)
+    assert plain.tokens == tuple(a.digest for a in plain.outputs)
+    assert "tokens" not in plain.to_dict()
+    named = {**GOOD_DOC, "tokens": ["e" * 64, GOOD_DOC["outputs"][1]["digest"]]}
+    assert CacheEntry.from_dict(named).to_dict() == named
+
+
 def test_unknown_key_is_a_miss(any_store: Store) -> None:
-    assert cache.lookup(any_store, "0" * 64) is None
+    assert cache.lookup(any_store, "0" * 64, "train") is None
 
 
 VALUES = [
@@ -186,21 +203,43 @@ def damage(data: bytes, mode: str) -> bytes:
     return os.urandom(max(len(data), 1))
 
 
-def populate(store: Store) -> list[CacheEntry]:
+def populate(store: Store) -> list[tuple[CacheEntry, tuple[Any, ...]]]:
+    """Entries with inline outputs and with objects, their fingerprints and a run."""
     from sklearn.tree import DecisionTreeClassifier
 
     model = DecisionTreeClassifier(max_depth=1).fit([[0], [1]], [0, 1])
-    made = [
-        make_entry(store, inputs={"x": i}, outputs=(42 + i, {"i": (i,)}, np.arange(i + 2)))
+    values: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
+        ("train", {"x": i}, (42 + i, {"i": (i,)}, np.arange(i + 2), np.arange(300 + i)))
         for i in range(3)
     ]
-    made.append(make_entry(store, identity="fit", inputs={"t": 1}, outputs=(model,)))
-    made.append(
-        make_entry(store, identity="load", inputs={"n": 2}, outputs=(pa.table({"a": [1, 2]}),))
-    )
+    values.append(("fit", {"t": 1}, (model,)))
+    values.append(("load", {"n": 2}, (pa.table({"a": [1, 2]}), pa.table({"b": list(range(500))}))))
+    made = [
+        (make_entry(store, identity=t, inputs=i, outputs=o, components={f"function `{t}`": t}), o)
+        for t, i, o in values
+    ]
     store.write_run("r1", {"status": "succeeded", "started": time.time()})
-    store.write_task_records("r1", 0, [{"name": "train", "key": made[0].key}])
+    store.write_task_records("r1", 0, [{"name": "train", "key": made[0][0].key}])
     return made
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b))
+    if isinstance(a, pa.Table):
+        return bool(a.equals(b))
+    if hasattr(a, "tree_"):  # a fitted model: compare what it predicts
+        return bool((a.predict([[0], [1]]) == b.predict([[0], [1]])).all())
+    return bool(a == b)
+
+
+def right_or_miss(loaded: list[tuple[Any, set[Any]]] | None, values: tuple[Any, ...]) -> bool:
+    """A miss (None), or exactly the values stored: never a wrong value."""
+    if loaded is None:
+        return True
+    return len(loaded) == len(values) and all(
+        same(v, got) for v, (got, _) in zip(values, loaded, strict=True)
+    )
 
 
 @pytest.mark.parametrize("mode", ["truncate", "flip", "empty", "garbage"])
@@ -209,16 +248,22 @@ def test_damaging_every_file_gives_misses_never_wrong_values(
 ) -> None:
     made = populate(any_store)
     files = [rel for rel, _, _ in any_store._io.walk("")]  # the root: below Store's names
-    assert len(files) > 20
+    kinds = {rel.split("/")[0] for rel in files}
+    assert kinds == {"flowkit-store.json", "cache", "fingerprints", "objects", "runs"}
+    assert len(files) > 15
     for rel in files:
         any_store._io.write(rel, damage(any_store._io.read(rel), mode))
+    fps.forget()  # a new process: nothing remembered of the fingerprints
     with caplog.at_level(logging.WARNING):
-        for entry in made:
-            found = cache.lookup(any_store, entry.key)
+        for entry, _ in made:
+            found = cache.lookup(any_store, entry.key, entry.identity)
             assert found is None or cache.load_outputs(any_store, found) is None
-        for entry in made:  # with intact entries, the damaged objects are misses too
+        for entry, values in made:  # with intact entries, the damaged objects are misses too
             cache.record(any_store, entry)
-            assert cache.load_outputs(any_store, entry) is None
+            loaded = cache.load_outputs(any_store, entry)
+            assert right_or_miss(loaded, values)
+            if any(a.inline is None for a in entry.outputs):
+                assert loaded is None
         assert cache.explain(any_store, "train", {}, {}).hit is False
         any_store.list_runs()
         any_store.read_run("r1")
@@ -228,18 +273,18 @@ def test_damaging_every_file_gives_misses_never_wrong_values(
 
 
 def test_damaged_objects_are_rewritten_by_the_next_run(any_store: Store) -> None:
-    entry = make_entry(any_store, outputs=(42,))
+    entry = make_entry(any_store, outputs=(BIG,))
     rel = Store.object_path(entry.outputs[0].digest)
     any_store._io.write(rel, b"43")
     assert cache.load_outputs(any_store, entry) is None
-    again = make_entry(any_store, outputs=(42,))  # the recomputed call stores it again
-    assert cache.load_outputs(any_store, again) == [(42, set())]
+    again = make_entry(any_store, outputs=(BIG,))  # the recomputed call stores it again
+    assert cache.load_outputs(any_store, again) == [(BIG, set())]
 
 
 def test_missing_object_is_a_miss_with_a_warning(
     any_store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry = make_entry(any_store, outputs=(5,))
+    entry = make_entry(any_store, outputs=(BIG,))
     any_store.delete_object(entry.outputs[0].digest)
     with caplog.at_level(logging.WARNING, logger="flowkit.cache"):
         assert cache.load_outputs(any_store, entry) is None
@@ -347,7 +392,7 @@ def test_explain_picks_the_nearest_entry(any_store: Store) -> None:
 
 
 def test_explain_matching_entry_with_lost_outputs(any_store: Store) -> None:
-    entry = make_entry(any_store)
+    entry = make_entry(any_store, outputs=(BIG,))
     any_store.delete_object(entry.outputs[0].digest)
     result = cache.explain(any_store, **explain_args(entry))
     assert not result.hit
@@ -363,6 +408,68 @@ def test_entries_are_grouped_by_task_newest_first(any_store: Store) -> None:
     assert "/" not in cache.task_dir("other/task name")
 
 
+# -- fingerprint documents -------------------------------------------------------------------
+
+
+def test_components_are_stored_once_per_fingerprint_and_loaded_only_when_used(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fps.forget()
+    written: list[str] = []
+    read: list[str] = []
+    real_write, real_read = any_store.write_doc, any_store.read_doc
+
+    def write_doc(rel: str, obj: Any) -> None:
+        written.append(rel)
+        real_write(rel, obj)
+
+    def read_doc(rel: str) -> Any:
+        read.append(rel)
+        return real_read(rel)
+
+    monkeypatch.setattr(any_store, "write_doc", write_doc)
+    monkeypatch.setattr(any_store, "read_doc", read_doc)
+    made = [make_entry(any_store, inputs={"x": i}) for i in range(5)]
+    fingerprint_docs = [rel for rel in written if rel.startswith("fingerprints/")]
+    assert fingerprint_docs == [fps.fingerprint_path(made[0].fingerprint)]  # once for five
+    assert made[0].fingerprint == code_digest(made[0].components)
+    fps.forget()  # a new process
+    found = cache.lookup(any_store, made[3].key, "train")
+    assert found is not None and cache.load_outputs(any_store, found) == [(1, set())]
+    assert not [rel for rel in read if rel.startswith("fingerprints/")]  # a hit never reads it
+    assert dict(found.components) == dict(made[3].components)  # explain does, when it asks
+    assert [rel for rel in read if rel.startswith("fingerprints/")] == fingerprint_docs
+
+
+@pytest.mark.parametrize("harm", ["missing", "damaged", "another fingerprint's"])
+def test_a_lost_fingerprint_document_still_hits_and_explain_says_the_code_is_unknown(
+    any_store: Store, harm: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    components = {"function `train`": "1" * 64, "helper `clean`": "2" * 64}
+    entry = make_entry(any_store, components=components, inputs={"x": 1}, outputs=(7,))
+    other = make_entry(any_store, identity="other", components={"function `other`": "3" * 64})
+    rel = fps.fingerprint_path(entry.fingerprint)
+    if harm == "missing":
+        any_store.delete(rel)
+    elif harm == "damaged":
+        any_store._io.write(rel, damage(any_store._io.read(rel), "flip"))
+    else:  # a genuine document, under the wrong name
+        any_store.write_doc(rel, any_store.read_doc(fps.fingerprint_path(other.fingerprint)))
+    fps.forget()
+    found = cache.lookup(any_store, entry.key, "train")
+    assert found is not None and cache.load_outputs(any_store, found) == [(7, set())]
+    assert cache.explain(any_store, **explain_args(entry), key=entry.key).hit
+    with caplog.at_level(logging.WARNING, logger="flowkit.store"):
+        changed = {**components, "helper `clean`": "9" * 64}
+        result = cache.explain(any_store, **explain_args(entry, components=changed))
+        again = cache.explain(any_store, **explain_args(entry, input_digests={"x": "0" * 64}))
+    assert not result.hit
+    assert len(result.reasons) == 1 and "code changed (which parts is unknown" in result.reasons[0]
+    assert rel in result.reasons[0]
+    assert rel in caplog.text  # one warning naming the document
+    assert again.reasons == ("input `x` changed",)  # same code: nothing said about it
+
+
 # -- gc --------------------------------------------------------------------------------------
 
 
@@ -372,38 +479,64 @@ def age(store: Store, rel: str, days: float) -> None:
 
 
 def test_gc_removes_old_entries_and_unreferenced_old_objects(local_store: Store) -> None:
+    month_ago = time.time() - 40 * 86400
     old = make_entry(
-        local_store, inputs={"x": 1}, outputs=("old only",), created=time.time() - 40 * 86400
+        local_store,
+        inputs={"x": 1},
+        outputs=("old only" + BIG, 1),
+        created=month_ago,
+        components={"function `gone`": "g" * 64},
     )
-    shared = make_entry(
-        local_store, inputs={"x": 2}, outputs=("shared",), created=time.time() - 40 * 86400
-    )
-    young = make_entry(local_store, inputs={"x": 3}, outputs=("shared", "young"))
-    run_art = local_store.put("kept by a recent run")
+    shared = make_entry(local_store, inputs={"x": 2}, outputs=("shared" + BIG,), created=month_ago)
+    young = make_entry(local_store, inputs={"x": 3}, outputs=("shared" + BIG, "young" + BIG))
+    run_art = local_store.put("kept by a recent run" + BIG)
+    logs = local_store.put("logs of a recent run" + BIG)
     local_store.write_run("r", {"started": time.time(), "output": run_art.to_dict()})
-    stray_young = local_store.put("written by a run in progress")
-    stray_old = local_store.put("nobody needs this")
-    for art in (*old.outputs, *shared.outputs, *young.outputs, run_art, stray_old):
-        age(local_store, Store.object_path(art.digest), 40)
+    local_store.write_task_records(
+        "r", 0, [{"name": "t", "tries": [{"n": 1, "logs_ref": logs.to_dict()}]}]
+    )
+    stray_young = local_store.put("written by a run in progress" + BIG)
+    stray_old = local_store.put("nobody needs this" + BIG)
+    for art in (*old.outputs, *shared.outputs, *young.outputs, run_art, logs, stray_old):
+        if art.inline is None:
+            age(local_store, Store.object_path(art.digest), 40)
+    for rel, _, _ in list(local_store.walk("fingerprints")):
+        age(local_store, rel, 40)
 
     report = cache.gc(local_store, 30)
 
-    assert cache.lookup(local_store, old.key) is None
-    assert cache.lookup(local_store, shared.key) is None
-    assert cache.load_outputs(local_store, young) == [("shared", set()), ("young", set())]
+    assert cache.lookup(local_store, old.key, "train") is None
+    assert cache.lookup(local_store, shared.key, "train") is None
+    assert cache.load_outputs(local_store, young) == [
+        ("shared" + BIG, set()),
+        ("young" + BIG, set()),
+    ]
     assert cache.entries(local_store, "train") == [young]
-    assert local_store.has(run_art) and local_store.has(stray_young)
+    assert local_store.has(run_art) and local_store.has(stray_young) and local_store.has(logs)
     assert not local_store.has(old.outputs[0]) and not local_store.has(stray_old)
     assert report.entries_removed == 2
     assert report.objects_removed == 2
     assert report.bytes_freed == old.outputs[0].size + stray_old.size
+    # the fingerprint only the old entry named is gone; the young entry's is kept
+    assert report.fingerprints_removed == 1
+    names = [rel.rsplit("/", 1)[-1] for rel, _, _ in local_store.walk("fingerprints")]
+    assert names == [f"{young.fingerprint}.json"]
+
+
+def test_gc_keeps_an_old_entry_a_recent_run_named(local_store: Store) -> None:
+    old = make_entry(local_store, outputs=(BIG,), created=time.time() - 40 * 86400)
+    age(local_store, Store.object_path(old.outputs[0].digest), 40)
+    local_store.write_run("r", {"started": time.time()})
+    local_store.write_task_records("r", 0, [{"name": "train", "key": old.key, "cached": True}])
+    assert cache.gc(local_store, 30).entries_removed == 0
+    assert cache.load_outputs(local_store, old) == [(BIG, set())]
 
 
 def test_gc_on_every_store_kind_keeps_young_objects(any_store: Store) -> None:
-    old = make_entry(any_store, outputs=("v",), created=time.time() - 10 * 86400)
+    old = make_entry(any_store, outputs=(BIG,), created=time.time() - 10 * 86400)
     report = cache.gc(any_store, 1)
     assert report.entries_removed == 1 and report.objects_removed == 0
-    assert cache.lookup(any_store, old.key) is None
+    assert cache.lookup(any_store, old.key, old.identity) is None
     assert any_store.has(old.outputs[0])
 
 
@@ -435,7 +568,7 @@ def test_three_processes_recording_the_same_keys_all_succeed(
         assert p.exitcode == 0
     assert results[0] == results[1] == results[2]
     for i, key in enumerate(results[0]):
-        entry = cache.lookup(store, key)
+        entry = cache.lookup(store, key, "train")
         assert entry is not None
         values = cache.load_outputs(store, entry)
         assert values is not None and values[0][0] == i

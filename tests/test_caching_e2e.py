@@ -363,17 +363,24 @@ def test_bumping_a_pinned_version_recomputes(table: Path) -> None:
     assert after.run["output"] == "total=76 twice=18 count=4"
 
 
-def test_cache_false_reads_and_writes_nothing(table: Path) -> None:
-    before = snapshot(table / "store")
+def cache_files(store: Path) -> dict[str, tuple[bytes, int]]:
+    """The cache's own files: entries and fingerprints (kept outputs and runs aside)."""
+    return {
+        rel: v for rel, v in snapshot(store).items() if rel.startswith(("cache/", "fingerprints/"))
+    }
+
+
+def test_cache_false_reads_and_writes_no_cache_entry(table: Path) -> None:
+    before = cache_files(table / "store")
     off = drive(table / "table.py", "--store", "store", "--cache", "false").run
     assert off["output"] == TABLE_OUTPUT
     assert off["cached"] == dict.fromkeys(TABLE_NODES, False)  # entries exist: none was read
-    assert all(key is None for key in off["keys"].values())
-    assert snapshot(table / "store") == before  # not even an object's time was touched
+    assert cache_files(table / "store") == before  # not even an entry's time was touched
     assert explain(table, "combine", "--n", "4") == ("hit", [])
-    # on a new store: a run record, and nothing in the cache
+    # on a new store: a run record (and the outputs it kept), nothing in the cache
     drive(table / "table.py", "--store", "fresh", "--cache", "false")
-    assert set(snapshot(table / "fresh")) == {"flowkit-store.json"}
+    assert cache_files(table / "fresh") == {}
+    assert (table / "fresh" / "flowkit-store.json").is_file()
 
 
 def test_refresh_recomputes_and_overwrites_then_a_normal_run_hits_it(table: Path) -> None:
@@ -382,9 +389,10 @@ def test_refresh_recomputes_and_overwrites_then_a_normal_run_hits_it(table: Path
     refreshed = drive(table / "table.py", "--store", "store", "--cache", "refresh").run
     assert refreshed["cached"] == dict.fromkeys(TABLE_NODES, False)
     assert refreshed["output"] == "total=76 twice=18 count=4"
-    index = table / "store" / "index"
+    cache_dir = table / "store" / "cache"
     for key in refreshed["keys"].values():  # every entry it used was written again
-        assert read_doc(index / key[:2] / f"{key}.json")["run_id"] == refreshed["id"]
+        (entry,) = cache_dir.glob(f"*/{key}.json")
+        assert read_doc(entry)["run_id"] == refreshed["id"]
 
     normal = drive(table / "table.py", "--store", "store").run
     assert all(normal["cached"].values())
@@ -465,16 +473,17 @@ def test_rerun_after_a_failure_reuses_every_finished_task(work: Path) -> None:
 
 
 def _damage(store: Path, everything: bool) -> int:
-    """Truncate, flip or overwrite files; returns how many were damaged."""
+    """Truncate, flip or overwrite files (only the cache entries, which hold these small
+    outputs inline, unless ``everything``); returns how many were damaged."""
     n = 0
     for i, p in enumerate(sorted(store.rglob("*"))):
         rel = p.relative_to(store).as_posix()
         if not p.is_file() or rel == "flowkit-store.json":
             continue
-        if not everything and not rel.startswith("objects/"):
+        if not everything and not rel.startswith("cache/"):
             continue
         data = p.read_bytes()
-        if rel.startswith(("index/", "tasks/")) or (rel.startswith("runs/") and i % 2):
+        if rel.startswith("fingerprints/") or (rel.startswith(("cache/", "runs/")) and i % 2):
             p.write_bytes(b"garbage, not a cache entry\n{")
         elif i % 2 and data:
             p.write_bytes(data[: len(data) // 2])
@@ -487,7 +496,7 @@ def _damage(store: Path, everything: bool) -> int:
     return n
 
 
-@pytest.mark.parametrize("everything", [False, True], ids=["objects", "every-file"])
+@pytest.mark.parametrize("everything", [False, True], ids=["entries", "every-file"])
 def test_damaged_store_gives_correct_output_and_heals(work: Path, everything: bool) -> None:
     drive(work / "steps.py", "--store", "store")
     assert _damage(work / "store", everything) >= 7
@@ -587,7 +596,7 @@ def test_input_with_unstable_bytes_is_never_cached(work: Path) -> None:
     for r in (first, same, other):
         assert r.run["keys"]["use"] is None
         assert "input `obj` of task `use` serialises to different bytes" in r.stderr
-    tasks = {p.name.rsplit("-", 1)[0] for p in (work / "store" / "tasks").iterdir()}
+    tasks = {p.name.rsplit("-", 1)[0] for p in (work / "store" / "cache").iterdir()}
     assert tasks == {"unstable.double"}  # no entry was ever written for `use`
 
 
@@ -667,13 +676,11 @@ def test_unstorable_output_names_task_and_output_and_leaves_nothing(
     assert res.run["cause"] == "SerializationError"
     assert f"task `{task}` output:" in res.run["cause_message"]
     store = work / "store"
-    referenced = {
-        out["digest"] for p in (store / "index").rglob("*.json") for out in read_doc(p)["outputs"]
-    }
-    objects = {p.name for p in (store / "objects").rglob("*") if p.is_file()}
-    assert objects == referenced and len(objects) == 1  # only `numbers`' output
+    outputs = [out for p in (store / "cache").rglob("*.json") for out in read_doc(p)["outputs"]]
+    assert [out["inline"] for out in outputs] == ["[0,1,2]"]  # only `numbers`' output, inline
+    assert not [p for p in store.rglob("*") if p.is_file() and "objects" in p.parts]
     assert not [p for p in (store / "tmp").rglob("*") if p.is_file()]
-    entries = {p.name.rsplit("-", 1)[0] for p in (store / "tasks").iterdir()}
+    entries = {p.name.rsplit("-", 1)[0] for p in (store / "cache").iterdir()}
     assert entries == {"unstorable.numbers"}  # identity: module-qualified
 
 

@@ -18,7 +18,7 @@ import test_isolation as iso
 import test_store_attacks as attacks
 
 import flowkit as fk
-from flowkit.store import Store
+from flowkit.store import Artifact, Store
 
 if TYPE_CHECKING:
     from tests.conftest import S3Stores
@@ -66,17 +66,9 @@ def test_a_deleted_copy_heals_in_the_next_run(
     art_entry = fk.run(attacks.counter_wf, text="7", backend=backend, store=store)
     made = next(t for t in art_entry.tasks if t.name == "make_counter")
     assert made.cached
-    copy = Path(store.get(_artifact(store, made.key)).path)
+    assert made.outputs is not None and made.outputs["0"] is not None
+    copy = Path(store.get(Artifact.from_dict(made.outputs["0"])).path)
     shutil.rmtree(copy.parent, ignore_errors=True)  # the copy and its folder are gone
     assert not copy.exists()
     again = fk.run(attacks.counter_wf, text="7", backend=backend, store=store)
     assert again.output == "7"
-
-
-def _artifact(store: Store, key: str | None) -> fk.store.Artifact:
-    from flowkit import cache
-
-    assert key is not None
-    entry = cache.lookup(store, key)
-    assert entry is not None
-    return entry.outputs[0]

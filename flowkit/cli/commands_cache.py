@@ -7,8 +7,9 @@ changed``, ``input `n` changed``, ``version changed``), ``cannot tell`` with the
 needs an upstream task to run first, or ``not cached``. It never runs a task; see
 :mod:`flowkit.cli.explain`. Exit 0 whatever the answer; 2 for an unknown task.
 
-``gc`` removes cache entries older than DAYS (default 30) and the stored objects nothing
-recent refers to (see :func:`flowkit.cache.gc`), and prints what it removed.
+``gc`` removes cache entries older than DAYS (default 30), and the stored objects and code
+fingerprint documents nothing recent refers to (see :func:`flowkit.cache.gc`), and prints
+what it removed.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _gc(ns: argparse.Namespace) -> int:
         f" and {plural(report.objects_removed, 'object')} ({_size(report.bytes_freed)}) "
         f"older than {ns.older_than:g} days from {store.url}"
     )
+    if report.fingerprints_removed:
+        print(
+            f"and {plural(report.fingerprints_removed, 'code fingerprint document')} "
+            "no remaining entry names"
+        )
     return EXIT_OK
 
 

@@ -21,7 +21,9 @@ input *unknown*: the report says which input, where it comes from and why ("come
 `load`, which has no cache entry for these inputs: run the workflow first"), and still
 compares the code with the task's newest entry (:func:`flowkit.cache.diff`). With every
 input known, the key is looked up and :func:`flowkit.cache.explain` names what differs from
-the nearest earlier entry.
+the nearest earlier entry. Code changes are named from the entry's fingerprint document
+(stored once per code digest); when that document is missing or damaged, the report says
+only that the code changed and that which parts is unknown.
 
 Map nodes are explained per item (``train[2]``); nodes inside a dynamic task's sub-graph
 exist only at run time and cannot be found.
@@ -403,7 +405,7 @@ class Explainer:
                 )
             digests[pname] = got
         key = keys.call_key(rt.identity, rt.code, rt.interface, digests)
-        entry = cache.lookup(self.store, key)
+        entry = cache.lookup(self.store, key, rt.identity)
         if entry is None or not all(self.store.has(a) for a in entry.outputs):
             raise _Unknown(f"`{node.name}`, which has no cache entry for these inputs")
         return entry
