@@ -73,14 +73,21 @@ class ObjectStore(StoreBase):
         if data is not None and len(data) <= INLINE_MAX:
             digest = blob_digest("json", hashlib.sha256(data).hexdigest())
             return self._artifact(digest, "json", len(data), data)
+
+        def dump(w: HashingWriter) -> str:
+            if data is None:
+                return self._dump(value, w, what, refs)
+            w.write(data)  # a long string: its bytes are known already
+            return "json"
+
         if self.read_only:
-            return self._hashed(value, what, refs)
+            w = HashingWriter(None, hold=INLINE_MAX)
+            return self._kept(w, dump(w))
         made: list[Artifact] = []
 
         def fill(sink: IO[bytes]) -> str | None:
             w = HashingWriter(sink, hold=INLINE_MAX)
-            fmt = self._dump(value, w, what, refs)
-            made.append(self._kept(w, fmt))
+            made.append(self._kept(w, dump(w)))
             if made[0].inline is not None:
                 return None
             w.release()
@@ -100,11 +107,6 @@ class ObjectStore(StoreBase):
         """The artifact of what ``w`` saw: inline if it held every byte and may be inline."""
         held = w.held if fmt not in UNPACKED else None
         return self._artifact(w.hasher.digest(fmt), fmt, w.hasher.size, held)
-
-    def _hashed(self, value: Any, what: str, refs: set[Any] | None) -> Artifact:
-        w = HashingWriter(None, hold=INLINE_MAX)
-        fmt = serialize.dump(value, cast(IO[bytes], w), what=what, **_dump_kwargs(refs))
-        return self._kept(w, fmt)
 
     def _dump(self, value: Any, sink: HashingWriter, what: str, refs: set[Any] | None) -> str:
         try:
