@@ -354,6 +354,25 @@ def test_invalidation_table(table: Path, row: Row) -> None:
         assert explain(table, "report", *params) == ("hit", [])
 
 
+def test_without_fingerprint_documents_hits_still_serve_and_explain_degrades(
+    table: Path,
+) -> None:
+    shutil.rmtree(table / "store" / "fingerprints")  # lost (or never copied with the cache)
+    hit = drive(table / "table.py", "--store", "store").run
+    assert all(hit["cached"].values()) and hit["output"] == TABLE_OUTPUT
+    edit(table / "table.py", "return x * FACTOR", "return x * FACTOR - 1")
+    status, reasons = explain(table, "prep", "--n", "4")
+    assert status == "miss" and len(reasons) == 1
+    assert reasons[0].startswith("code changed (which parts is unknown")
+    assert "fingerprints/" in reasons[0]
+    after = drive(table / "table.py", "--store", "store").run
+    assert after["output"] == "total=72 twice=12 count=4"
+    assert {n for n, c in after["cached"].items() if not c} >= {"prep"}
+    # the recomputed entry wrote its fingerprint again: explain names the change once more
+    edit(table / "table.py", "return x * FACTOR - 1", "return x * FACTOR - 2")
+    assert explain(table, "prep", "--n", "4") == ("miss", ["helper `clean` changed"])
+
+
 def test_bumping_a_pinned_version_recomputes(table: Path) -> None:
     edit(table / "table.py", "return sum(xs) * 2", "return sum(xs) * 3")
     edit(table / "table.py", 'cache=True, version="1"', 'cache=True, version="2"')
