@@ -74,7 +74,7 @@ def equal(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(value=json_values | around_the_limit, signed=st.booleans())
 def test_inline_round_trip(value: Any, signed: bool) -> None:
     store = SIGNED if signed else MEMORY
