@@ -1,8 +1,9 @@
 """A text log with a memory bound: the head and the tail are kept, the middle is cut.
 
 Sizes are UTF-8 bytes (what the log costs once stored). Up to ``limit`` bytes everything is
-kept; past it the first ``limit // 2`` bytes and the last ``limit // 2`` are, and
-:meth:`BoundedLog.text` puts a ``[... N bytes cut ...]`` line between them.
+kept; past it the first ``limit // 2`` bytes (to a character boundary) and the last
+``limit`` minus those are, and :meth:`BoundedLog.text` puts a ``[... N bytes cut ...]`` line
+between them.
 """
 
 from __future__ import annotations
@@ -30,20 +31,21 @@ def split_at_byte(text: str, n: int, *, round_up: bool = False) -> tuple[str, st
 class BoundedLog:
     """Append-only text, at most ``limit`` UTF-8 bytes of it kept (see the module)."""
 
-    __slots__ = ("_half", "_head", "_head_size", "_tail", "_tail_size", "cut")
+    __slots__ = ("_head", "_head_size", "_limit", "_tail", "_tail_room", "_tail_size", "cut")
 
     def __init__(self, limit: int) -> None:
-        self._half = max(limit // 2, 1)
+        self._limit = max(limit, 2)
         self._head: list[str] = []
         self._head_size = 0
         self._tail: deque[str] | None = None  # None until the head is full
         self._tail_size = 0
+        self._tail_room = 0  # what the head left of the limit
         self.cut = 0  # bytes dropped from the middle
 
     def append(self, text: str) -> None:
         size = utf8_size(text)
         if self._tail is None:
-            room = self._half - self._head_size
+            room = self._limit // 2 - self._head_size
             if size <= room:
                 self._head.append(text)
                 self._head_size += size
@@ -52,15 +54,16 @@ class BoundedLog:
             self._head.append(first)
             self._head_size += utf8_size(first)
             self._tail = deque()
+            self._tail_room = self._limit - self._head_size
             size = utf8_size(text)
         self._tail.append(text)
         self._tail_size += size
-        if self._tail_size > self._half:
+        if self._tail_size > self._tail_room:
             self._trim(self._tail)
 
     def _trim(self, tail: deque[str]) -> None:
-        """Drop the oldest tail text until the tail fits in half the limit."""
-        excess = self._tail_size - self._half
+        """Drop the oldest tail text until the tail fits in what the head left."""
+        excess = self._tail_size - self._tail_room
         while excess > 0:
             oldest = tail[0]
             size = utf8_size(oldest)

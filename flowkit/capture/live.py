@@ -24,10 +24,12 @@ _lock = threading.Lock()  # one line at a time, whole, from any number of thread
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def set_live(on: bool | None) -> None:
-    """Show captured lines live (True), not (False), or as ``FLOWKIT_QUIET`` says (None)."""
+def set_live(on: bool | None) -> bool | None:
+    """Show captured lines live (True), not (False), or as ``FLOWKIT_QUIET`` says (None);
+    returns the previous setting."""
     global _setting
-    _setting = on
+    previous, _setting = _setting, on
+    return previous
 
 
 def live_enabled() -> bool:
