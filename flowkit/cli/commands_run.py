@@ -1,9 +1,12 @@
 """``flowkit run FILE.py[:WORKFLOW] [--backend NAME] [--store URL] [--no-cache | --refresh]
-[--PARAM VALUE ...]``.
+[--quiet] [--PARAM VALUE ...]``.
 
 Output policy: the workflow's output (its ``repr``, shortened) goes to stdout, alone, so
 ``flowkit run wf.py > out.txt`` keeps just the result; the run summary (id, status, tasks
-run / cached / failed, wall time), errors and the progress line go to stderr.
+run / cached / failed, wall time), errors and the progress line go to stderr. What tasks
+print and log is captured with each attempt (:mod:`flowkit.capture`) and shown live on
+stderr as ``[node] line`` (``--quiet``: not shown); anything else printed to stdout while
+the run lasts (a callback, the driver) is sent to stderr too.
 
 Exit codes: 0 the run succeeded; 1 a task failed (the message names the task, the node,
 the attempts and the run id; ``--traceback`` adds the task's traceback); 2 the run could
@@ -13,12 +16,15 @@ not start (bad file, input, backend or store).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import reprlib
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from flowkit import capture
 from flowkit.api import run as fk_run
 from flowkit.callbacks import Callback
 from flowkit.cli import wfargs
@@ -32,7 +38,7 @@ from flowkit.cli.common import (
     plural,
     store_url,
 )
-from flowkit.cli.progress import progress_for
+from flowkit.cli.progress import ProgressLine, progress_for
 from flowkit.engine import CacheMode
 from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
 from flowkit.records import Run
@@ -71,6 +77,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--refresh", action="store_true", help="recompute cached tasks and overwrite their entries"
     )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not show what tasks print and log as they run (it is still kept with the run)",
+    )
     add_traceback_option(p)
 
 
@@ -93,16 +105,17 @@ def command(argv: Sequence[str]) -> int:
     if progress is not None:
         callbacks.append(progress)
     try:
-        record = fk_run(
-            wf,
-            backend=ns.backend,
-            store=Store(store_url(ns.store), read_only=True)
-            if ns.read_only
-            else store_url(ns.store),
-            cache=cache,
-            callbacks=callbacks,
-            **inputs,
-        )
+        with _task_output(quiet=ns.quiet, progress=progress):
+            record = fk_run(
+                wf,
+                backend=ns.backend,
+                store=Store(store_url(ns.store), read_only=True)
+                if ns.read_only
+                else store_url(ns.store),
+                cache=cache,
+                callbacks=callbacks,
+                **inputs,
+            )
     except TaskFailedError as e:
         _report_failure(e, last.run, ns)
         return EXIT_FAILED
@@ -117,6 +130,29 @@ def command(argv: Sequence[str]) -> int:
         print(format_output(record.output))
     print(summary_line(record), file=sys.stderr)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _task_output(*, quiet: bool, progress: ProgressLine | None) -> Iterator[None]:
+    """While the run lasts: stdout goes to stderr (only the result is printed on stdout);
+    live task lines are drawn above the progress line, or not at all with ``quiet`` --
+    ``FLOWKIT_QUIET`` is set too, so worker processes the run starts (Ray) inherit it."""
+    saved_env = os.environ.get("FLOWKIT_QUIET")
+    saved_live = capture.set_live(False) if quiet else None
+    if quiet:
+        os.environ["FLOWKIT_QUIET"] = "1"
+    saved_sink = capture.set_live_sink(progress.print_above if progress is not None else None)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        capture.set_live_sink(saved_sink)
+        if quiet:
+            capture.set_live(saved_live)
+            if saved_env is None:
+                os.environ.pop("FLOWKIT_QUIET", None)
+            else:
+                os.environ["FLOWKIT_QUIET"] = saved_env
 
 
 def summary_line(run: Run) -> str:

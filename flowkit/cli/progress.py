@@ -15,6 +15,8 @@ Policy:
   grow during the run. Plain ASCII, so any terminal encoding can show it.
 * Hooks are called from the engine's thread and the ticker from its own, so state and
   drawing are guarded by one lock. A failure to draw is swallowed by the callback group.
+* Lines printed while it is drawn (a task's live output, :mod:`flowkit.capture`) go through
+  :meth:`ProgressLine.print_above`: the line is erased, the text written, the line redrawn.
 """
 
 from __future__ import annotations
@@ -110,6 +112,17 @@ class ProgressLine(Callback):
                 self._drawn = False
 
     # -- drawing --------------------------------------------------------------------------
+
+    def print_above(self, text: str) -> None:
+        """Write complete lines where the progress line is, then redraw it below them
+        (``flowkit run`` makes this the live sink of :mod:`flowkit.capture`)."""
+        with self._lock:
+            if self._drawn:
+                self.stream.write("\r" + _ERASE)
+                self._drawn = False
+            self.stream.write(text)
+            self._draw()
+            self.stream.flush()
 
     def text(self) -> str:
         """The current line (without control characters)."""
