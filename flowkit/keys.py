@@ -24,6 +24,11 @@ call these functions, so a call has one key wherever it is computed::
 Values whose serialised bytes are not reproducible (pickles) are serialised twice; if the two
 differ, or if the pickle holds a hash-ordered set, the value has no token and the call is not
 cached (one warning per task input and process).
+
+Secrets (:class:`flowkit.secret.Secret`) are left out: an input whose value is a Secret is
+skipped as if it were in ``cache_ignore``, and a Secret inside another value is hashed as a
+placeholder (:func:`flowkit.secret.redacting`). Nothing derived from a secret's text, not even
+a digest, enters a key, so changing a secret does not miss the cache.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from flowkit import codehash, hashing, naming, serialize, typecheck
 from flowkit.errors import SerializationError
 from flowkit.fsio import HashingWriter
+from flowkit.secret import Secret, redacting
 from flowkit.store import hash_value
 
 if TYPE_CHECKING:
@@ -93,10 +101,16 @@ def token(digest: str, refs: Iterable[Any]) -> str:
 
 def value_token(value: Any, *, what: str = "value") -> str | None:
     """The token of a value given directly (a workflow input, a literal, an uncached upstream
-    output), or None (with one warning) when its bytes are not reproducible."""
+    output), or None (with one warning) when its bytes are not reproducible. A Secret inside
+    the value counts as a placeholder, without its text."""
     data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
     if data is not None:
         return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
+    with redacting():
+        return _hashed_token(value, what)
+
+
+def _hashed_token(value: Any, what: str) -> str | None:
     refs: set[Any] = set()
     writer = HashingWriter(None)
     try:
@@ -130,13 +144,34 @@ def input_tokens(
     """The token of every input in the key (``known`` ones reused), or None when one has none."""
     tokens = {}
     for name, value in kwargs.items():
-        if name in ignore:
+        if name in ignore or left_out(value):
             continue
         tok = known.get(name) or value_token(value, what=f"input `{name}` of task `{task_name}`")
         if tok is None:
             return None
         tokens[name] = tok
     return tokens
+
+
+def left_out(value: Any) -> bool:
+    """True for an input value that never enters a key, whatever the task says: a Secret."""
+    return isinstance(value, Secret)
+
+
+def secret_params(task: TaskSpec) -> frozenset[str]:
+    """The parameters annotated ``fk.Secret`` (or ``Secret | None``...): add them to the
+    ignored inputs so every reader of a key (the runner, ``cache explain``) leaves them out."""
+    return frozenset(
+        p.name for p in task.signature.params if _mentions_secret(typecheck.strip_annotated(p.type))
+    )
+
+
+def _mentions_secret(tp: Any) -> bool:
+    if tp is Secret:
+        return True
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and any(
+        _mentions_secret(a) for a in typing.get_args(tp)
+    )
 
 
 def list_token(tokens: list[str]) -> str:
@@ -163,7 +198,9 @@ __all__ = [
     "identity",
     "input_tokens",
     "interface",
+    "left_out",
     "list_token",
+    "secret_params",
     "token",
     "value_token",
 ]

@@ -44,6 +44,10 @@ anything, passing it on. Register your own with :func:`register`.
 
 Errors: an unstorable value raises :class:`~flowkit.errors.SerializationError` whose message
 starts with ``what`` (e.g. ``"task `train` output 0"``) so the user sees which value failed.
+A :class:`flowkit.secret.Secret`, alone or anywhere inside a value, is never written: every
+dump runs under :func:`flowkit.secret.storing`, so pickling one raises
+:class:`~flowkit.secret.SecretStorageError` (a ``SerializationError``), while pickling it
+for transport (a Ray worker) still works.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
-from flowkit import files, jsonformat, pickleformat
+from flowkit import files, jsonformat, pickleformat, secret
 from flowkit.classes import UntrustedClassError, allow_annotation, allow_class
 from flowkit.errors import SerializationError
 from flowkit.pickleformat import PYTHON_VERSION, PickleVersionError
@@ -312,6 +316,14 @@ class _Discard:
 def _dump(
     value: Any, sink: IO[bytes], what: str, refs: set[Any] | None, check: bool
 ) -> tuple[str, str | None]:
+    # every serialiser runs with secrets refusing to pickle (a custom one may pickle too)
+    with secret.storing():
+        return _dump_refusing_secrets(value, sink, what, refs, check)
+
+
+def _dump_refusing_secrets(
+    value: Any, sink: IO[bytes], what: str, refs: set[Any] | None, check: bool
+) -> tuple[str, str | None]:
     for s in _candidates(value):
         unstable = None
         try:
@@ -329,6 +341,8 @@ def _dump(
                     unstable = f"the {s.name} format does not promise identical bytes"
         except Decline:
             continue
+        except secret.SecretStorageError as exc:
+            raise secret.SecretStorageError(f"cannot store {what}: {exc}") from None
         except SerializationError as exc:
             raise SerializationError(f"cannot store {what}: {exc}") from exc
         except Exception as exc:

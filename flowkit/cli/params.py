@@ -17,7 +17,13 @@ annotation             accepted text
 ``Literal[...]``       one of the values
 an ``Enum``            a member name or value
 ``Any``                JSON if it parses, else the text
+``fk.Secret``          ``env:NAME`` (read from the environment) or ``file:PATH`` (the
+                       file's first line); never the secret itself
 =====================  ==================================================================
+
+A secret written on the command line would sit in the shell's history and in ``ps`` for every
+user of the machine, so a ``fk.Secret`` parameter refuses a literal value, and no error
+message about one quotes the text given.
 
 Other types (a ``pyarrow.Table``, a model) cannot be written on a command line: such a
 parameter must have a default, and giving it is an error that says so. Inputs with a
@@ -40,6 +46,7 @@ from typing import Any, Union
 from flowkit import typecheck
 from flowkit.files import Directory, File
 from flowkit.reprs import short_repr
+from flowkit.secret import Secret, SecretError
 from flowkit.workflow import WorkflowDef
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
@@ -77,14 +84,22 @@ def describe(tp: Any) -> str:
     return f"{name} ({hint})" if hint else name
 
 
+SECRET_FORMS = "env:NAME (an environment variable) or file:PATH (a file's first line)"
+
+
+_SCALAR_HINTS: dict[Any, str] = {
+    bool: "true/false",
+    int: "an integer",
+    float: "a number",
+    Secret: SECRET_FORMS,
+}
+
+
 def _hint(tp: Any) -> str:
     origin = typing.get_origin(tp)
-    if tp is bool:
-        return "true/false"
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
+    scalar = _SCALAR_HINTS.get(tp) if isinstance(tp, type) else None
+    if scalar is not None:
+        return scalar
     if _is_union(tp):
         args = typing.get_args(tp)
         inner = [a for a in args if a is not _NoneType]
@@ -107,7 +122,7 @@ def _hint(tp: Any) -> str:
 def supported(tp: Any) -> bool:
     """True if a value of type ``tp`` can be written on a command line."""
     tp = typecheck.strip_annotated(tp)
-    if tp is Any or tp is object or tp in (bool, int, float, str, _NoneType):
+    if tp is Any or tp is object or tp in (bool, int, float, str, _NoneType, Secret):
         return True
     if _is_union(tp):
         return all(supported(a) for a in typing.get_args(tp))
@@ -189,11 +204,22 @@ def _parse_str(text: str) -> str:
     return text
 
 
+def _parse_secret(text: str) -> Secret:
+    """``env:NAME`` or ``file:PATH``; a literal is refused (see the module docstring)."""
+    kind, sep, rest = text.partition(":")
+    if sep and rest and kind == "env":
+        return Secret.from_env(rest)
+    if sep and rest and kind == "file":
+        return Secret.from_file(rest)
+    raise ParamError("<secret>")  # never the text itself
+
+
 _PARSE_BUILTIN: dict[type, Callable[[str], Any]] = {
     bool: _parse_bool,
     int: _parse_int,
     float: _parse_float,
     str: _parse_str,
+    Secret: _parse_secret,
 }
 
 
@@ -370,10 +396,26 @@ class Converter:
             )
         try:
             return parse_value(text, self.tp)
+        except SecretError as exc:
+            raise argparse.ArgumentTypeError(f"input `{self.name}`: {exc}") from None
         except ParamError:
+            if mentions_secret(self.tp):  # the text may be the secret: never quote it
+                raise argparse.ArgumentTypeError(
+                    f"input `{self.name}` is a fk.Secret: give {SECRET_FORMS}, not the "
+                    "secret itself (a command line is kept in the shell history and shown "
+                    "by ps)"
+                ) from None
             raise argparse.ArgumentTypeError(
                 f"expected {describe(self.tp)}, got {text!r}"
             ) from None
+
+
+def mentions_secret(tp: Any) -> bool:
+    """True if ``tp`` is ``fk.Secret`` or has it among its arguments (``list[Secret]``...)."""
+    tp = typecheck.strip_annotated(tp)
+    if tp is Secret:
+        return True
+    return any(mentions_secret(a) for a in typing.get_args(tp) if a is not Ellipsis)
 
 
 def option_names(name: str) -> list[str]:

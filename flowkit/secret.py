@@ -1,0 +1,288 @@
+"""``fk.Secret``: a string flowkit never writes anywhere in plain text.
+
+A workflow or task parameter typed ``fk.Secret`` (an API token, a password) travels to the
+tasks that use it, Ray workers included, and nowhere else:
+
+* its ``repr``, ``str`` and ``format`` are ``Secret('***')``; only :meth:`Secret.reveal`
+  gives the text;
+* it is never stored: :mod:`flowkit.serialize` refuses it, nested too (a list, dict or
+  dataclass holding one), with :class:`SecretStorageError`. Pickling for *transport* (a Ray
+  worker, a process pool) works: the refusal applies only while :func:`storing` is active,
+  which ``serialize`` sets while it writes a value;
+* it is left out of cache keys (:mod:`flowkit.keys`): nothing derived from its value, not even
+  a digest, is written. So changing a secret does **not** miss the cache: a result computed
+  with the old token is served for the new one (a secret should change who may compute, not
+  what is computed);
+* the run header records it as ``{"$secret": true}`` (:mod:`flowkit.header_inputs`);
+* :func:`mask` replaces every secret value known to this process in a text (captured logs,
+  error messages, tracebacks) with ``***``. A value is known once a ``Secret`` holding it was
+  built or unpickled in this process, so a worker masks what it received.
+
+Values shorter than :data:`MIN_MASKED` characters are not masked: replacing every ``a`` or
+``42`` in a log would make it unreadable without protecting anything (a secret that short is
+guessed, not read), and the pattern of the ``***`` left behind would itself tell where the
+value occurs.
+
+Bottom layer: imports only :mod:`flowkit.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import hmac
+import os
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+from flowkit.errors import FlowkitError, SerializationError
+
+MASK: Final = "***"
+MIN_MASKED: Final = 4  # shorter values are not masked (see the module docstring)
+_SHOWN: Final = "Secret('***')"
+
+
+class SecretError(FlowkitError, ValueError):
+    """A secret could not be read (an unset environment variable, a missing file)."""
+
+
+class SecretStorageError(SerializationError):
+    """Something tried to write a :class:`Secret` to the store."""
+
+
+# Set while serialize writes a value for the store: a Secret met then refuses to pickle.
+_STORING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flowkit_secret_storing", default=False
+)
+# Set while keys hash a value: a Secret met then pickles as a placeholder without its value.
+_REDACTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flowkit_secret_redacting", default=False
+)
+
+
+class Secret:
+    """A secret string. ``Secret("v")``, :meth:`from_env`, :meth:`from_file`; :meth:`reveal`.
+
+    Equal by value (compared in constant time), hashable, immutable, picklable for transport.
+    """
+
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            # the type only: the value may be the secret itself
+            raise TypeError(f"fk.Secret wraps a str, not a {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
+        _register(value)
+
+    @classmethod
+    def from_env(cls, name: str) -> Secret:
+        """The value of the environment variable ``name``; SecretError if it is unset or empty."""
+        value = os.environ.get(name)
+        if not value:
+            state = "is not set" if value is None else "is empty"
+            raise SecretError(
+                f"environment variable {name} {state}: export {name}=... (the secret) "
+                f"before running, or pass fk.Secret(value) from Python"
+            )
+        return cls(value)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Secret:
+        """The first line of the file at ``path`` (without its line ending)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+        except OSError as exc:
+            raise SecretError(
+                f"cannot read the secret file {os.fspath(path)!r}: {exc.strerror or exc}; "
+                "give the path of a readable file whose first line is the secret"
+            ) from None
+        value = first.rstrip("\r\n")
+        if not value:
+            raise SecretError(
+                f"the secret file {os.fspath(path)!r} is empty or starts with an empty line; "
+                "its first line must be the secret"
+            )
+        return cls(value)
+
+    def reveal(self) -> str:
+        """The secret text. Pass it on directly; do not log it, return it or store it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return _SHOWN
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(_SHOWN, spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode("utf-8"), other._value.encode("utf-8"))
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("fk.Secret is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("fk.Secret is immutable")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if _REDACTING.get():
+            return (Redacted, ())
+        if _STORING.get():
+            raise SecretStorageError(
+                "a fk.Secret is never written to the store; pass it to tasks as its own "
+                "parameter (typed fk.Secret), and do not return it or keep it inside a value "
+                "that is returned or stored"
+            )
+        return (Secret, (self._value,))  # transport: unpickling registers it for masking
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[Any, ...]]:
+        return self.__reduce__()
+
+
+class Redacted:
+    """What readers get where a secret was: the run header recorded no value for it.
+
+    One instance (:data:`REDACTED`); :meth:`reveal` raises and says how to give it again.
+    """
+
+    __slots__ = ()
+    _instance: Redacted | None = None
+
+    def __new__(cls) -> Redacted:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def reveal(self) -> str:
+        raise SecretError(
+            "this fk.Secret was not recorded (secrets never are); give it again: "
+            "fk.Secret.from_env(NAME) in Python, or env:NAME / file:PATH on the command line"
+        )
+
+    def __repr__(self) -> str:
+        return "Secret(<not recorded>)"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (Redacted, ())
+
+
+REDACTED: Final = Redacted()
+
+
+@contextlib.contextmanager
+def storing() -> Iterator[None]:
+    """While active, a :class:`Secret` refuses to be pickled (:class:`SecretStorageError`)."""
+    token = _STORING.set(True)
+    try:
+        yield
+    finally:
+        _STORING.reset(token)
+
+
+@contextlib.contextmanager
+def redacting() -> Iterator[None]:
+    """While active, a :class:`Secret` pickles as :class:`Redacted`: bytes without its value.
+
+    For hashing only (cache keys); never around a write to the store.
+    """
+    token = _REDACTING.set(True)
+    try:
+        yield
+    finally:
+        _REDACTING.reset(token)
+
+
+# -- masking -----------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_known: frozenset[str] = frozenset()
+_pattern: re.Pattern[str] | None = None  # None until a maskable secret is registered
+
+
+def _register(value: str) -> None:
+    global _known, _pattern
+    if len(value) < MIN_MASKED or value in _known:
+        return
+    with _lock:
+        if value in _known:
+            return
+        known = _known | {value}
+        # longest first: where one secret contains another, the longer one is masked whole
+        ordered = sorted(known, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        _known = known
+
+
+def mask(text: str) -> str:
+    """``text`` with every secret value known to this process replaced by ``***``.
+
+    Repeated until none is left: masking can join the ends of two pieces into a secret again
+    (``*****`` holds ``****`` once more after one pass).
+    """
+    pattern = _pattern
+    if pattern is None:  # no secret registered: the common case costs this check
+        return text
+    while True:
+        masked = pattern.sub(MASK, text)
+        if masked == text:
+            return text
+        text = masked
+
+
+# -- finding secrets inside values ---------------------------------------------------------------
+
+
+def contains_secret(value: Any) -> bool:
+    """True if ``value`` is a :class:`Secret` or holds one in a list, tuple, set, dict (keys
+    or values) or dataclass field, however deep. Other objects are not looked into: storing
+    one that holds a secret is refused by :mod:`flowkit.serialize` instead."""
+    stack = [value]
+    seen: set[int] = set()
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Secret):
+            return True
+        if isinstance(v, (str, bytes, int, float)) or v is None or id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            stack.extend(getattr(v, f.name, None) for f in dataclasses.fields(v))
+    return False
+
+
+__all__ = [
+    "MASK",
+    "MIN_MASKED",
+    "REDACTED",
+    "Redacted",
+    "Secret",
+    "SecretError",
+    "SecretStorageError",
+    "contains_secret",
+    "mask",
+    "redacting",
+    "storing",
+]
