@@ -27,7 +27,7 @@ cached (one warning per task input and process).
 
 Secrets (:class:`flowkit.secret.Secret`) are left out: an input whose value is a Secret is
 skipped as if it were in ``cache_ignore``, and a Secret inside another value is hashed as a
-placeholder (:func:`flowkit.secret.redacting`). Nothing derived from a secret's text, not even
+placeholder (:data:`flowkit.secret.REDACTING`). Nothing derived from a secret's text, not even
 a digest, enters a key, so changing a secret does not miss the cache.
 """
 
@@ -44,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from flowkit import codehash, hashing, naming, serialize, typecheck
 from flowkit.errors import SerializationError
 from flowkit.fsio import HashingWriter
-from flowkit.secret import Secret, redacting
+from flowkit.secret import REDACTING, Secret
 from flowkit.store import hash_value
 
 if TYPE_CHECKING:
@@ -106,8 +106,11 @@ def value_token(value: Any, *, what: str = "value") -> str | None:
     data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
     if data is not None:
         return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
-    with redacting():
+    token = REDACTING.set(True)  # secrets inside hash as a placeholder (directly: cheaper)
+    try:
         return _hashed_token(value, what)
+    finally:
+        REDACTING.reset(token)
 
 
 def _hashed_token(value: Any, what: str) -> str | None:

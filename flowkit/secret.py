@@ -54,11 +54,12 @@ class SecretStorageError(SerializationError):
 
 
 # Set while serialize writes a value for the store: a Secret met then refuses to pickle.
-_STORING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+# Public so hot paths set it directly (``storing()`` costs a generator per call).
+STORING: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
     "flowkit_secret_storing", default=False
 )
 # Set while keys hash a value: a Secret met then pickles as a placeholder without its value.
-_REDACTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+REDACTING: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
     "flowkit_secret_redacting", default=False
 )
 
@@ -143,9 +144,9 @@ class Secret:
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        if _REDACTING.get():
+        if REDACTING.get():
             return (Redacted, ())
-        if _STORING.get():
+        if STORING.get():
             raise SecretStorageError(
                 "a fk.Secret is never written to the store; pass it to tasks as its own "
                 "parameter (typed fk.Secret), and do not return it or keep it inside a value "
@@ -190,11 +191,11 @@ REDACTED: Final = Redacted()
 @contextlib.contextmanager
 def storing() -> Iterator[None]:
     """While active, a :class:`Secret` refuses to be pickled (:class:`SecretStorageError`)."""
-    token = _STORING.set(True)
+    token = STORING.set(True)
     try:
         yield
     finally:
-        _STORING.reset(token)
+        STORING.reset(token)
 
 
 @contextlib.contextmanager
@@ -203,11 +204,11 @@ def redacting() -> Iterator[None]:
 
     For hashing only (cache keys); never around a write to the store.
     """
-    token = _REDACTING.set(True)
+    token = REDACTING.set(True)
     try:
         yield
     finally:
-        _REDACTING.reset(token)
+        REDACTING.reset(token)
 
 
 # -- masking -----------------------------------------------------------------------------------
@@ -277,6 +278,8 @@ __all__ = [
     "MASK",
     "MIN_MASKED",
     "REDACTED",
+    "REDACTING",
+    "STORING",
     "Redacted",
     "Secret",
     "SecretError",
