@@ -577,11 +577,43 @@ def test_cpu_is_the_calling_threads_own() -> None:
     assert idle_cpu is not None and idle_cpu < 0.05
 
 
-def test_peak_rss_is_the_processes_in_bytes() -> None:
+def resident_bytes() -> int:
+    with open("/proc/self/status") as f:
+        [kib] = [line.split()[1] for line in f if line.startswith("VmRSS:")]
+    return int(kib) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_peak_rss_is_the_processes_high_water_mark_in_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(attempts, "_RSS_FRESH", 0.0)  # no reuse of an earlier reading
     with capture.attempt("job") as cap:
-        block = bytearray(32 * 2**20)  # touched: counts in the resident set
-        block[::4096] = b"x" * len(block[::4096])
-    assert cap.peak_rss is not None
-    assert cap.peak_rss > 32 * 2**20
+        block = bytearray(64 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touched: resident now
+        resident = resident_bytes()
+    # (the kernel folds each thread's page counts into the high-water mark in batches)
+    assert resident > 64 * 2**20
+    assert cap.peak_rss is not None and cap.peak_rss >= resident - 4 * 2**20
     assert cap.logs == ""
     del block
+
+
+def test_a_recent_peak_rss_reading_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attempts, "_RSS_FRESH", 3600.0)
+    reads: list[int] = []
+    monkeypatch.setattr(attempts, "_rss_read", (float("-inf"), None))
+    resource = pytest.importorskip("resource")
+    real_getrusage = resource.getrusage
+
+    def counting(who: int) -> Any:
+        reads.append(who)
+        return real_getrusage(who)
+
+    monkeypatch.setattr(resource, "getrusage", counting)
+    peaks = []
+    for _ in range(3):
+        with capture.attempt("job") as cap:
+            pass
+        peaks.append(cap.peak_rss)
+    assert len(reads) == 1 and peaks[0] == peaks[1] == peaks[2]

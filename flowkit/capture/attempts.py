@@ -31,13 +31,27 @@ def _probe_thread_time() -> Callable[[], float] | None:
 _thread_time = _probe_thread_time()
 
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+#: The peak RSS read less than this many seconds ago is reused: it is a system call (about
+#: 1 us, most of what capture would add to a tiny task), and the peak only grows.
+_RSS_FRESH = 0.01
+_rss_read: tuple[float, int | None] = (float("-inf"), None)  # (perf_counter, bytes)
+
+
 def _peak_rss() -> int | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # Linux: KiB
+    global _rss_read
+    now = time.perf_counter()
+    at, peak = _rss_read
+    if now - at < _RSS_FRESH or resource is None:
+        return peak
+    kib_or_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = int(kib_or_bytes) if sys.platform == "darwin" else int(kib_or_bytes) * 1024
+    _rss_read = (now, peak)
+    return peak
 
 
 class Attempt:
@@ -47,8 +61,9 @@ class Attempt:
     ``logs``: stdout, stderr and log records, in order. ``cpu``: CPU seconds of the calling
     thread (None where the platform has no thread clock). ``wall``: seconds.
     ``peak_rss``: the process's peak resident set size in bytes (None where unavailable),
-    read at first access — the runner reads it right after the call; it is process-wide,
-    so on the ``threads`` backend it includes the other threads.
+    read at first access -- the runner reads it right after the call -- or, when the process
+    read it less than 10 ms before, that reading; it is process-wide, so on the ``threads``
+    backend it includes the other threads.
     """
 
     __slots__ = (
