@@ -94,9 +94,9 @@ class Secret:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Secret:
-        """The first line of the file at ``path`` (without its line ending)."""
+        """The first line of the file at ``path`` (``~`` expanded; without its line ending)."""
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(os.path.expanduser(path), encoding="utf-8") as f:
                 first = f.readline()
         except OSError as exc:
             raise SecretError(
