@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -617,3 +618,28 @@ def test_a_recent_peak_rss_reading_is_reused(monkeypatch: pytest.MonkeyPatch) ->
             pass
         peaks.append(cap.peak_rss)
     assert len(reads) == 1 and peaks[0] == peaks[1] == peaks[2]
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_a_registered_secret_is_masked_in_logs_live_lines_and_failures(live: Live) -> None:
+    secret = f"tok-{uuid.uuid4().hex}"
+    capture.redact(secret)
+    capture.redact("abc")  # too short to mask: ordinary text would be mangled
+    with capture.attempt("job") as cap:
+        print(f"token={secret}; abc")
+        sys.stdout.write(secret[:6])  # split across writes: masked in the joined log
+        sys.stdout.write(secret[6:] + "\n")
+        logging.getLogger("tests.capture.secret").warning("using %s", secret)
+    assert secret not in cap.logs
+    assert cap.logs == "token=***; abc\n***\nWARNING tests.capture.secret: using ***\n"
+    assert live.lines == [
+        "[job] token=***; abc",
+        "[job] ***",
+        "[job] WARNING tests.capture.secret: using ***",
+    ]
+    error = ValueError("secret printed")
+    with pytest.raises(ValueError, match="secret printed"):
+        chatty_failure(error, secret)
+    assert secret not in error.flowkit_attempt["logs"]  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from flowkit.capture import live, logrecords, streams
+from flowkit.capture import live, logrecords, masking, streams
 from flowkit.capture.boundedlog import BoundedLog
 from flowkit.capture.state import Feed, local
 
@@ -94,7 +94,10 @@ class Attempt:
 
     @property
     def logs(self) -> str:
-        return "" if self._log is None else self._log.text()
+        if self._log is None:
+            return ""
+        text = self._log.text()
+        return masking.scrub(text) if masking.active() else text
 
     @property
     def peak_rss(self) -> int | None:
@@ -121,7 +124,7 @@ class Attempt:
         self.wall = time.perf_counter() - self._t0
         local.attempt = self._prev
         if self._pending:
-            live.emit(f"[{self.label}] {self._pending}\n")
+            self._show(self._pending + "\n")
             self._pending = ""
         if exc is not None:
             _describe(exc, self)
@@ -149,8 +152,14 @@ class Attempt:
         if not newline:  # a long line with no newline yet: show it as is
             done, rest = pending, ""
         self._pending = rest
+        self._show(done + "\n")
+
+    def _show(self, lines: str) -> None:
+        """Emit complete lines live, each prefixed with the label."""
+        if masking.active():
+            lines = masking.scrub(lines)
         prefix = f"[{self.label}] "
-        live.emit("".join(f"{prefix}{line}\n" for line in done.split("\n")))
+        live.emit("".join(f"{prefix}{line}\n" for line in lines[:-1].split("\n")))
 
     def __repr__(self) -> str:
         size = 0 if self._log is None else len(self.logs)
