@@ -195,6 +195,21 @@ def test_frames_and_object_arrays_holding_a_secret_are_refused(tmp_path: Path) -
     assert files_holding(tmp_path, value) == []
 
 
+def test_a_refused_large_value_leaves_nothing_on_any_store(any_store: Store) -> None:
+    """2 MB, so it would be an object of its own (multipart on S3) had it been written."""
+    import fsspec
+
+    value = unique()
+    with pytest.raises(SecretStorageError):
+        any_store.put(["x" * (2 << 20), Holder("h", Secret(value))], what="a value")
+    fs, root = fsspec.core.url_to_fs(
+        any_store.url, skip_instance_cache=True, **any_store.storage_options
+    )
+    files = [p for p in fs.find(root) if not fs.isdir(p)]
+    assert not [p for p in files if "/objects/" in p]
+    assert not [p for p in files if value.encode() in fs.cat_file(p)]
+
+
 def test_the_refusal_is_a_serialization_error_and_names_the_fix() -> None:
     with pytest.raises(SerializationError, match=r"pass it to tasks as its own parameter"):
         serialize.dump(Holder("x", Secret(unique())), io.BytesIO())
