@@ -36,7 +36,7 @@ def fresh_store(root: str | Path) -> Store:
     return store
 
 
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=60)
 @given(
     data=st.data(),
     text=st.text(min_size=1, max_size=12),
