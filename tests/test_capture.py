@@ -623,10 +623,16 @@ def test_a_recent_peak_rss_reading_is_reused(monkeypatch: pytest.MonkeyPatch) ->
 # -- secrets --------------------------------------------------------------------------------
 
 
-def test_a_registered_secret_is_masked_in_logs_live_lines_and_failures(live: Live) -> None:
+@pytest.fixture
+def masked_secret() -> Iterator[str]:
     secret = f"tok-{uuid.uuid4().hex}"
-    capture.redact(secret)
-    capture.redact("abc")  # too short to mask: ordinary text would be mangled
+    previous = capture.set_masker(lambda text: text.replace(secret, "***"))
+    yield secret
+    capture.set_masker(previous)
+
+
+def test_the_masker_sees_logs_live_lines_and_failures(live: Live, masked_secret: str) -> None:
+    secret = masked_secret
     with capture.attempt("job") as cap:
         print(f"token={secret}; abc")
         sys.stdout.write(secret[:6])  # split across writes: masked in the joined log
@@ -643,3 +649,18 @@ def test_a_registered_secret_is_masked_in_logs_live_lines_and_failures(live: Liv
     with pytest.raises(ValueError, match="secret printed"):
         chatty_failure(error, secret)
     assert secret not in error.flowkit_attempt["logs"]  # type: ignore[attr-defined]
+
+
+def test_a_failing_masker_hides_the_text_and_never_fails_the_task(live: Live) -> None:
+    def broken(text: str) -> str:
+        raise RuntimeError("no masking today")
+
+    previous = capture.set_masker(broken)
+    try:
+        with capture.attempt("job") as cap:
+            print("maybe secret")
+        logs = cap.logs  # (masked when read)
+    finally:
+        capture.set_masker(previous)
+    assert "maybe secret" not in logs and "the masker failed" in logs
+    assert not any("maybe secret" in line for line in live.lines)

@@ -20,8 +20,9 @@ The runner wraps every task call in :func:`attempt`::
   (:mod:`~flowkit.capture.boundedlog`).
 * **Cheap.** An attempt that prints nothing costs two identity checks, a thread-local swap
   and two clock reads; its buffer is made at the first write.
-* **Secrets.** :func:`redact` registers a value (a revealed ``fk.Secret``) that captured
-  text shows as ``***``, in the stored log and in live lines.
+* **Secrets.** :func:`set_masker` installs a function every captured text goes through
+  (``flowkit.secret.mask``: secret values become ``***``), in the stored log, a failed
+  attempt's log and live lines.
 * **Failures.** An exception leaving the block carries the attempt as a plain, picklable
   dict ``exc.flowkit_attempt`` (``logs``, ``cpu``, ``peak_rss``, ``wall``).
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 from flowkit.capture.attempts import MAX_LOG_BYTES, Attempt, attempt
 from flowkit.capture.live import LiveSink, live_enabled, set_live, set_live_sink
-from flowkit.capture.masking import redact
+from flowkit.capture.masking import Masker, set_masker
 from flowkit.capture.state import local
 
 
@@ -48,10 +49,11 @@ __all__ = [
     "MAX_LOG_BYTES",
     "Attempt",
     "LiveSink",
+    "Masker",
     "attempt",
     "current",
     "live_enabled",
-    "redact",
     "set_live",
     "set_live_sink",
+    "set_masker",
 ]

@@ -96,8 +96,7 @@ class Attempt:
     def logs(self) -> str:
         if self._log is None:
             return ""
-        text = self._log.text()
-        return masking.scrub(text) if masking.active() else text
+        return masking.scrub(self._log.text())
 
     @property
     def peak_rss(self) -> int | None:
@@ -156,8 +155,7 @@ class Attempt:
 
     def _show(self, lines: str) -> None:
         """Emit complete lines live, each prefixed with the label."""
-        if masking.active():
-            lines = masking.scrub(lines)
+        lines = masking.scrub(lines)
         prefix = f"[{self.label}] "
         live.emit("".join(f"{prefix}{line}\n" for line in lines[:-1].split("\n")))
 

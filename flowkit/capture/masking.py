@@ -1,36 +1,34 @@
-"""Secret values kept out of captured logs: a task that prints a revealed ``fk.Secret`` gets
-``***`` in its stored log and its live lines instead of the value.
+"""A hook that masks captured text (secret values) before anyone sees it: the stored log,
+a failed attempt's ``flowkit_attempt`` and the live lines.
 
-Process-wide (a secret revealed on a Ray worker is registered in that worker). Values under
-4 characters are not registered: masking them would mangle ordinary text.
+Capture keeps no list of secrets: whoever does (``flowkit.secret.mask``) is installed with
+:func:`set_masker`. Live lines are masked line by line as they are shown; the stored log
+as a whole when it is read, so a secret split across two writes is masked too.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 
-MASK = "***"
-MIN_LENGTH = 4
+Masker = Callable[[str], str]
 
-_lock = threading.Lock()
-_values: tuple[str, ...] = ()  # longest first, so a secret containing another is masked whole
+_masker: Masker | None = None
 
 
-def redact(value: str) -> None:
-    """Mask ``value`` wherever captured text contains it, from now on."""
-    global _values
-    if len(value) < MIN_LENGTH or value in _values:
-        return
-    with _lock:
-        _values = tuple(sorted({*_values, value}, key=len, reverse=True))
+def set_masker(masker: Masker | None) -> Masker | None:
+    """Pass every captured text through ``masker`` (None: none); returns the previous one."""
+    global _masker
+    previous, _masker = _masker, masker
+    return previous
 
 
 def scrub(text: str) -> str:
-    for value in _values:
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
-
-
-def active() -> bool:
-    return bool(_values)
+    """``text`` masked; if the masker fails, a notice instead (neither the unmasked text
+    nor an error in the task's ``print``)."""
+    masker = _masker
+    if masker is None:
+        return text
+    try:
+        return masker(text)
+    except Exception as e:
+        return f"[flowkit.capture: {len(text)} characters hidden, the masker failed: {e!r}]\n"
