@@ -336,9 +336,13 @@ def test_runs_list_and_show(work: Path, capsys: Any) -> None:
     assert f"run       {run_id}" in out and "inputs    n=3, offset=0.5" in out
     assert "tasks     3 run, 2 cached, 0 failed" in out
     table = out.split("\n\n", 1)[1].splitlines()
-    assert table[0].split() == ["NODE", "TASK", "STATUS", "CACHED", "ATTEMPTS", "DURATION"]
-    nodes = [row.split()[0] for row in table[1:]]
-    assert sorted(nodes) == ["load", "square[0]", "square[1]", "square[2]", "total"]
+    assert table[0].split() == [
+        "NODE", "TASK", "STATUS", "CACHED", "ATTEMPTS", "DURATION", "KEPT", "LOGS"
+    ]  # fmt: skip
+    rows = {row.split()[0]: row.split()[1:] for row in table[1:]}
+    assert sorted(rows) == ["load", "square[0]", "square[1]", "square[2]", "total"]
+    assert rows["square[0]"][2] == "yes" and rows["square[2]"][2] == "no"  # cached or not
+    assert rows["square[0]"][-2:] == ["yes", "-"]  # its output kept, nothing logged
 
     code, out, _ = cli(capsys, "runs", "show", run_id, "--store", "s", "--json")
     doc = json.loads(out)

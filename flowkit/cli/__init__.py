@@ -1,4 +1,5 @@
-"""The ``flowkit`` command line: ``run``, ``graph``, ``runs list|show``, ``cache explain|gc``.
+"""The ``flowkit`` command line: ``run``, ``graph``, ``runs list|show|logs|output``,
+``cache explain|gc``.
 
 ``main(argv)`` returns the exit code (the console script ``flowkit`` and ``python -m
 flowkit`` call it). Exit codes: 0 success, 1 a task failed, 2 bad usage or bad input.
@@ -32,9 +33,13 @@ commands:
                                    run a workflow
   graph FILE.py[:WORKFLOW] [--format text|mermaid|dot]
                                    print a workflow's typed graph
-  runs list [--store URL] [--limit N]
+  runs list [--store URL] [--limit N] [--status S] [--workflow W]
                                    recent runs
   runs show RUN_ID [--store URL]   one run and its task calls
+  runs logs RUN_ID [NODE] [--attempt N]
+                                   what a run's calls printed and logged
+  runs output RUN_ID [NODE] [-o FILE]
+                                   a run's (or a call's) output: JSON, or written to FILE
   cache explain FILE.py[:WORKFLOW] TASK [--PARAM VALUE ...]
                                    why a task's call would hit or miss the cache
   cache gc [--older-than DAYS] [--store URL]

@@ -1,12 +1,20 @@
-"""``flowkit runs list`` and ``flowkit runs show RUN_ID``: read the run records in a store.
+"""``flowkit runs list|show|logs|output``: read the runs recorded in a store (``fk.runs``).
 
-The engine writes a header per run (``Store.write_run``) and task records in batches
-(``Store.write_task_records``); these commands only read them, so they work on a store
-that another process is still writing (a run in progress shows as ``running`` with the
-tasks recorded so far). ``--json`` prints the records as JSON for scripts.
+The engine writes a header per run and task records in batches as calls finish; these
+commands only read them, so they work on a store another process is still writing (a run in
+progress shows as ``running`` with the calls recorded so far). None of them creates a store:
+a missing local store has no runs.
 
-A run id may be abbreviated to a unique prefix. An unknown id exits 2 naming it. Neither
-command creates a store: a missing local store has no runs.
+* ``list``: the newest runs (``--status``, ``--workflow``, ``--limit``; ``--json``).
+* ``show RUN``: the header and one row per call: cached or reused, attempts, whether its
+  outputs are kept and whether it logged anything; then the attempts that failed.
+* ``logs RUN [NODE] [--attempt N]``: what calls printed and logged (every call, under
+  ``[node]`` headers, when NODE is omitted), each failed attempt's traceback after its logs.
+* ``output RUN [NODE] [-o FILE]``: the workflow's (or a call's) output: JSON on stdout, or
+  written to FILE (:mod:`flowkit.cli.runs_output`).
+
+A run id may be a unique prefix. An unknown or ambiguous id, an unknown node and an output
+that is not JSON without ``-o`` exit 2 with a message naming the candidates or the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from flowkit import runs
 from flowkit.cli.common import (
     EXIT_OK,
     CliParser,
@@ -29,36 +38,57 @@ from flowkit.cli.common import (
     shorten,
     store_url,
 )
-from flowkit.errors import StoreError
+from flowkit.cli.runs_output import json_text, kind, write_value
+from flowkit.runview import RunView, UnknownNodeError
+from flowkit.taskview import AttemptView, TaskView
 
 
 def command(argv: Sequence[str]) -> int:
     p = CliParser(prog="flowkit runs", description="List and inspect recorded runs.")
-    sub = p.add_subparsers(dest="action", metavar="{list,show}", parser_class=CliParser)
+    sub = p.add_subparsers(dest="action", metavar="{list,show,logs,output}", parser_class=CliParser)
     sub.required = True
-    ls = sub.add_parser("list", help="recent runs, newest first")
+    _list_parser(sub.add_parser("list", help="recent runs, newest first"))
+    show = sub.add_parser("show", help="one run: its header and a table of its task calls")
+    _run_argument(show)
+    show.add_argument("--json", action="store_true", help="print the records as JSON")
+    logs = sub.add_parser("logs", help="what a run's calls printed and logged")
+    _run_argument(logs, node="a call (train, train[3]) or a map node (all its items)")
+    logs.add_argument(
+        "--attempt", type=_positive_int, metavar="N", help="only attempt N (1: the first)"
+    )
+    out = sub.add_parser("output", help="a run's (or a call's) output, as JSON or to a file")
+    _run_argument(out, node="a call (train, train[3]); default: the workflow's output")
+    out.add_argument(
+        "-o",
+        "--output",
+        dest="file",
+        metavar="FILE",
+        help="write the value to FILE (needed when it is not JSON: an array, a table...)",
+    )
+    ns = p.parse_args(list(argv))
+    handlers = {"list": _list, "show": _show, "logs": _logs, "output": _output}
+    return handlers[ns.action](ns)
+
+
+def _list_parser(ls: argparse.ArgumentParser) -> None:
     add_store_option(ls)
     ls.add_argument(
-        "--limit",
-        type=_positive_int,
-        default=20,
-        metavar="N",
-        help="show at most N runs (default 20)",
+        "--limit", type=_positive_int, default=20, metavar="N", help="at most N runs (default 20)"
     )
     ls.add_argument(
         "--status",
-        choices=["running", "succeeded", "failed", "interrupted", "lost"],
+        choices=runs.STATUSES,
         help="only runs with this status (lost: its process died while it ran)",
     )
+    ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
     ls.add_argument("--json", action="store_true", help="print the run headers as JSON")
-    show = sub.add_parser("show", help="one run: its header and a table of its task calls")
-    show.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
-    add_store_option(show)
-    show.add_argument("--json", action="store_true", help="print the records as JSON")
-    ns = p.parse_args(list(argv))
-    if ns.action == "list":
-        return _list(ns)
-    return _show(ns)
+
+
+def _run_argument(parser: argparse.ArgumentParser, node: str | None = None) -> None:
+    parser.add_argument("run_id", metavar="RUN", help="a run id or a unique prefix of one")
+    if node is not None:
+        parser.add_argument("node", metavar="NODE", nargs="?", help=node)
+    add_store_option(parser)
 
 
 def _positive_int(text: str) -> int:
@@ -71,28 +101,61 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _run(ns: argparse.Namespace) -> RunView:
+    """The run RUN names (UsageError, exit 2, naming the candidates if none or several)."""
+    store = existing_store(ns.store)
+    if store is None:
+        raise UsageError(
+            f"no run {ns.run_id!r}: there is no store at {store_url(ns.store)}; "
+            "pass --store URL or set FLOWKIT_STORE"
+        )
+    try:
+        return runs.get(ns.run_id, store=store)
+    except runs.UnknownRunError as e:
+        raise UsageError(str(e)) from e
+
+
+def _calls(run: RunView, node: str) -> list[TaskView]:
+    """The call of ``node``, or every item of a map node of that name."""
+    if node in run:
+        return [run[node]]
+    items = run.map_items(node)
+    if items:
+        return items
+    try:
+        run[node]  # raises, naming the nodes there are
+    except UnknownNodeError as e:
+        raise UsageError(str(e)) from e
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
 def _list(ns: argparse.Namespace) -> int:
     store = existing_store(ns.store)
-    headers = [] if store is None else store.list_runs(limit=None if ns.status else ns.limit)
-    if ns.status:
-        headers = [h for h in headers if h.get("status") == ns.status][: ns.limit]
+    found = (
+        []
+        if store is None
+        else runs.list(store=store, workflow=ns.workflow, status=ns.status, limit=ns.limit)
+    )
     if ns.json:
-        print(json.dumps(headers, indent=2, default=str))
+        print(json.dumps([dict(v.header) for v in found], indent=2, default=str))
         return EXIT_OK
-    if not headers:
+    if not found:
         print(f"no runs in {store_url(ns.store)}", file=sys.stderr)
         return EXIT_OK
     rows = []
-    for h in headers:
+    for v in found:
         # a running (or killed) run's header still has the counts written at its start
-        s = (h.get("summary") or {}) if h.get("status") != "running" else {}
+        s = v.summary if v.status != "running" else {}
         rows.append(
             [
-                h["id"],
-                h.get("workflow", "?"),
-                h.get("status", "?"),
-                format_time(h.get("started")),
-                format_duration(h.get("duration")),
+                v.id,
+                v.workflow,
+                v.status,
+                format_time(v.started),
+                format_duration(v.duration),
                 _count(s, "run"),
                 _count(s, "cached"),
                 _count(s, "failed"),
@@ -106,82 +169,119 @@ def _list(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _count(summary: dict[str, Any], name: str) -> str:
+def _count(summary: Any, name: str) -> str:
     v = summary.get(name)
     return str(v) if isinstance(v, int) else "-"
 
 
+# -- show ------------------------------------------------------------------------------------
+
+
 def _show(ns: argparse.Namespace) -> int:
-    store = existing_store(ns.store)
-    if store is None:
-        raise UsageError(
-            f"no run {ns.run_id!r}: there is no store at {store_url(ns.store)}; "
-            "pass --store URL or set FLOWKIT_STORE"
-        )
-    try:
-        header, tasks = store.read_run(ns.run_id)
-    except StoreError as e:
-        raise UsageError(str(e)) from e
-    tasks = sorted(tasks, key=_task_order)
+    run = _run(ns)
+    tasks = run.tasks
     if ns.json:
-        print(json.dumps({"run": header, "tasks": tasks}, indent=2, default=str))
+        doc = {"run": dict(run.header), "tasks": [dict(t.record) for t in tasks]}
+        print(json.dumps(doc, indent=2, default=str))
         return EXIT_OK
-    summary = header.get("summary") if header.get("status") != "running" else None
+    _print_header(run, tasks)
+    if not tasks:
+        print("(no task records)")
+        return EXIT_OK
+    rows = [
+        [
+            t.node,
+            t.name,
+            t.status,
+            _source(t),
+            _attempt_count(t),
+            format_duration(t.duration),
+            _kept(t),
+            "yes" if any(a.has_logs for a in t.attempts) else "-",
+        ]
+        for t in tasks
+    ]
+    headers = ["NODE", "TASK", "STATUS", "CACHED", "ATTEMPTS", "DURATION", "KEPT", "LOGS"]
+    print(format_table(headers, rows))
+    _print_failures(tasks)
+    return EXIT_OK
+
+
+def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
+    summary = dict(run.summary) if run.status != "running" else {}
     summary = summary or _summarise(tasks)
     fields = [
-        ("run", header.get("id", ns.run_id)),
-        ("workflow", header.get("workflow", "?")),
-        ("status", header.get("status", "?")),
-        ("backend", header.get("backend") or "-"),
-        ("started", format_time(header.get("started"))),
-        ("ended", format_time(header.get("ended"))),
-        ("duration", format_duration(header.get("duration"))),
-        ("inputs", _inputs(header.get("inputs"))),
+        ("run", run.id),
+        ("workflow", run.workflow),
+        ("status", run.status),
+        ("backend", run.backend or "-"),
+        ("started", format_time(run.started)),
+        ("ended", format_time(run.ended)),
+        ("duration", format_duration(run.duration)),
+        ("inputs", _inputs(run.header.get("inputs"))),
         (
             "tasks",
             f"{_count(summary, 'run')} run, {_count(summary, 'cached')} cached, "
             f"{_count(summary, 'failed')} failed",
         ),
     ]
-    if header.get("error"):
-        fields.append(("error", shorten(str(header["error"]), 300)))
+    reused = sum(1 for t in tasks if t.reused_from)
+    if run.resumed_from:
+        fields.append(("resumed", f"from run {run.resumed_from} ({reused} calls reused)"))
+    if run.error:
+        fields.append(("error", shorten(run.error, 300)))
+    if run.damage:
+        fields.append(("damage", run.damage))
     width = max(len(k) for k, _ in fields)
     for k, v in fields:
         print(f"{k.ljust(width)}  {v}")
     print()
-    if not tasks:
-        print("(no task records)")
-        return EXIT_OK
-    rows = [
-        [
-            t.get("node", "?"),
-            t.get("name", "?"),
-            t.get("status", "?"),
-            "yes" if t.get("cached") else "no",
-            t.get("attempts", "-"),
-            format_duration(t.get("duration")),
-        ]
-        for t in tasks
+
+
+def _source(t: TaskView) -> str:
+    """Where the call's result came from: ``yes`` (the cache), ``reused`` (``--resume``)."""
+    if t.reused_from:
+        return "reused"
+    return "yes" if t.cached else "no"
+
+
+def _kept(t: TaskView) -> str:
+    """Whether the call's outputs are in the store (``partly``: one could not be stored)."""
+    if t.status != "succeeded":
+        return "-"
+    outputs = t.record.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return "no"
+    return "yes" if all(isinstance(a, dict) for a in outputs.values()) else "partly"
+
+
+def _attempt_count(t: TaskView) -> Any:
+    count = t.record.get("attempts")
+    return count if type(count) is int else len(t.attempts) or "-"
+
+
+def _print_failures(tasks: Sequence[TaskView]) -> None:
+    """Each failed attempt (retries included) and the error that ended each failed call."""
+    retried = [
+        (t, a) for t in tasks for a in t.attempts if a.status == "failed" and t.status != "failed"
     ]
-    print(format_table(["NODE", "TASK", "STATUS", "CACHED", "ATTEMPTS", "DURATION"], rows))
-    failed = [t for t in tasks if t.get("error")]
+    if retried:
+        print("\nfailed attempts retried:")
+        for t, a in retried:
+            print(f"  {t.node} #{a.n}: {shorten(a.error or '?', 300)}")
+    failed = [t for t in tasks if t.error]
     if failed:
         print("\nerrors:")
         for t in failed:
-            print(f"  {t.get('node', '?')}: {shorten(str(t['error']), 300)}")
-    return EXIT_OK
+            print(f"  {t.node}: {shorten(t.error or '', 300)}")
+        print("\n(`flowkit runs logs RUN NODE` shows a call's logs and full traceback)")
 
 
-def _task_order(t: dict[str, Any]) -> tuple[float, str]:
-    started = t.get("started")
-    return (started if isinstance(started, (int, float)) else float("inf"), str(t.get("node")))
-
-
-def _summarise(tasks: list[dict[str, Any]]) -> dict[str, int]:
+def _summarise(tasks: Sequence[TaskView]) -> dict[str, int]:
     return {
-        "run": sum(1 for t in tasks if t.get("status") == "succeeded" and not t.get("cached")),
-        "cached": sum(1 for t in tasks if t.get("cached")),
-        "failed": sum(1 for t in tasks if t.get("status") == "failed"),
+        "run": sum(1 for t in tasks if t.status == "succeeded" and not t.cached),
+        "cached": sum(1 for t in tasks if t.cached),
+        "failed": sum(1 for t in tasks if t.status == "failed"),
     }
 
 
@@ -189,3 +289,81 @@ def _inputs(inputs: Any) -> str:
     if not isinstance(inputs, dict) or not inputs:
         return "-"
     return shorten(", ".join(f"{k}={v!r}" for k, v in inputs.items()), 200)
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+def _logs(ns: argparse.Namespace) -> int:
+    if ns.attempt is not None and ns.node is None:
+        raise UsageError("--attempt needs a NODE: flowkit runs logs RUN NODE --attempt N")
+    run = _run(ns)
+    calls = list(run.tasks) if ns.node is None else _calls(run, ns.node)
+    if ns.attempt is not None:
+        if len(calls) != 1:
+            raise UsageError(f"`{ns.node}` is a map node: --attempt needs one item, {ns.node}[i]")
+        _write(_attempt(calls[0], ns.attempt), header=None)
+        return EXIT_OK
+    headed = ns.node is None or len(calls) > 1
+    wrote = False
+    for t in calls:
+        for a in t.attempts:
+            header = None
+            if headed or len(t.attempts) > 1:
+                header = f"[{t.node}]" if len(t.attempts) == 1 else f"[{t.node}] attempt {a.n}"
+            wrote = _write(a, header) or wrote
+    if not wrote:
+        which = "its calls" if ns.node is None else f"`{ns.node}`"
+        print(f"run {run.id}: {which} printed and logged nothing", file=sys.stderr)
+    return EXIT_OK
+
+
+def _attempt(t: TaskView, n: int) -> AttemptView:
+    for a in t.attempts:
+        if a.n == n:
+            return a
+    count = len(t.attempts)
+    raise UsageError(
+        f"call `{t.node}` of run {t.run_id} has no attempt {n}: it has "
+        + (f"attempts 1 to {count}" if count else "none (it was cached or reused)")
+    )
+
+
+def _write(a: AttemptView, header: str | None) -> bool:
+    """Print an attempt's logs (then its traceback, if it failed); False if it has neither."""
+    text = a.logs + (a.traceback or "")
+    if not text:
+        return False
+    if header is not None:
+        status = " (failed)" if a.status == "failed" else ""
+        sys.stdout.write(f"{header}{status}\n")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return True
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def _output(ns: argparse.Namespace) -> int:
+    run = _run(ns)
+    if ns.node is None:
+        value, what = run.output, f"the output of run {run.id}"
+    else:
+        calls = _calls(run, ns.node)
+        if len(calls) > 1:
+            raise UsageError(
+                f"`{ns.node}` is a map node of run {run.id} with {len(calls)} items: name one, "
+                f"{calls[0].node} to {calls[-1].node}"
+            )
+        value, what = calls[0].output, f"the output of `{ns.node}` in run {run.id}"
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        value = value._asdict()  # a call's named outputs: an object, not a list
+    if ns.file is not None:
+        written = write_value(value, ns.file)
+        print(f"wrote {what}: {written}", file=sys.stderr)
+        return EXIT_OK
+    text = json_text(value)
+    if text is None:
+        raise UsageError(f"{what} is {kind(value)}, not JSON: pass -o FILE to write it to a file")
+    print(text)
+    return EXIT_OK
