@@ -228,6 +228,12 @@ def test_show_a_resumed_run_and_an_unkept_output(work: Path, capsys: Any) -> Non
     store = Store(work / "s")
     store.check()
     header = Run(id="run-b", workflow="w", status="succeeded", resumed_from="run-a", keep=False)
+    big = store.put(list(range(2000)))
+    header.recorded_inputs = {
+        "n": 3,
+        "data": {"$artifact": big.to_dict()},
+        "key": {"$secret": True},
+    }
     store.write_run("run-b", header.to_dict())
     reused = TaskRecord(name="t", node="t", status="succeeded", attempts=0, reused_from="run-a")
     reused.outputs = {"0": store.put(3).to_dict(compact=True)}
@@ -235,6 +241,7 @@ def test_show_a_resumed_run_and_an_unkept_output(work: Path, capsys: Any) -> Non
     store.write_task_records("run-b", 0, [reused.to_dict(), unkept.to_dict()])
     code, out, _ = cli(capsys, "runs", "show", "run-b", "--store", "s")
     assert code == 0 and "resumed   from run run-a (1 calls reused)" in out
+    assert f"data=<stored json value, {big.size} bytes>, key=***, n=3" in out
     rows = {row.split()[0]: row.split()[1:] for row in out.split("\n\n")[1].splitlines()[1:]}
     assert rows["t"][2] == "reused" and rows["u"][-2:] == ["no", "-"]
     code, _, err = cli(capsys, "runs", "output", "run-b", "u", "--store", "s")

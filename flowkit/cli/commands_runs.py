@@ -288,7 +288,20 @@ def _summarise(tasks: Sequence[TaskView]) -> dict[str, int]:
 def _inputs(inputs: Any) -> str:
     if not isinstance(inputs, dict) or not inputs:
         return "-"
-    return shorten(", ".join(f"{k}={v!r}" for k, v in inputs.items()), 200)
+    return shorten(", ".join(f"{k}={_input(v)}" for k, v in inputs.items()), 200)
+
+
+def _input(entry: Any) -> str:
+    """One recorded input: a value as it is, markers as what they stand for (nothing loaded)."""
+    if isinstance(entry, dict) and len(entry) == 1:
+        (mark, inner), *_ = entry.items()
+        if mark == "$secret":
+            return "***"
+        if mark == "$repr":
+            return str(inner)
+        if mark == "$artifact" and isinstance(inner, dict):
+            return f"<stored {inner.get('format', '?')} value, {inner.get('size', '?')} bytes>"
+    return repr(entry)
 
 
 # -- logs ------------------------------------------------------------------------------------
