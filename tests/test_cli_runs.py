@@ -278,3 +278,28 @@ def test_the_console_script_in_fresh_processes(work: Path) -> None:
     missing = flowkit("runs", "output", "nope", "--store", "s")
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_values_written_to_a_file_by_kind(tmp_path: Path) -> None:
+    import flowkit as fk
+    from flowkit import serialize
+    from flowkit.cli.common import UsageError
+    from flowkit.cli.runs_output import json_text, write_value
+
+    assert json_text(float("nan")) is None and json_text({1: (2, 3)}) is not None
+    assert "JSON" in write_value([1, "a"], str(tmp_path / "v.json"))
+    assert json.loads((tmp_path / "v.json").read_text()) == [1, "a"]
+    write_value(b"\x00\xff", str(tmp_path / "v.bin"))
+    assert (tmp_path / "v.bin").read_bytes() == b"\x00\xff"
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "f.txt").write_text("inside")
+    write_value(fk.File(source / "sub" / "f.txt"), str(tmp_path / "copy.txt"))
+    assert (tmp_path / "copy.txt").read_text() == "inside"
+    write_value(fk.Directory(source), str(tmp_path / "tree"))
+    assert (tmp_path / "tree" / "sub" / "f.txt").read_text() == "inside"
+    with pytest.raises(UsageError, match="exists"):
+        write_value(fk.Directory(source), str(tmp_path / "tree"))
+    said = write_value({3, 1}, str(tmp_path / "set.bin"))  # not plain JSON: flowkit's format
+    assert "flowkit.serialize.load('json'" in said
+    assert serialize.load("json", (tmp_path / "set.bin").read_bytes()) == {1, 3}

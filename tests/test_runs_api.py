@@ -113,6 +113,18 @@ def talkative(n: int = 2000) -> str:
     return chatty(n)
 
 
+@fk.task
+def shout(who: int) -> int:
+    for line in range(200):
+        print(f"call {who} line {line}")
+    return who
+
+
+@fk.workflow
+def choir(n: int = 4) -> list[int]:
+    return shout.map(who=numbers(n))
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "store")
@@ -217,6 +229,13 @@ def test_a_large_log_is_loaded_whole_from_its_object(store: Store) -> None:
     assert attempt.logs == "line\n" * 3000
     kept = run["chatty"].record["tries"][0]["logs"]  # the record holds head and tail only
     assert "characters cut" in kept and len(kept) < len(attempt.logs)
+
+
+def test_calls_on_threads_keep_their_own_lines(store: Store) -> None:
+    run = runs.get(fk.run(choir, store=store, backend="threads", n=4).id, store=store)
+    for who, call in enumerate(run.map_items("shout")):
+        expected = "".join(f"call {who} line {line}\n" for line in range(200))
+        assert call.logs == expected and call.output == who
 
 
 def test_a_resumed_run_names_the_run_and_the_calls_it_reused(store: Store) -> None:
