@@ -3,8 +3,8 @@
 
 A view wraps the task record (the dict read from the run's task-record batch) and the store,
 nothing more: outputs and large logs are loaded when asked for, never before, so a 100k-item
-run costs 100k small views and no object read. Views are read-only (properties, no setters)
-and every value they return is a copy or immutable, so a view cannot change the record.
+run costs 100k small views and no object read. Views are read-only: properties without
+setters, and mappings returned as read-only proxies.
 
 The record is data someone else wrote (:mod:`flowkit.store`): every field is checked for its
 type as it is read, and a malformed one reads as absent, or, where a value was asked for, as
@@ -64,8 +64,9 @@ def load_stored(store: Store, artifact: Any, *, what: str, expected: Any = Any) 
         ) from exc
     except UntrustedClassError as exc:
         raise UntrustedClassError(
-            f"{exc}. Import the module that defines the class first, or pass its type: "
-            "task.load(expected=TheClass), or trust it with fk.allow_class"
+            f"{exc}. Import the module that defines the class first (its @fk.task "
+            "annotations trust it), or trust it with fk.allow_class; a call's output also "
+            "takes its type: task.load(expected=TheClass)"
         ) from exc
 
 
