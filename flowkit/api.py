@@ -14,7 +14,10 @@ from flowkit.backend import Backend, check_store, get_backend
 from flowkit.callbacks import Callback, CallbackGroup
 from flowkit.engine import CacheMode, execute
 from flowkit.errors import FlowkitError, TaskFailedError
+from flowkit.header_inputs import record_inputs
 from flowkit.records import Run, new_run_id
+from flowkit.resume import Reuse
+from flowkit.secret import mask
 from flowkit.store import Store, resolve_store
 from flowkit.workflow import WorkflowDef, bind_inputs
 
@@ -30,6 +33,8 @@ def run(
     cache: CacheMode = True,
     callbacks: Sequence[Callback] = (),
     inputs: Mapping[str, Any] | None = None,
+    keep: bool = True,
+    resume: str | Run | None = None,
     **kwargs: Any,
 ) -> Run:
     """Run a workflow and return its :class:`~flowkit.records.Run` record.
@@ -45,29 +50,34 @@ def run(
     ``cache``: ``True`` (look up and record tasks declared ``cache=True``), ``False``
     (neither), or ``"refresh"`` (recompute and overwrite). A task that still fails after its
     retries raises :class:`~flowkit.errors.TaskFailedError`; the run record is saved first.
+    ``keep``: every task output is kept in the store (``fk.runs`` reads them back; a task's
+    own ``keep=False`` opts it out); ``False`` keeps only cached outputs and the workflow's
+    output. ``resume``: a run (or its id, or a unique prefix of one) whose succeeded calls
+    are reused where their keys still match; the others run.
 
     Workflow inputs are keyword arguments; an input whose name clashes with one of these
-    options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``) goes in
-    ``inputs={"store": ...}``.
+    options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``, ``keep``,
+    ``resume``) goes in ``inputs={"store": ...}``.
     """
-    _check_arguments(workflow, cache)
+    _check_arguments(workflow, cache, keep, resume)
     values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()
+    reuse = None if resume is None else _reuse(the_store, resume, workflow)
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
-    record = _start(workflow, values, the_backend, the_store, group)
+    record = _start(workflow, values, the_backend, the_store, group, keep, reuse)
     try:
         with lifecycle.sigterm_interrupts(), lifecycle.Heartbeat(_beat(record, the_store)):
-            _execute(workflow, values, the_backend, the_store, cache, group, record)
+            _execute(workflow, values, the_backend, the_store, cache, group, record, reuse)
         record.status = "succeeded"
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (lifecycle.RunInterrupted)
         record.status = "interrupted"
-        record.error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        record.error = mask(f"{type(e).__name__}: {e}") if str(e) else type(e).__name__
         raise
     except BaseException as e:
         record.status = "failed"
-        record.error = f"{type(e).__name__}: {e}"
+        record.error = mask(f"{type(e).__name__}: {e}")
         raise
     finally:
         _finish(record, the_store, group)
@@ -80,15 +90,20 @@ def _start(
     backend: Backend,
     store: Store,
     group: CallbackGroup,
+    keep: bool,
+    reuse: Reuse | None,
 ) -> Run:
     """The run's record, its header written (who runs it, a first heartbeat), callbacks told."""
     record = Run(
         id=new_run_id(),
         workflow=workflow.name,
         inputs=values,
+        recorded_inputs=record_inputs(values, store),
         backend=backend.name,
         host=lifecycle.this_host(),
         pid=os.getpid(),
+        keep=keep,
+        resumed_from=None if reuse is None else reuse.run_id,
     )
     record.heartbeat = record.started
     store.write_run(record.id, record.to_dict())
@@ -106,13 +121,36 @@ def _beat(record: Run, store: Store) -> Callable[[], None]:
     return beat
 
 
-def _check_arguments(workflow: Any, cache: Any) -> None:
+def _check_arguments(workflow: Any, cache: Any, keep: Any, resume: Any) -> None:
     if not isinstance(workflow, WorkflowDef):
         raise FlowkitError(
             f"fk.run expects a workflow (a function decorated with @fk.workflow), got {workflow!r}"
         )
     if not (cache is True or cache is False or cache == "refresh"):  # 1 == True: be exact
         raise FlowkitError(f"cache={cache!r}: use True, False or 'refresh'")
+    if not (keep is True or keep is False):
+        raise FlowkitError(f"keep={keep!r}: use True or False")
+    if resume is not None and not isinstance(resume, (str, Run)):
+        raise FlowkitError(f"resume={resume!r}: pass a run id (or a unique prefix) or a Run")
+    if resume is not None and cache == "refresh":
+        raise FlowkitError(
+            "resume= and cache='refresh' contradict each other (reuse calls, or recompute "
+            "them); pass one of them"
+        )
+
+
+def _reuse(store: Store, resume: str | Run, workflow: WorkflowDef[..., Any]) -> Reuse:
+    """The calls of the run being resumed (StoreError naming the id if there is none)."""
+    reuse = Reuse.load(store, resume.id if isinstance(resume, Run) else resume)
+    if reuse.workflow and reuse.workflow != workflow.name:
+        log.warning(
+            "resuming run %s of workflow `%s` with workflow `%s`: only calls whose keys match "
+            "are reused",
+            reuse.run_id,
+            reuse.workflow,
+            workflow.name,
+        )
+    return reuse
 
 
 def _execute(
@@ -123,12 +161,23 @@ def _execute(
     cache: CacheMode,
     group: CallbackGroup,
     record: Run,
+    reuse: Reuse | None,
 ) -> None:
     """Run the workflow on the backend (entered and left here) into ``record.output``."""
     with backend:
-        if cache is not False and _uses_cache(workflow):
+        if record.keep or reuse is not None or (cache is not False and _uses_cache(workflow)):
             check_store(backend, store.url)  # workers use the store themselves
-        record.output = execute(workflow.graph, values, backend, store, cache, group, record)
+        record.output = execute(
+            workflow.graph,
+            values,
+            backend,
+            store,
+            cache,
+            group,
+            record,
+            keep=record.keep,
+            reuse=reuse,
+        )
 
 
 def _finish(record: Run, store: Store, group: CallbackGroup) -> None:

@@ -9,6 +9,7 @@ item of each mapped argument. :func:`retryable` is the policy for another attemp
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from flowkit.errors import (
     TypeMismatchError,
 )
 from flowkit.graph import Binding, Node
-from flowkit.records import TaskRecord
+from flowkit.records import AttemptRecord, TaskRecord
 from flowkit.runner import Prepared, TaskRuntime
+from flowkit.secret import mask
 from flowkit.taskspec import TaskSpec
 from flowkit.values import BindingItem, HandleItem, MapItem, Values
 
@@ -42,6 +44,31 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, StoreError):
         return bool(getattr(exc, "transient", False))
     return True
+
+
+def failed_attempt(n: int, exc: BaseException) -> AttemptRecord:
+    """The record of attempt ``n`` that raised ``exc``: its full traceback (formatted on the
+    worker when it came from one) and what the worker said of the attempt (``flowkit_attempt``:
+    times, logs, CPU, peak RSS), when it got that far (a timeout or a lost worker did not)."""
+    info = getattr(exc, "flowkit_attempt", None)
+    if not isinstance(info, dict):
+        info = {}
+    tb = getattr(exc, "remote_traceback", None)
+    if not isinstance(tb, str):
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    now = time.time()
+    return AttemptRecord(
+        n,
+        info.get("started", now),
+        info.get("ended", now),
+        status="failed",
+        error=mask(f"{type(exc).__name__}: {exc}"),
+        traceback=mask(tb),
+        logs=info.get("logs") or "",
+        logs_ref=info.get("logs_ref"),
+        cpu=info.get("cpu"),
+        peak_rss=info.get("peak_rss"),
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -94,6 +121,8 @@ def new_call(
         templates.append((name, tmpl))
         if digest is not None:
             known[name] = digest
+    if known:  # lineage: the inputs that came from the store, by token
+        record.inputs = known
     return Call(node, rt, tuple(templates), flat, known, record, map_index)
 
 
@@ -130,4 +159,4 @@ class Failure:
         )
 
 
-__all__ = ["Call", "Failure", "new_call", "retryable"]
+__all__ = ["Call", "Failure", "failed_attempt", "new_call", "retryable"]

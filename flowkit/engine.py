@@ -52,14 +52,16 @@ from typing import Any, ParamSpec
 from flowkit import codehash
 from flowkit.backend import AttemptTimeout, Backend, capabilities_of
 from flowkit.callbacks import CallbackGroup, Output
-from flowkit.calls import Call, Failure, new_call, retryable
+from flowkit.calls import Call, Failure, failed_attempt, new_call, retryable
 from flowkit.dynamic import DynamicRun, Traced, may_retry, trace_body
 from flowkit.errors import GraphError
-from flowkit.graph import Graph, Node, refs_in
-from flowkit.records import Run, TaskRecord
+from flowkit.graph import Graph, Node, OutputRef, refs_in
+from flowkit.records import AttemptRecord, Run, TaskRecord
+from flowkit.resume import Reuse
 from flowkit.retryclock import Clock, RetryClock
 from flowkit.runlog import RunLog
 from flowkit.runner import CacheMode, Meta, TaskRuntime, make_runtime
+from flowkit.secret import mask
 from flowkit.store import Store
 from flowkit.submitter import Submitter
 from flowkit.taskspec import TaskSpec, map_length
@@ -82,10 +84,13 @@ class Engine:
         callbacks: CallbackGroup,
         run: Run,
         *,
+        keep: bool = True,
+        reuse: Reuse | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.graph, self.backend, self.store = graph, backend, store
         self.cache, self.callbacks, self.run = cache, callbacks, run
+        self.keep, self.reuse = keep, reuse
         self.nodes: dict[str, Node] = dict(graph.nodes)
         self.remaining: dict[str, int] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -98,6 +103,7 @@ class Engine:
         self.clock: RetryClock[Call | DynamicRun, Future[Any]] = RetryClock(clock)
         self.submitter = Submitter(backend, capabilities_of(backend), self.clock, self.completions)
         self.failure: Failure | None = None
+        self.by_node: dict[str, TaskRecord] = {}  # records of plain (not map item) calls
         self.log = RunLog(store, run.id)
         self.values = Values(inputs, backend)
 
@@ -118,7 +124,30 @@ class Engine:
             if error is self.failure.error:
                 raise error
             raise error from self.failure.error
-        return self.values.value(self.graph.output) if self.graph.output is not None else None
+        if self.graph.output is None:
+            return None
+        output = self.values.value(self.graph.output)
+        self.run.output_artifact = self._output_artifact(output)
+        return output
+
+    def _output_artifact(self, output: Any) -> dict[str, Any] | None:
+        """The stored workflow output: the artifact its task call already kept, else the value
+        put now (a list of map outputs, a literal, outputs regrouped); None if unstorable."""
+        assert self.graph.output is not None
+        b = self.values.unalias(self.graph.output)
+        rec = self.by_node.get(b.node) if isinstance(b, OutputRef) else None
+        if isinstance(b, OutputRef) and rec is not None and rec.outputs:
+            task = self.nodes[b.node].task
+            if b.index is not None or not task.multi_output:  # one output, not a regrouped tuple
+                kept = rec.outputs.get(task.outputs[b.index or 0][0])
+                if kept is not None:
+                    return kept
+        what = f"the output of workflow `{self.graph.name}`"
+        try:
+            return self.store.put(output, what=what).to_dict(compact=True)
+        except Exception as e:  # the run succeeded: an unstorable output is just not kept
+            log.warning("%s is not kept in the store (%s)", what, e)
+            return None
 
     def _loop(self) -> None:
         capacity = max(1, self.backend.capacity)
@@ -227,8 +256,21 @@ class Engine:
         rec.status = "succeeded"
         rec.key = meta.key
         rec.cached = meta.cached
-        if meta.objects:
-            rec.outputs = list(meta.objects)
+        rec.outputs = meta.outputs
+        if meta.reused_from is not None:
+            rec.reused_from = meta.reused_from
+        if not meta.cached:
+            rec.tries.append(
+                AttemptRecord(
+                    call.attempt,
+                    meta.started,
+                    meta.ended,
+                    logs=meta.logs,
+                    logs_ref=meta.logs_ref,
+                    cpu=meta.cpu,
+                    peak_rss=meta.peak_rss,
+                )
+            )
         self.log.add(rec)
         if self.callbacks.callbacks:  # (an Output per call costs, with nobody listening)
             self.callbacks.emit(
@@ -248,6 +290,7 @@ class Engine:
             self._complete(node_id)
 
     def _failed_attempt(self, call: Call, exc: BaseException) -> None:
+        call.record.tries.append(failed_attempt(call.attempt, exc))
         spec = call.spec
         if call.attempt <= spec.options.retries and retryable(exc):
             delay = spec.retry_delay(call.attempt)
@@ -267,7 +310,7 @@ class Engine:
     def _failed_for_good(self, rec: TaskRecord, spec: TaskSpec, exc: BaseException) -> None:
         rec.ended = time.time()
         rec.status = "failed"
-        rec.error = f"{type(exc).__name__}: {exc}"
+        rec.error = mask(f"{type(exc).__name__}: {exc}")  # records never hold a secret
         self.log.add(rec)
         self.callbacks.emit("on_task_error", rec, exc)
         if self.failure is None:
@@ -312,7 +355,15 @@ class Engine:
     def _runtime(self, task: TaskSpec) -> TaskRuntime:
         rt = self.runtimes.get(id(task))
         if rt is None:
-            rt = self.runtimes[id(task)] = make_runtime(task, self.store, self.cache, self.run.id)
+            rt = self.runtimes[id(task)] = make_runtime(
+                task,
+                self.store,
+                self.cache,
+                self.run.id,
+                keep=self.keep,
+                reuse=self.reuse.of(task) if self.reuse is not None else None,
+                resumed_from=self.reuse.run_id if self.reuse is not None else None,
+            )
         return rt
 
     def _new_record(self, task: TaskSpec, node_id: str) -> TaskRecord:
@@ -325,9 +376,10 @@ class Engine:
     ) -> Call:
         node_id = node.id if map_index is None else f"{node.id}[{map_index}]"
         rt = self._runtime(node.task)
-        return new_call(
-            node, rt, self._new_record(node.task, node_id), self.values, items, map_index
-        )
+        rec = self._new_record(node.task, node_id)
+        if map_index is None:
+            self.by_node[node_id] = rec
+        return new_call(node, rt, rec, self.values, items, map_index)
 
     def _expand_map(self, node: Node) -> None:
         bindings = dict(node.bindings)

@@ -1,11 +1,13 @@
 """The work function: what runs on a worker for one task call.
 
 :func:`run_call` is the only function the engine submits to a backend. It rebuilds the
-keyword arguments from the flat inputs (handles the backend has resolved to values), and
-for a cached task computes the cache key, serves a hit from the store, or calls the
-function and stores its outputs. Everything it needs travels in its arguments, so it
-runs the same in-process, on a thread, or on a Ray worker — and the same call gets the
-same key everywhere (the key itself is derived in :mod:`flowkit.keys`).
+keyword arguments from the flat inputs (handles the backend has resolved to values),
+computes the call's key, serves a hit (from the cache, or from the run being resumed), or
+calls the function — its prints and logging captured for this attempt
+(:mod:`flowkit.capture`) — and stores its outputs: every output is kept, cached or not,
+unless the run or the task says ``keep=False``. Everything it needs travels in its
+arguments, so it runs the same in-process, on a thread, or on a Ray worker — and the same
+call gets the same key everywhere (the key itself is derived in :mod:`flowkit.keys`).
 
 Every argument a task receives is private to that call (:func:`flowkit.isolation.private`):
 a task that mutates its input cannot change what another task, or the key already computed
@@ -21,6 +23,7 @@ built by the engine.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import traceback
@@ -28,23 +31,35 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flowkit import cache, isolation, keys, typecheck
+from flowkit import cache, capture, hashing, isolation, keys, secret, serialize, typecheck
 from flowkit.arguments import Templates
 from flowkit.errors import SerializationError, StoreError, TypeMismatchError
 from flowkit.reprs import short_repr
-from flowkit.store import Store
+from flowkit.store import Artifact, Store
 from flowkit.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
+
+# Captured text passes through the secret mask wherever a call runs (a Ray worker too).
+capture.set_masker(secret.mask)
 
 #: How a run uses the cache: True (look up and record tasks declared ``cache=True``), False
 #: (neither), or "refresh" (recompute and overwrite).
 CacheMode = bool | Literal["refresh"]
 
+#: Logs longer than this (characters) are stored as an object; the record keeps head and tail.
+LOGS_INLINE = 4096
+
 
 @dataclass(frozen=True)
 class TaskRuntime:
-    """What every call of one task in one run shares (shipped once per worker on Ray)."""
+    """What every call of one task in one run shares (shipped once per worker on Ray).
+
+    ``keep``: store the outputs of calls that are not cached (every output is kept unless the
+    run or the task says ``keep=False``). ``keyed``: derive every call's key, cached or not
+    (a kept call's key is what ``fk.run(resume=...)`` matches). ``reuse``: key -> the outputs
+    of the same call in the run being resumed (``resumed_from``), served like a cache hit.
+    """
 
     name: str
     identity: str
@@ -62,6 +77,10 @@ class TaskRuntime:
     store: Store | None = None
     run_id: str | None = None
     output_types: tuple[Any, ...] = ()  # what a cache hit's values are loaded as
+    keep: bool = False
+    keyed: bool = False
+    reuse: Mapping[str, tuple[Artifact, ...]] = field(default_factory=dict)
+    resumed_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +88,10 @@ class Meta:
     """The small result of a call that travels back to the driver.
 
     ``digests`` are the outputs' tokens (what a downstream key uses, see :mod:`flowkit.keys`),
-    ``objects`` their artifact digests in the store (lineage); a call whose outputs were not
-    stored has None tokens and no objects.
+    ``outputs`` their artifacts by output name (``Artifact.to_dict(compact=True)``; None for an
+    output not stored). The rest describes the attempt: what it printed and logged (``logs``;
+    a large log is stored and ``logs_ref`` names it), its CPU seconds and the worker's peak
+    RSS; ``reused_from`` names the resumed run a reused call came from.
     """
 
     key: str | None
@@ -78,7 +99,12 @@ class Meta:
     digests: tuple[str | None, ...]
     started: float
     ended: float
-    objects: tuple[str | None, ...] = ()
+    outputs: dict[str, dict[str, Any] | None] | None = None
+    logs: str = ""
+    logs_ref: dict[str, Any] | None = None
+    cpu: float | None = None
+    peak_rss: int | None = None
+    reused_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,42 +119,95 @@ class Prepared:
 def run_call(
     rt: TaskRuntime,
     templates: Templates,
+    label: str,
     known: Mapping[str, str] | Prepared,
     *flat: Any,
 ) -> tuple[Meta, Any]:
-    """Run one task call (see the module docstring); returns ``(meta, value)``."""
+    """Run one task call (see the module docstring); returns ``(meta, value)``. ``label``
+    names the call in its captured logs (the node id)."""
     started = time.time()
     kwargs = {name: t.build(flat) for name, t in templates}  # (inline: once per call)
     key: str | None = None
     tokens: Mapping[str, str] | None = None
     if isinstance(known, Prepared):
         key, tokens = known.key, known.tokens
-    elif rt.use_cache:
-        tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+    elif rt.keyed:
+        tokens = _input_tokens(rt, kwargs, known)
         if tokens is not None:
             key = keys.call_key(rt.identity, rt.code, rt.interface, tokens)
-            if not rt.refresh:
-                hit = _served_from_cache(rt, key, started)
-                if hit is not None:
-                    return hit
+            hit = _served(rt, key, started)
+            if hit is not None:
+                return hit
     # private copies only for a call that runs: hits and keys use the originals
-    value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
-    check_return(rt, value)
+    try:
+        with capture.attempt(label) as cap:
+            value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
+        check_return(rt, value)
+    except Exception as e:
+        _describe_failure(e, started)
+        raise
     if rt.multi_output:  # a NamedTuple as a cache hit would give it: fields work downstream
         value = typecheck.rebuild_namedtuple(rt.return_type, value)
-    if key is None or tokens is None:
-        return Meta(None, False, (None,) * len(rt.outputs), started, time.time()), value
-    digests, objects = store_outputs(rt, key, tokens, value)
-    return Meta(key, False, digests, started, time.time(), objects), value
+    cached_key = key if rt.use_cache and tokens is not None else None
+    if cached_key is None and not rt.keep:
+        digests: tuple[str | None, ...] = (None,) * len(rt.outputs)
+        outputs = None
+    else:
+        digests, outputs = store_outputs(rt, cached_key, tokens or {}, value)
+    logs, logs_ref = _kept_logs(rt, cap.logs)
+    meta = Meta(
+        key, False, digests, started, time.time(), outputs, logs, logs_ref, cap.cpu, cap.peak_rss
+    )
+    return meta, value
 
 
-def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:
-    """``(meta, value)`` of a cache hit on ``key``, or None on a miss."""
-    assert rt.store is not None
-    hit = cache.lookup(rt.store, key)
-    if hit is None:
+def _input_tokens(
+    rt: TaskRuntime, kwargs: Mapping[str, Any], known: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The inputs' tokens: every one for a cached task (with a warning when one has none);
+    for a call that is only kept, the known ones and plain scalars (a value that would have to
+    be hashed gives the call no key: it is kept but cannot be resumed)."""
+    if rt.use_cache:
+        return keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+    tokens = {}
+    for name, value in kwargs.items():
+        if name in rt.ignore or keys.left_out(value):
+            continue
+        tok = known.get(name)
+        if tok is None:
+            data = serialize.scalar_json_bytes(value)
+            if data is None:
+                return None
+            tok = hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
+        tokens[name] = tok
+    return tokens
+
+
+def _served(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:
+    """``(meta, value)`` of a call served from the resumed run or the cache, else None."""
+    reused = rt.reuse.get(key)
+    if reused is not None:
+        hit = _loaded(rt, key, reused, started, rt.resumed_from)
+        if hit is not None:
+            return hit
+    if not rt.use_cache or rt.refresh:
         return None
-    loaded = cache.load_outputs(rt.store, hit, rt.output_types)
+    assert rt.store is not None
+    entry = cache.lookup(rt.store, key, rt.identity)
+    return None if entry is None else _loaded(rt, key, entry.outputs, started, None)
+
+
+def _loaded(
+    rt: TaskRuntime,
+    key: str,
+    artifacts: tuple[Artifact, ...],
+    started: float,
+    reused_from: str | None,
+) -> tuple[Meta, Any] | None:
+    """The call served from stored outputs, or None when they cannot be loaded intact or do
+    not fit the task's annotation (a miss, never a wrong value)."""
+    assert rt.store is not None
+    loaded = cache.load_artifacts(rt.store, rt.name, artifacts, rt.output_types)
     if loaded is None:
         return None
     if rt.multi_output:
@@ -138,12 +217,48 @@ def _served_from_cache(rt: TaskRuntime, key: str, started: float) -> tuple[Meta,
     try:
         check_return(rt, value)
     except TypeMismatchError as exc:
-        log.warning("cache entry %s does not fit the task's annotation (%s); recomputing", key, exc)
+        log.warning("stored outputs of %s do not fit the annotation (%s); recomputing", key, exc)
         return None
     # (lists, not generators: this runs on every cache hit)
-    objects = tuple([a.digest for a in hit.outputs])
-    tokens = tuple([keys.token(d, refs) for d, (_, refs) in zip(objects, loaded, strict=True)])
-    return Meta(key, True, tokens, started, time.time(), objects), value
+    pairs = zip(artifacts, loaded, strict=True)
+    tokens = tuple([keys.token(a.digest, refs) for a, (_, refs) in pairs])
+    outputs: dict[str, dict[str, Any] | None] = {
+        n: a.to_dict(compact=True) for (n, _), a in zip(rt.outputs, artifacts, strict=True)
+    }
+    return Meta(key, True, tokens, started, time.time(), outputs, reused_from=reused_from), value
+
+
+def _describe_failure(e: Exception, started: float) -> None:
+    """Give a failed attempt what the engine records of it, on the worker: the full traceback
+    (a traceback does not survive pickling back from a remote worker) and the attempt's times
+    (``flowkit_attempt``, which :mod:`flowkit.capture` fills with the logs)."""
+    if getattr(e, "remote_traceback", None) is None:
+        try:
+            e.remote_traceback = secret.mask(traceback.format_exc())  # type: ignore[attr-defined]
+        except Exception:  # an exception type that refuses attributes
+            return
+    info = getattr(e, "flowkit_attempt", None)
+    if isinstance(info, dict):
+        info.setdefault("started", started)
+        info.setdefault("ended", time.time())
+
+
+def _kept_logs(rt: TaskRuntime, logs: str) -> tuple[str, dict[str, Any] | None]:
+    """The logs as the record keeps them: whole when short, else head and tail with the whole
+    text stored as an object (``logs_ref``)."""
+    if len(logs) <= LOGS_INLINE or rt.store is None:
+        return logs, None
+    try:
+        art = rt.store.put(logs, what=f"logs of task `{rt.name}`")
+    except Exception:  # the log is a convenience: never fail a call that worked
+        log.warning("could not store the logs of task `%s`", rt.name, exc_info=True)
+        return _cut(logs), None
+    return _cut(logs), art.to_dict()
+
+
+def _cut(logs: str) -> str:
+    head, tail = logs[: LOGS_INLINE // 2], logs[-LOGS_INLINE // 4 :]
+    return f"{head}\n[... {len(logs) - len(head) - len(tail)} characters cut ...]\n{tail}"
 
 
 def lookup_call(
@@ -152,29 +267,29 @@ def lookup_call(
     known: Mapping[str, str],
     flat: Sequence[Any],
 ) -> tuple[Meta, Any] | Prepared | None:
-    """What :func:`run_call` returns on a cache hit, else the :class:`Prepared` key of the
-    miss (None when the call has no key).
+    """What :func:`run_call` returns on a hit (the cache, or the run being resumed), else
+    the :class:`Prepared` key of the miss (None when the call has no key).
 
     For backends whose handles are values, the engine asks this in the driver before
     submitting: a hit then costs no hand-off to a worker (and, on threads, no contention
     for the interpreter lock between workers that only read small files). On a miss the
     key goes with the call, so the worker neither hashes its inputs nor looks up again.
     """
-    if not rt.use_cache or rt.refresh:
+    if not rt.keyed:
         return None
     started = time.time()
     kwargs = {name: t.build(flat) for name, t in templates}
-    tokens = keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+    tokens = _input_tokens(rt, kwargs, known)
     if tokens is None:
         return None
     key = keys.call_key(rt.identity, rt.code, rt.interface, tokens)
-    hit = _served_from_cache(rt, key, started)
+    hit = _served(rt, key, started)
     return hit if hit is not None else Prepared(key, tokens)
 
 
 def run_batch(
     rt: TaskRuntime,
-    calls: Sequence[tuple[Templates, Mapping[str, str] | Prepared, Sequence[Any]]],
+    calls: Sequence[tuple[Templates, str, Mapping[str, str] | Prepared, Sequence[Any]]],
 ) -> tuple[list[Meta | Exception], list[Any]]:
     """Run several calls of one task in a row (small map items on in-process backends).
 
@@ -183,13 +298,10 @@ def run_batch(
     """
     outcomes: list[Meta | Exception] = []
     values: list[Any] = []
-    for templates, known, flat in calls:
+    for templates, label, known, flat in calls:
         try:
-            meta, value = run_call(rt, templates, known, *flat)
+            meta, value = run_call(rt, templates, label, known, *flat)
         except Exception as e:  # reported per call, like a failed future
-            if getattr(e, "remote_traceback", None) is None:
-                # a traceback does not survive pickling back from a remote worker
-                e.remote_traceback = traceback.format_exc()  # type: ignore[attr-defined]
             outcomes.append(e)
             values.append(None)
         else:
@@ -219,16 +331,20 @@ def check_return(rt: TaskRuntime, value: Any) -> None:
 
 def store_outputs(
     rt: TaskRuntime,
-    key: str,
+    key: str | None,
     inputs: Mapping[str, str],
     value: Any,
-) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
-    """Write each output to the store and record the cache entry; returns the outputs'
-    tokens and artifact digests."""
+) -> tuple[tuple[str | None, ...], dict[str, dict[str, Any] | None]]:
+    """Write each output to the store and, for a cached call (``key`` given), record the cache
+    entry; returns the outputs' tokens and artifacts by name.
+
+    A cached call whose output cannot be stored fails (its entry would lie); a call that is
+    only kept keeps what it can (an output that cannot be stored is None, with one warning).
+    """
     assert rt.store is not None
     values = tuple(value) if rt.multi_output else (value,)
-    artifacts = []
-    tokens = []
+    artifacts: list[Artifact | None] = []
+    tokens: list[str | None] = []
     for (oname, _), v in zip(rt.outputs, values, strict=True):
         what = (
             f"task `{rt.name}` output `{oname}`" if rt.multi_output else f"task `{rt.name}` output"
@@ -236,37 +352,82 @@ def store_outputs(
         refs: set[Any] = set()
         try:
             artifact = rt.store.put(v, what=what, refs=refs)
-        except (SerializationError, StoreError):
-            raise
+        except (SerializationError, StoreError) as e:
+            if key is not None:
+                raise
+            _warn_unkept(rt.name, what, e)
+            artifacts.append(None)
+            tokens.append(None)
+            continue
         except Exception as e:  # an unexpected serializer failure still names the output
-            raise SerializationError(f"{what}: cannot be stored: {e}") from e
+            if key is not None:
+                raise SerializationError(f"{what}: cannot be stored: {e}") from e
+            _warn_unkept(rt.name, what, e)
+            artifacts.append(None)
+            tokens.append(None)
+            continue
         artifacts.append(artifact)
         tokens.append(keys.token(artifact.digest, refs))
-    cache.record(
-        rt.store,
-        cache.CacheEntry(
-            key=key,
-            identity=rt.identity,
-            outputs=tuple(artifacts),
-            components=dict(rt.components),
-            interface=rt.interface,
-            inputs=dict(inputs),
-            version=rt.version,
-            created=time.time(),
-            run_id=rt.run_id,
-            tokens=tuple(tokens),
-        ),
+    if key is not None:
+        kept = tuple(a for a in artifacts if a is not None)
+        cache.record(
+            rt.store,
+            cache.CacheEntry(
+                key=key,
+                identity=rt.identity,
+                outputs=kept,
+                components=dict(rt.components),
+                interface=rt.interface,
+                inputs=dict(inputs),
+                version=rt.version,
+                created=time.time(),
+                run_id=rt.run_id,
+                tokens=tuple(t for t in tokens if t is not None),
+            ),
+        )
+    outputs = {
+        oname: None if a is None else a.to_dict(compact=True)
+        for (oname, _), a in zip(rt.outputs, artifacts, strict=True)
+    }
+    return tuple(tokens), outputs
+
+
+_warned_unkept: set[str] = set()
+
+
+def _warn_unkept(task: str, what: str, e: Exception) -> None:
+    """One warning per task and process: the call succeeded, its output is just not kept."""
+    if task in _warned_unkept:
+        return
+    _warned_unkept.add(task)
+    log.warning(
+        "%s is not kept in the store (%s); the run goes on. Make it storable, or pass "
+        "@fk.task(keep=False) to say it need not be kept",
+        what,
+        e,
     )
-    return tuple(tokens), tuple(a.digest for a in artifacts)
 
 
 def make_runtime(
-    task: TaskSpec, store: Store, cache: CacheMode, run_id: str | None = None
+    task: TaskSpec,
+    store: Store,
+    cache: CacheMode,
+    run_id: str | None = None,
+    *,
+    keep: bool = False,
+    reuse: Mapping[str, tuple[Artifact, ...]] | None = None,
+    resumed_from: str | None = None,
 ) -> TaskRuntime:
-    """The per-run, per-task object shipped with every call (code fingerprint included)."""
+    """The per-run, per-task object shipped with every call (code fingerprint included).
+
+    ``keep``: the run keeps every output (the task's own ``keep=False`` still opts out);
+    ``reuse``: this task's calls in the run being resumed, by key."""
     opts = task.options
     use_cache = opts.cache and cache is not False
-    code, components = keys.code(task) if use_cache else ("", {})
+    keep = keep and opts.keep
+    reuse = reuse or {}
+    keyed = use_cache or keep or bool(reuse)
+    code, components = keys.code(task) if keyed else ("", {})
     return TaskRuntime(
         name=task.name,
         identity=keys.identity(task),
@@ -281,7 +442,11 @@ def make_runtime(
         components=components,
         interface=keys.interface(task),
         version=opts.version,
-        ignore=opts.cache_ignore,
-        store=store if use_cache else None,
+        ignore=opts.cache_ignore | keys.secret_params(task),
+        store=store if keyed else None,
         run_id=run_id,
+        keep=keep,
+        keyed=keyed,
+        reuse=reuse,
+        resumed_from=resumed_from,
     )

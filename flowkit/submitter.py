@@ -3,9 +3,9 @@
 Three ways, tried in this order by the engine:
 
 * **a hit served in the driver** (:meth:`Submitter.hit_in_driver`) — when handles are values
-  (``values_in_driver``), a cached call's key is looked up before submitting: a hit costs no
-  hand-off to a worker. On a miss the key goes with the call, so the worker neither hashes its
-  inputs nor looks up again.
+  (``values_in_driver``), a keyed call's key is looked up (in the cache and the run being
+  resumed) before submitting: a hit costs no hand-off to a worker. On a miss the key goes
+  with the call, so the worker neither hashes its inputs nor looks up again.
 * **a batch** (:meth:`Submitter.take_batch`, :meth:`Submitter.submit_batch`) — consecutive
   first attempts of one map node travel as one call of :func:`flowkit.runner.run_batch`
   when the backend can hand the values back one by one and there is much more ready work
@@ -61,7 +61,7 @@ class Submitter:
         if (
             not self.caps.values_in_driver
             or call.attempt
-            or not call.rt.use_cache
+            or not (call.rt.use_cache or call.rt.reuse)
             or isinstance(call.known, Prepared)
         ):
             return None
@@ -109,12 +109,13 @@ class Submitter:
             static_args=1,
             split_values=len(calls),
         )
-        work = [(c.templates, c.known, c.flat) for c in calls]
+        work = [(c.templates, c.record.node, c.known, c.flat) for c in calls]
         self._track(self._submit(run_batch, (first.rt, work), spec), calls)
 
     def submit(self, call: Call) -> None:
         spec = self._submission(call)
-        fut = self._submit(run_call, (call.rt, call.templates, call.known, *call.flat), spec)
+        args = (call.rt, call.templates, call.record.node, call.known, *call.flat)
+        fut = self._submit(run_call, args, spec)
         timeout = spec.timeout
         if timeout is not None and not fut.done() and not self.caps.enforces_timeout:
             self.clock.expire_after(fut, timeout)

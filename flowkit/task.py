@@ -360,6 +360,7 @@ def task(
     retry_delay: float = 0.0,
     timeout: float | None = None,
     resources: Resources | None = None,
+    keep: bool = True,
     name: str | None = None,
 ) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
 
@@ -371,7 +372,9 @@ def task(fn: Any = None, /, **options: Any) -> Any:
                  resources=fk.Resources(cpus=2), version=None, cache_ignore=("verbose",))
         def train(data: pa.Table, depth: int, verbose: bool = False) -> Model: ...
 
-    ``retry_delay`` is the first back-off; it doubles after each failed attempt.
+    ``retry_delay`` is the first back-off; it doubles after each failed attempt. Every
+    call's outputs are kept in the store (``fk.runs`` reads them back); ``keep=False`` opts a
+    huge intermediate out (a cached task's outputs are stored all the same).
     """
     if fn is not None:
         return _make(fn, options, TASK_OPTIONS, "task")

@@ -30,6 +30,8 @@ class TaskOptions:
     left out of the key. ``retries`` further attempts after a failure, the first after
     ``retry_delay`` seconds, doubling after each. ``timeout``: seconds one attempt may run.
     ``resources``: what one call needs (honoured by backends that schedule resources).
+    ``keep``: store the call's outputs even when it is not cached (``False``: a huge
+    intermediate nobody will look back at; a cached task's outputs are always stored).
     """
 
     cache: bool = False
@@ -39,10 +41,12 @@ class TaskOptions:
     retry_delay: float = 0.0
     timeout: float | None = None
     resources: Resources = field(default_factory=Resources)
+    keep: bool = True
 
     def __post_init__(self) -> None:
         # Options arrive as the user wrote them (a list for cache_ignore, an int delay...).
         object.__setattr__(self, "cache", bool(self.cache))
+        object.__setattr__(self, "keep", bool(self.keep))
         object.__setattr__(self, "cache_ignore", frozenset(self.cache_ignore))
         object.__setattr__(self, "retries", int(self.retries))
         object.__setattr__(self, "retry_delay", float(self.retry_delay))

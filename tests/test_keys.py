@@ -100,7 +100,7 @@ def test_a_planted_entry_that_does_not_fit_the_annotation_is_a_miss(tmp_path: Pa
     assert run.output == 12
     # plant a str as the output of the first call, under its real key
     rec = next(t for t in run.tasks if t.node == "double")
-    entry = cache.lookup(store, rec.key or "")
+    entry = cache.lookup(store, rec.key or "", keys.identity(double.spec))
     assert entry is not None
     bad = store.put("not an int")
     cache.record(store, cache.CacheEntry(**{**entry.__dict__, "outputs": (bad,)}))
@@ -114,9 +114,9 @@ def test_a_miss_is_looked_up_once(backend: str, tmp_path: Path, monkeypatch: Any
     calls: list[str] = []
     real = cache.lookup
 
-    def counting(store: Store, key: str) -> Any:
+    def counting(store: Store, key: str, identity: str) -> Any:
         calls.append(key)
-        return real(store, key)
+        return real(store, key, identity)
 
     monkeypatch.setattr(cache, "lookup", counting)
     run = fk.run(twice, x=5, store=tmp_path / "store", backend=backend)

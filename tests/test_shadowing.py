@@ -141,11 +141,12 @@ def test_a_module_imported_before_the_load_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_import_during_the_run_names_the_file(tmp_path: Path) -> None:
-    """Imported by a task at run time: the task fails with the same message."""
+    """Imported by a task at run time: found when the task's code is fingerprinted (every
+    kept call is keyed), before anything runs, with the same message."""
     workflow = WORKFLOW.replace("return 2 * n", "import calendar\n    return 2 * n")
     folder = project(tmp_path, {"calendar.py": STUB}, workflow)
     result = run(folder)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "internal error" not in result.stderr
     assert f"{folder / 'calendar.py'} shadows the standard-library module `calendar`" in (
         result.stderr
