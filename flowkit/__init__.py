@@ -21,7 +21,10 @@ def total(n: int = 10) -> int:
 fk.run(total, n=5, backend="threads").output  # 30
 """
 
-from flowkit import backends
+from flowkit import (
+    backends,
+    runs,
+)
 from flowkit.api import run
 from flowkit.backend import Backend, available_backends
 from flowkit.callbacks import Callback, Output
@@ -39,9 +42,12 @@ from flowkit.errors import (
 from flowkit.files import Directory, File
 from flowkit.records import Run, TaskRecord
 from flowkit.resources import Resources
+from flowkit.runs import UnknownRunError
+from flowkit.secret import Secret
 from flowkit.serialize import allow_annotation, allow_class
 from flowkit.store import Store
 from flowkit.task import TaskDef, dynamic, task, unmapped
+from flowkit.taskview import NoOutputError, OutputNotKeptError
 from flowkit.workflow import WorkflowDef, workflow
 
 # The one place the version is written: pyproject.toml reads it (setuptools dynamic version).
@@ -55,9 +61,12 @@ __all__ = [
     "File",
     "FlowkitError",
     "GraphError",
+    "NoOutputError",
     "Output",
+    "OutputNotKeptError",
     "Resources",
     "Run",
+    "Secret",
     "SerializationError",
     "Store",
     "StoreError",
@@ -67,6 +76,7 @@ __all__ = [
     "TaskSerializationError",
     "TaskTimeoutError",
     "TypeMismatchError",
+    "UnknownRunError",
     "WorkflowDef",
     "allow_annotation",
     "allow_class",
@@ -74,6 +84,7 @@ __all__ = [
     "backends",
     "dynamic",
     "run",
+    "runs",
     "task",
     "unmapped",
     "workflow",

@@ -421,14 +421,9 @@ def test_redacted_says_how_to_give_the_secret_again() -> None:
         REDACTED.reveal()
 
 
-# -- wiring the lead does in files this change does not own (strict: flip when wired) -------------
+# -- the wiring in the runner, the records and code fingerprints ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codehash/values.py encodes a Secret constant through its pickle reduction (its "
-    "value); it should encode it as {'$secret': True}",
-)
 def test_a_secret_constant_leaves_nothing_of_its_value_in_the_fingerprint() -> None:
     from flowkit.codehash.values import ValueEncoder
 
@@ -449,9 +444,6 @@ def printing(token: Secret) -> int:
     return prints_it(token)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the runner does not yet pass logs and errors through secret.mask"
-)
 def test_logs_and_errors_in_the_store_are_masked(tmp_path: Path) -> None:
     value = unique()
     store = str(tmp_path / "store")
@@ -460,9 +452,6 @@ def test_logs_and_errors_in_the_store_are_masked(tmp_path: Path) -> None:
     assert files_holding(store, value) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the runner does not yet write inputs with header_inputs.record_inputs"
-)
 def test_the_run_header_marks_the_secret(tmp_path: Path) -> None:
     import json
 

@@ -1,5 +1,5 @@
 """``flowkit run FILE.py[:WORKFLOW] [--backend NAME] [--store URL] [--no-cache | --refresh]
-[--quiet] [--PARAM VALUE ...]``.
+[--resume RUN] [--quiet] [--PARAM VALUE ...]``.
 
 Output policy: the workflow's output (its ``repr``, shortened) goes to stdout, alone, so
 ``flowkit run wf.py > out.txt`` keeps just the result; the run summary (id, status, tasks
@@ -78,6 +78,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--refresh", action="store_true", help="recompute cached tasks and overwrite their entries"
     )
     p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="reuse every call of run RUN (an id or unique prefix) that succeeded and whose "
+        "key still matches; run the failed, interrupted and changed ones",
+    )
+    p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -114,6 +120,7 @@ def command(argv: Sequence[str]) -> int:
                 else store_url(ns.store),
                 cache=cache,
                 callbacks=callbacks,
+                resume=ns.resume,
                 **inputs,
             )
     except TaskFailedError as e:

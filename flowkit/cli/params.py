@@ -69,7 +69,9 @@ _MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
 
 # Names the `run` / `cache explain` commands use themselves; a workflow input with one of
 # these names is given as --input-NAME instead.
-RESERVED = frozenset({"help", "h", "backend", "store", "no_cache", "refresh", "traceback"})
+RESERVED = frozenset(
+    {"help", "h", "backend", "store", "no_cache", "refresh", "traceback", "quiet", "q", "resume"}
+)
 
 
 class ParamError(ValueError):

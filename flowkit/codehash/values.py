@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from flowkit import hashing, naming
 from flowkit.codehash.bytecode import code_info, text
+from flowkit.secret import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ class ValueEncoder:
             return self._ndarray(value, depth, stack)
         if isinstance(value, _RUNTIME_TYPES):
             return {"$runtime": type_name(t)}
+        if isinstance(value, Secret):  # its value never reaches a digest that is stored
+            return {"$secret": True}
         return self._reduced(value, depth, stack)
 
     def _annotation(self, value: Any, depth: int, stack: tuple[int, ...]) -> Json:
