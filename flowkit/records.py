@@ -42,13 +42,15 @@ class AttemptRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that say something (a run record may hold 100k of these)."""
-        d: dict[str, Any] = {"n": self.n, "started": self.started, "ended": self.ended}
+        d: dict[str, Any] = {"n": self.n, "started": _us(self.started), "ended": _us(self.ended)}
         if self.status != "succeeded":
             d["status"] = self.status
-        for name in ("error", "traceback", "logs", "logs_ref", "cpu", "peak_rss"):
+        for name in ("error", "traceback", "logs", "logs_ref", "peak_rss"):
             v = getattr(self, name)
             if v:
                 d[name] = v
+        if self.cpu is not None:
+            d["cpu"] = round(self.cpu, 6)  # microseconds: the clock's noise below compresses badly
         return d
 
     @classmethod
@@ -57,6 +59,12 @@ class AttemptRecord:
 
 
 _ATTEMPT_FIELDS = frozenset(AttemptRecord.__slots__)
+
+
+def _us(t: float | None) -> float | None:
+    """A time as records write it: to the microsecond (the digits below are clock noise that
+    a 100k-item map's record would pay for)."""
+    return None if t is None else round(t, 6)
 
 
 @dataclass(slots=True)
@@ -115,8 +123,8 @@ class TaskRecord:
             "node": self.node,
             "status": self.status,
             "attempts": self.attempts,
-            "started": self.started,
-            "ended": self.ended,
+            "started": _us(self.started),
+            "ended": _us(self.ended),
         }
         if self.key is not None:
             d["key"] = self.key
@@ -131,16 +139,25 @@ class TaskRecord:
         if self.reused_from is not None:
             d["reused_from"] = self.reused_from
         if self.tries:
-            d["tries"] = [t.to_dict() for t in self.tries]
+            tries = [t.to_dict() for t in self.tries]
+            # the first attempt starts and the last ends with the call: said once (a 100k-item
+            # map's record must stay small); from_dict fills them in again
+            if tries[0]["started"] == d["started"]:
+                del tries[0]["started"]
+            if tries[-1]["ended"] == d["ended"]:
+                del tries[-1]["ended"]
+            d["tries"] = tries
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskRecord:
         """Rebuild a record (fields this flowkit does not know are ignored)."""
         kw = {k: v for k, v in d.items() if k in _TASK_FIELDS}
-        kw["tries"] = [
-            AttemptRecord.from_dict(t) for t in d.get("tries") or () if isinstance(t, dict)
-        ]
+        tries = [dict(t) for t in d.get("tries") or () if isinstance(t, dict)]
+        if tries:  # said once by to_dict: the first start and the last end are the call's
+            tries[0].setdefault("started", d.get("started"))
+            tries[-1].setdefault("ended", d.get("ended"))
+        kw["tries"] = [AttemptRecord.from_dict(t) for t in tries]
         return cls(**kw)
 
 

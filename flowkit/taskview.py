@@ -264,7 +264,11 @@ class TaskView:
         if not isinstance(tries, list):
             return ()
         what = self._what()
-        return tuple(AttemptView(t, self._store, what) for t in tries if isinstance(t, dict))
+        found = [dict(t) for t in tries if isinstance(t, dict)]
+        if found:  # the record says the first start and the last end once (TaskRecord.to_dict)
+            found[0].setdefault("started", self._record.get("started"))
+            found[-1].setdefault("ended", self._record.get("ended"))
+        return tuple(AttemptView(t, self._store, what) for t in found)
 
     @property
     def logs(self) -> str:

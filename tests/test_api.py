@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import flowkit as fk
-from flowkit.records import Run, TaskRecord, new_run_id
+from flowkit.records import AttemptRecord, Run, TaskRecord, new_run_id
 
 
 @fk.task
@@ -231,3 +231,16 @@ def named_store(store: str) -> str:
 def test_an_input_named_like_a_run_option_goes_in_inputs(tmp_path: Path) -> None:
     run = fk.run(named_store, inputs={"store": "eu-west"}, store=str(tmp_path / "s"))
     assert run.output == "eu-west"
+
+
+def test_a_record_says_the_calls_start_and_end_once() -> None:
+    first = AttemptRecord(1, 1.0, 2.0, status="failed", error="E: x", traceback="tb", logs="a\n")
+    second = AttemptRecord(2, 2.5, 3.25, logs="b\n", cpu=0.1234567, peak_rss=1 << 20)
+    rec = TaskRecord(name="t", node="t", status="succeeded", attempts=2, started=1.0,
+                     ended=3.25, tries=[first, second])  # fmt: skip
+    d = json.loads(json.dumps(rec.to_dict()))
+    assert "started" not in d["tries"][0] and "ended" not in d["tries"][1]
+    back = TaskRecord.from_dict(d)
+    assert back.tries[0] == first and back.tries[1].started == 2.5 and back.tries[1].ended == 3.25
+    assert back.tries[1].cpu == 0.123457  # to the microsecond
+    assert back.logs == "a\nb\n" and back.traceback == "tb"
