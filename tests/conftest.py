@@ -72,6 +72,11 @@ SLOW_TESTS = frozenset(
         "tests/test_store_faults.py::test_a_silent_s3_endpoint_fails_with_a_named_transient_fault",
         "tests/test_store_faults.py::test_an_unreachable_endpoint_is_transient",
         "tests/test_value_properties.py::test_bytes_are_equal_exactly_when_values_are_identical",
+        "tests/test_runs_api.py::test_a_100k_item_run_loads_no_output",
+        "tests/test_cli_runs.py::test_the_console_script_in_fresh_processes",
+        "tests/test_resume.py::test_resumed_output_equals_a_fresh_run",
+        "tests/test_resume.py::test_an_interrupted_run_resumed_in_a_new_process",
+        "tests/test_secret.py::test_frames_and_object_arrays_holding_a_secret_are_refused",
     }
 )
 
