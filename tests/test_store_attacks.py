@@ -164,7 +164,9 @@ def test_document_paths_outside_the_store_are_refused(
     assert snapshot(outside) == before
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rel=st.text(alphabet=st.sampled_from("ab./-_\\\0:~ "), max_size=12))
 def test_any_accepted_document_path_stays_below_the_root(tmp_path: Path, rel: str) -> None:
     s = Store(tmp_path / "store")
@@ -380,7 +382,9 @@ kinds = st.sampled_from(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(spec=st.lists(st.tuples(names, kinds, st.integers(0, 0o7777)), min_size=1, max_size=5))
 def test_any_archive_unpacks_inside_its_folder_with_safe_modes_or_is_refused(
     tmp_path: Path, spec: list[tuple[str, bytes, int]]
