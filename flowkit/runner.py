@@ -367,6 +367,11 @@ def store_outputs(
             tokens.append(None)
             continue
         artifacts.append(artifact)
+        if key is None and not serialize.is_stable(artifact.format):
+            # bytes that may differ for an equal value (a pickle): a cached consumer derives
+            # the token itself, with the checks (and the warning) of keys.value_token
+            tokens.append(None)
+            continue
         tokens.append(keys.token(artifact.digest, refs))
     if key is not None:
         kept = tuple(a for a in artifacts if a is not None)

@@ -39,16 +39,18 @@ FLOW = """
 import json, os, sys
 import flowkit as fk
 
+FLAGS = {flags!r}  # workers of an existing cluster do not inherit the driver's environment
+
 @fk.task
 def load(n: int) -> list[int]:
     return list(range(n))
 
 @fk.task(resources=fk.Resources(gpus=1))
 def square(x: int) -> int:
-    print(f"square {x} on the worker node", flush=True)
-    if os.path.exists(os.path.join(os.environ["FLAGS"], f"fail-{x}")):
-        raise RuntimeError(f"square({x}) fails")
-    with open(os.path.join(os.environ["FLAGS"], f"ran-{x}-{os.getpid()}"), "w"):
+    print(f"square {{x}} on the worker node", flush=True)
+    if os.path.exists(os.path.join(FLAGS, f"fail-{{x}}")):
+        raise RuntimeError(f"square({{x}}) fails")
+    with open(os.path.join(FLAGS, f"ran-{{x}}-{{os.getpid()}}"), "w"):
         pass
     return x * x
 
@@ -60,7 +62,7 @@ def total(xs: list[int]) -> int:
 def pipeline(n: int) -> int:
     return total(square.map(x=load(n)))
 
-store = fk.Store(sys.argv[1], **json.loads(os.environ.get("FK_STORE_OPTIONS", "{}")))
+store = fk.Store(sys.argv[1], **json.loads(os.environ.get("FK_STORE_OPTIONS", "{{}}")))
 resume = sys.argv[2] if len(sys.argv) > 2 else None
 try:
     run = fk.run(pipeline, n=4, store=store, backend="ray", resume=resume)
@@ -74,7 +76,7 @@ def driver(
     tmp_path: Path, cluster: RayCluster, url: str, env: dict[str, str], *args: str
 ) -> tuple[str, str]:
     script = tmp_path / "flow.py"
-    script.write_text(textwrap.dedent(FLOW))
+    script.write_text(textwrap.dedent(FLOW).format(flags=env["FLAGS"]))
     done = subprocess.run(
         [sys.executable, str(script), url, *args],
         env={**env, "RAY_ADDRESS": cluster.address},

@@ -122,7 +122,7 @@ def test_a_failure_keeps_type_and_remote_traceback(backend: RayBackend, tmp_path
     assert err.remote_traceback is not None
     assert "Broken: exploded at 3" in err.remote_traceback
     assert "in explode" in err.remote_traceback
-    assert "pid=" in err.remote_traceback  # the worker's traceback, not the driver's
+    assert "in run_call" in err.remote_traceback  # the worker's traceback, not the driver's
 
 
 # -- user code from a module that only the driver has ----------------------------------------
