@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -153,12 +154,19 @@ class TaskRecord:
     def from_dict(cls, d: dict[str, Any]) -> TaskRecord:
         """Rebuild a record (fields this flowkit does not know are ignored)."""
         kw = {k: v for k, v in d.items() if k in _TASK_FIELDS}
-        tries = [dict(t) for t in d.get("tries") or () if isinstance(t, dict)]
-        if tries:  # said once by to_dict: the first start and the last end are the call's
-            tries[0].setdefault("started", d.get("started"))
-            tries[-1].setdefault("ended", d.get("ended"))
-        kw["tries"] = [AttemptRecord.from_dict(t) for t in tries]
+        kw["tries"] = [AttemptRecord.from_dict(t) for t in attempt_dicts(d)]
         return cls(**kw)
+
+
+def attempt_dicts(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The attempts of a task record as written (``TaskRecord.to_dict``), each whole again:
+    the first attempt's start and the last one's end are said once, by the record."""
+    tries = record.get("tries")
+    found = [dict(t) for t in tries if isinstance(t, dict)] if isinstance(tries, list) else []
+    if found:
+        found[0].setdefault("started", record.get("started"))
+        found[-1].setdefault("ended", record.get("ended"))
+    return found
 
 
 _TASK_FIELDS = frozenset(TaskRecord.__slots__) - {"tries"}

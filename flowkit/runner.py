@@ -336,65 +336,60 @@ def store_outputs(
     value: Any,
 ) -> tuple[tuple[str | None, ...], dict[str, dict[str, Any] | None]]:
     """Write each output to the store and, for a cached call (``key`` given), record the cache
-    entry; returns the outputs' tokens and artifacts by name.
-
-    A cached call whose output cannot be stored fails (its entry would lie); a call that is
-    only kept keeps what it can (an output that cannot be stored is None, with one warning).
-    """
+    entry; returns the outputs' tokens and artifacts by name."""
     assert rt.store is not None
     values = tuple(value) if rt.multi_output else (value,)
-    artifacts: list[Artifact | None] = []
-    tokens: list[str | None] = []
-    for (oname, _), v in zip(rt.outputs, values, strict=True):
-        what = (
-            f"task `{rt.name}` output `{oname}`" if rt.multi_output else f"task `{rt.name}` output"
-        )
-        refs: set[Any] = set()
-        try:
-            artifact = rt.store.put(v, what=what, refs=refs)
-        except (SerializationError, StoreError) as e:
-            if key is not None:
-                raise
-            _warn_unkept(rt.name, what, e)
-            artifacts.append(None)
-            tokens.append(None)
-            continue
-        except Exception as e:  # an unexpected serializer failure still names the output
-            if key is not None:
-                raise SerializationError(f"{what}: cannot be stored: {e}") from e
-            _warn_unkept(rt.name, what, e)
-            artifacts.append(None)
-            tokens.append(None)
-            continue
-        artifacts.append(artifact)
-        if key is None and not serialize.is_stable(artifact.format):
-            # bytes that may differ for an equal value (a pickle): a cached consumer derives
-            # the token itself, with the checks (and the warning) of keys.value_token
-            tokens.append(None)
-            continue
-        tokens.append(keys.token(artifact.digest, refs))
-    if key is not None:
-        kept = tuple(a for a in artifacts if a is not None)
+    stored = [
+        _put_output(rt, oname, v, cached=key is not None)
+        for (oname, _), v in zip(rt.outputs, values, strict=True)
+    ]
+    if key is not None:  # every output was stored: _put_output raises otherwise
         cache.record(
             rt.store,
             cache.CacheEntry(
                 key=key,
                 identity=rt.identity,
-                outputs=kept,
+                outputs=tuple(a for a, _ in stored if a is not None),
                 components=dict(rt.components),
                 interface=rt.interface,
                 inputs=dict(inputs),
                 version=rt.version,
                 created=time.time(),
                 run_id=rt.run_id,
-                tokens=tuple(t for t in tokens if t is not None),
+                tokens=tuple(t for _, t in stored if t is not None),
             ),
         )
     outputs = {
         oname: None if a is None else a.to_dict(compact=True)
-        for (oname, _), a in zip(rt.outputs, artifacts, strict=True)
+        for (oname, _), (a, _) in zip(rt.outputs, stored, strict=True)
     }
-    return tuple(tokens), outputs
+    return tuple(t for _, t in stored), outputs
+
+
+def _put_output(
+    rt: TaskRuntime, oname: str, value: Any, *, cached: bool
+) -> tuple[Artifact | None, str | None]:
+    """One output stored: its artifact and token. A cached call whose output cannot be stored
+    fails (its entry would lie); a call that is only kept keeps what it can (None, None, with
+    one warning)."""
+    assert rt.store is not None
+    what = f"task `{rt.name}` output `{oname}`" if rt.multi_output else f"task `{rt.name}` output"
+    refs: set[Any] = set()
+    try:
+        artifact = rt.store.put(value, what=what, refs=refs)
+    except Exception as e:
+        if not cached:
+            _warn_unkept(rt.name, what, e)
+            return None, None
+        if isinstance(e, (SerializationError, StoreError)):
+            raise
+        # an unexpected serializer failure still names the output
+        raise SerializationError(f"{what}: cannot be stored: {e}") from e
+    if not cached and not serialize.is_stable(artifact.format):
+        # bytes that may differ for an equal value (a pickle): a cached consumer derives the
+        # token itself, with the checks (and the warning) of keys.value_token
+        return artifact, None
+    return artifact, keys.token(artifact.digest, refs)
 
 
 _warned_unkept: set[str] = set()

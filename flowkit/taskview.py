@@ -22,6 +22,7 @@ from typing import Any
 
 from flowkit.classes import UntrustedClassError
 from flowkit.errors import FlowkitError
+from flowkit.records import attempt_dicts
 from flowkit.store import Artifact, ObjectCorrupt, ObjectMissing, Store
 
 log = logging.getLogger(__name__)
@@ -260,15 +261,8 @@ class TaskView:
     @property
     def attempts(self) -> tuple[AttemptView, ...]:
         """Every attempt, in order (none for a call served from the cache or reused)."""
-        tries = self._record.get("tries")
-        if not isinstance(tries, list):
-            return ()
         what = self._what()
-        found = [dict(t) for t in tries if isinstance(t, dict)]
-        if found:  # the record says the first start and the last end once (TaskRecord.to_dict)
-            found[0].setdefault("started", self._record.get("started"))
-            found[-1].setdefault("ended", self._record.get("ended"))
-        return tuple(AttemptView(t, self._store, what) for t in found)
+        return tuple(AttemptView(t, self._store, what) for t in attempt_dicts(self._record))
 
     @property
     def logs(self) -> str:
