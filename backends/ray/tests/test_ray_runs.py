@@ -7,33 +7,19 @@ by a worker on the second node, and read back by the next driver.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from raycluster import RayCluster
 
-TESTS = Path(__file__).resolve().parents[3] / "tests"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared = _load("flowkit_shared_fixtures", TESTS / "conftest.py")
-s3_endpoint = shared.s3_endpoint  # the moto server fixture, shared with tests/
-s3_stores = shared.s3_stores
+# the moto server fixtures of tests/conftest.py, as the trust cases on Ray load them
+from test_ray_trust import s3_endpoint, s3_stores  # noqa: F401
 
 FLOW = """
 import json, os, sys
