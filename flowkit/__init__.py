@@ -23,6 +23,7 @@ fk.run(total, n=5, backend="threads").output  # 30
 
 from flowkit import (
     backends,
+    card,
     runs,
 )
 from flowkit.api import run
@@ -82,6 +83,7 @@ __all__ = [
     "allow_class",
     "available_backends",
     "backends",
+    "card",
     "dynamic",
     "run",
     "runs",

@@ -104,6 +104,7 @@ def _start(
         pid=os.getpid(),
         keep=keep,
         resumed_from=None if reuse is None else reuse.run_id,
+        graph=workflow.graph.shape(),
     )
     record.heartbeat = record.started
     store.write_run(record.id, record.to_dict())

@@ -68,6 +68,8 @@ def failed_attempt(n: int, exc: BaseException) -> AttemptRecord:
         logs_ref=info.get("logs_ref"),
         cpu=info.get("cpu"),
         peak_rss=info.get("peak_rss"),
+        worker=info.get("worker"),
+        cards=info.get("cards"),
     )
 
 

@@ -269,6 +269,8 @@ class Engine:
                     logs_ref=meta.logs_ref,
                     cpu=meta.cpu,
                     peak_rss=meta.peak_rss,
+                    worker=meta.worker,
+                    cards=meta.cards,
                 )
             )
         self.log.add(rec)

@@ -158,6 +158,30 @@ class Graph:
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
 
+    def shape(self) -> dict[str, Any]:
+        """The graph as plain JSON data, as a run header keeps it for readers (the UI) that
+        have the store but not the workflow's code: nodes (``kind``: task, map or dynamic;
+        ``cache``: whether the task caches), data edges, the inputs and the nodes the output
+        reads."""
+        return {
+            "nodes": [
+                {
+                    "id": n.id,
+                    "task": n.name,
+                    "kind": "dynamic" if n.dynamic else "map" if n.mapped else "task",
+                    "cache": bool(n.task.options.cache),
+                }
+                for n in self.nodes.values()
+            ],
+            "edges": [
+                {"source": e.source, "target": e.target, "param": e.param} for e in self._edges
+            ],
+            "inputs": [i.name for i in self.inputs],
+            "output": list(dict.fromkeys(r.node for r in refs_in(self.output)))
+            if self.output is not None
+            else [],
+        }
+
     def to_mermaid(self) -> str:
         """The graph as a Mermaid ``flowchart`` (paste into Markdown)."""
         return render.to_mermaid(self)

@@ -27,7 +27,8 @@ class AttemptRecord:
     in order, as text; a large log is kept as an object and ``logs_ref`` names its artifact
     (``logs`` then holds its first and last lines). ``cpu`` is CPU seconds of the attempt's
     thread (process on Ray), ``peak_rss`` the worker's peak resident set in bytes, where the
-    platform gives them.
+    platform gives them; ``worker`` names the worker (``host:pid:thread``); ``cards`` are the
+    panels the attempt made (:mod:`flowkit.card`).
     """
 
     n: int
@@ -40,13 +41,15 @@ class AttemptRecord:
     logs_ref: dict[str, Any] | None = None
     cpu: float | None = None
     peak_rss: int | None = None
+    worker: str | None = None
+    cards: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that say something (a run record may hold 100k of these)."""
         d: dict[str, Any] = {"n": self.n, "started": _us(self.started), "ended": _us(self.ended)}
         if self.status != "succeeded":
             d["status"] = self.status
-        for name in ("error", "traceback", "logs", "logs_ref", "peak_rss"):
+        for name in ("error", "traceback", "logs", "logs_ref", "peak_rss", "worker", "cards"):
             v = getattr(self, name)
             if v:
                 d[name] = v
@@ -204,6 +207,8 @@ class Run:
     output_artifact: dict[str, Any] | None = None
     resumed_from: str | None = None
     keep: bool = True
+    # the traced graph as plain data (flowkit.graph.Graph.shape): what the UI draws
+    graph: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -243,6 +248,8 @@ class Run:
             d["output"] = self.output_artifact
         if self.resumed_from is not None:
             d["resumed_from"] = self.resumed_from
+        if self.graph is not None:
+            d["graph"] = self.graph
         return d
 
 

@@ -105,6 +105,8 @@ class Meta:
     cpu: float | None = None
     peak_rss: int | None = None
     reused_from: str | None = None
+    worker: str | None = None
+    cards: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,19 @@ def run_call(
         digests, outputs = store_outputs(rt, cached_key, tokens or {}, value)
     logs, logs_ref = _kept_logs(rt, cap.logs)
     meta = Meta(
-        key, False, digests, started, time.time(), outputs, logs, logs_ref, cap.cpu, cap.peak_rss
+        key,
+        False,
+        digests,
+        started,
+        time.time(),
+        outputs,
+        logs,
+        logs_ref,
+        cap.cpu,
+        cap.peak_rss,
+        None,
+        cap.worker,
+        cap.cards,
     )
     return meta, value
 

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from flowkit.errors import FlowkitError
+from flowkit.graphshape import read_shape
 from flowkit.header_inputs import input_value
 from flowkit.store import Store
 from flowkit.taskview import NoOutputError, OutputNotKeptError, TaskView, load_stored
@@ -133,6 +134,14 @@ class RunView:
         run was made before flowkit kept them)."""
         keep = self._header.get("keep")
         return keep if type(keep) is bool else None
+
+    @property
+    def graph(self) -> dict[str, Any] | None:
+        """The run's graph as plain data: ``nodes`` (``id``, ``task``, ``kind``: task, map or
+        dynamic; ``cache``), ``edges`` (``source``, ``target``, ``param``), ``inputs`` and
+        ``output`` (the nodes the output reads). None for a run recorded before flowkit kept
+        it. A dynamic node's calls are not in it (they exist only at run time): see ``tasks``."""
+        return read_shape(self._header.get("graph"))
 
     @property
     def summary(self) -> Mapping[str, int]:

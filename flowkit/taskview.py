@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from flowkit.cardview import CardView, read_cards
 from flowkit.classes import UntrustedClassError
 from flowkit.errors import FlowkitError
 from flowkit.records import attempt_dicts
@@ -142,6 +143,16 @@ class AttemptView:
         """The worker's peak resident set in bytes, where measured."""
         value = self._record.get("peak_rss")
         return value if type(value) is int else None
+
+    @property
+    def worker(self) -> str | None:
+        """Which worker ran the attempt (``host:pid:thread``), where recorded."""
+        return _text(self._record, "worker")
+
+    @property
+    def cards(self) -> list[CardView]:
+        """The panels the attempt made with :mod:`flowkit.card`."""
+        return read_cards(self._record.get("cards"))
 
     @property
     def logs(self) -> str:
@@ -268,6 +279,13 @@ class TaskView:
     def logs(self) -> str:
         """What every attempt printed and logged, in order."""
         return "".join(a.logs for a in self.attempts)
+
+    @property
+    def cards(self) -> list[CardView]:
+        """The panels (:mod:`flowkit.card`) of the last attempt (``attempts[i].cards`` for
+        another one)."""
+        attempts = self.attempts
+        return attempts[-1].cards if attempts else []
 
     @property
     def traceback(self) -> str | None:

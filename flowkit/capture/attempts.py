@@ -3,7 +3,10 @@ every call in (see :mod:`flowkit.capture`)."""
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -74,6 +77,7 @@ class Attempt:
         "_pending",
         "_prev",
         "_t0",
+        "cards",
         "cpu",
         "label",
         "live",
@@ -91,6 +95,13 @@ class Attempt:
         self._peak: int | None = None
         self._peak_read = False
         self._t0 = self._cpu0 = 0.0
+        # fk.card panels (flowkit.card): the list is made at the first card
+        self.cards: list[dict[str, Any]] | None = None
+
+    @property
+    def worker(self) -> str:
+        """Which worker ran the attempt: ``host:pid:thread`` (the UI's timeline lanes)."""
+        return _worker_name()
 
     @property
     def logs(self) -> str:
@@ -172,11 +183,31 @@ def _describe(exc: BaseException, cap: Attempt) -> None:
         "cpu": cap.cpu,
         "peak_rss": cap.peak_rss,
         "wall": cap.wall,
+        "worker": cap.worker,
+        "cards": cap.cards,
     }
     try:
         exc.flowkit_attempt = info  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # a slotted or frozen exception type
         pass
+
+
+class _Worker(threading.local):
+    name: str | None = None
+
+
+_worker = _Worker()
+if hasattr(os, "register_at_fork"):  # a forked child is another process: name it anew
+    os.register_at_fork(after_in_child=lambda: setattr(_worker, "name", None))
+
+
+def _worker_name() -> str:
+    name = _worker.name
+    if name is None:  # once per thread: the host, process and thread do not change
+        name = _worker.name = (
+            f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+        )
+    return name
 
 
 def attempt(label: str, live: bool | None = None) -> Attempt:
@@ -188,6 +219,7 @@ def attempt(label: str, live: bool | None = None) -> Attempt:
 
     ``label`` prefixes live lines (the node id, e.g. ``square[3]``); ``live`` overrides
     :func:`~flowkit.capture.set_live` for this attempt. An exception from the block
-    propagates unchanged, carrying ``flowkit_attempt = {"logs", "cpu", "peak_rss", "wall"}``.
+    propagates unchanged, carrying ``flowkit_attempt = {"logs", "cpu", "peak_rss", "wall",
+    "worker", "cards"}``.
     """
     return Attempt(label, live)
