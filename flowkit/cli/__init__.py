@@ -1,5 +1,5 @@
 """The ``flowkit`` command line: ``run``, ``graph``, ``runs list|show|logs|output``,
-``cache explain|gc``.
+``cache explain|gc``, ``ui``, ``report``.
 
 ``main(argv)`` returns the exit code (the console script ``flowkit`` and ``python -m
 flowkit`` call it). Exit codes: 0 success, 1 a task failed, 2 bad usage or bad input.
@@ -44,6 +44,10 @@ commands:
                                    why a task's call would hit or miss the cache
   cache gc [--older-than DAYS] [--store URL]
                                    remove old cache entries and unused objects
+  ui [--store URL] [--host 127.0.0.1] [--port 8765] [--tracking-uri URI]
+                                   browse the runs in a web page (needs flowkit[ui])
+  report RUN_ID [-o FILE] [--store URL]
+                                   one run as a self-contained HTML file
 
 options:
   -h, --help     show this help (or a command's: flowkit run --help, flowkit run FILE.py --help)
@@ -64,7 +68,24 @@ def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
         "graph": commands_graph.command,
         "runs": commands_runs.command,
         "cache": commands_cache.command,
+        "ui": _later("commands_ui", "command"),
+        "report": _later("commands_report", "main"),
     }
+
+
+def _later(module: str, name: str) -> Callable[[Sequence[str]], int]:
+    """The command ``name`` of ``flowkit.cli.<module>``, imported when it runs (the web
+    commands import their extra's libraries only then)."""
+
+    def run_command(argv: Sequence[str]) -> int:
+        import importlib
+
+        found: Callable[[Sequence[str]], int] = getattr(
+            importlib.import_module(f"flowkit.cli.{module}"), name
+        )
+        return found(argv)
+
+    return run_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
