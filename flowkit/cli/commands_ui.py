@@ -15,7 +15,9 @@ import ipaddress
 import sys
 from collections.abc import Sequence
 
+from flowkit import runs
 from flowkit.cli.common import EXIT_OK, CliParser, UsageError, add_store_option, store_url
+from flowkit.errors import FlowkitError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -32,6 +34,10 @@ def command(argv: Sequence[str]) -> int:
     from flowkit.ui.app import create_app
 
     url = store_url(ns.store)
+    try:
+        runs.open_store(url)
+    except FlowkitError as exc:  # served anyway: each page says so until the store is readable
+        _say(f"warning: {exc}")
     loopback = _is_loopback(ns.host)
     if not loopback:
         _say(

@@ -64,6 +64,11 @@ class Filters:
             pairs.append(("page", str(page)))
         return urlencode([(k, v) for k, v in pairs if v])
 
+    def link(self, page: int) -> str:
+        """The runs page's URL for these filters and ``page``."""
+        query = self.query(page)
+        return f"/?{query}" if query else "/"
+
 
 def parse_filters(params: Mapping[str, str]) -> tuple[Filters, int, list[str]]:
     """The filters and page number in a query, and what was wrong in it (shown, not raised:
