@@ -7,6 +7,7 @@ port, stopped by its PID.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,12 @@ T = TypeVar("T")
 
 def chrome() -> WebDriver:
     """A headless Chromium at 1400x1000 (the system's binary and driver)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:  # fail, not skip: CI must not pass without having looked at the pages
+        raise RuntimeError(
+            f"the UI's browser tests need {' and '.join(missing)}: "
+            "apt-get install chromium chromium-driver (as .ci/run does)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
