@@ -90,8 +90,8 @@ def duration_chart(views: Sequence[RunView]) -> Markup:
     body = Markup("").join(parts)
     return Markup(
         '<svg id="duration-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
-        'viewBox="0 0 {w} {h}" width="{w}" height="{h}" aria-label="duration of each run '
-        'by start time">{body}</svg>'
+        'viewBox="0 0 {w} {h}" preserveAspectRatio="xMinYMin meet" aria-label="duration of '
+        'each run by start time">{body}</svg>'
     ).format(w=_W, h=_H, body=body)
 
 
@@ -111,9 +111,7 @@ def _axes(x0: float, x1: float, y1: float, plot_w: float, plot_h: float) -> Mark
             Markup(
                 '<line class="grid" x1="{l}" y1="{y:.1f}" x2="{r}" y2="{y:.1f}"/>'
                 '<text class="axis-label" x="{tx}" y="{ty:.1f}" text-anchor="end">{label}</text>'
-            ).format(
-                l=_LEFT, r=right, y=at, tx=_LEFT - 6, ty=at + 4, label=format_duration(frac * y1)
-            )
+            ).format(l=_LEFT, r=right, y=at, tx=_LEFT - 6, ty=at + 4, label=_seconds(frac * y1))
         )
     lines.append(
         Markup('<text class="axis-label" x="{x}" y="{y}" text-anchor="end">0</text>').format(
@@ -133,6 +131,12 @@ def _axes(x0: float, x1: float, y1: float, plot_w: float, plot_h: float) -> Mark
             )
         )
     return Markup("").join(lines)
+
+
+def _seconds(value: float) -> str:
+    """An axis label: ``250 ms`` below a second (runs of a few ms are common), else as the
+    tables say durations."""
+    return f"{value * 1000:.3g} ms" if value < 1 else format_duration(value)
 
 
 def _point(view: RunView, cx: float, cy: float) -> Markup:
