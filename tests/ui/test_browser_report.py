@@ -14,6 +14,7 @@ import pytest
 from browser import every, go_offline, go_online, one, resources, wait_for
 from fill_store import FilledStore
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from ui_workflows import FAILED_LOG_LINE, HOSTILE, SECRET_VALUE
 
 
@@ -55,20 +56,19 @@ def test_a_failed_runs_report_renders_offline_and_opens_a_task(
         "explode",
     }
     assert every(offline, "svg#gantt rect.bar")
-    css = offline.execute_script(
-        "return getComputedStyle(document.querySelector('nav')).display"
-    )  # the inlined stylesheet applies
-    assert css
+    rules = offline.execute_script(  # the inlined stylesheet, not a link that cannot load
+        "return [...document.styleSheets].reduce((n, s) => n + s.cssRules.length, 0)"
+    )
+    assert rules > 10
 
+    def log_shown(d: WebDriver) -> list[WebElement]:
+        return [e for e in every(d, "pre.logs") if e.is_displayed() and FAILED_LOG_LINE in e.text]
+
+    assert not log_shown(offline)  # a task's details wait for a click
     row = one(offline, 'table#tasks tr.task[data-node="explode"]')
     links = row.find_elements("css selector", "a.task-link")
     (links[0] if links else row).click()
-    shown = wait_for(
-        offline,
-        lambda d: [
-            e for e in every(d, "pre.logs") if e.is_displayed() and FAILED_LOG_LINE in e.text
-        ],
-    )
+    shown = wait_for(offline, log_shown, what="the failed task's log after a click")
     assert HOSTILE in shown[0].text
     assert offline.execute_script("return window.__pwned") is None
     no_network(offline)
