@@ -45,6 +45,11 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ui [--store URL]" in usage and "report RUN_ID" in usage
 
 
+def test_report_is_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--help"]) == 0
+    assert "usage: flowkit report" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("port", ["0", "70000", "http"])
 def test_a_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str], port: str) -> None:
     assert main(["ui", "--port", port]) == 2
