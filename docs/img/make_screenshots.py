@@ -27,10 +27,13 @@ MAX_HEIGHT = 1100
 MAX_BYTES = 200_000  # keep the repository small
 
 
-def shoot(driver: WebDriver, name: str) -> Path:
-    """Save the page (as tall as it is, up to MAX_HEIGHT) as docs/img/<name>.png."""
+def shoot(driver: WebDriver, name: str, scroll_to: str | None = None) -> Path:
+    """Save the page (as tall as it is, up to MAX_HEIGHT; scrolled down to the element
+    ``scroll_to`` when given) as docs/img/<name>.png."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WIDTH, min(max(int(height) + 120, 600), MAX_HEIGHT))
+    if scroll_to is not None:
+        driver.execute_script("arguments[0].scrollIntoView()", one(driver, scroll_to))
     path = OUT / f"{name}.png"
     driver.save_screenshot(str(path))
     size = path.stat().st_size
@@ -58,7 +61,7 @@ def main() -> None:
             shoot(driver, "ui-task")
             driver.get(f"{url}/runs/{filled.runs['cards']}/tasks/evaluate")
             one(driver, "#cards .card")
-            shoot(driver, "ui-cards")
+            shoot(driver, "ui-cards", scroll_to="#cards")
             driver.get(f"{url}/workflows/pipeline")
             one(driver, "svg#duration-chart")
             shoot(driver, "ui-workflow")

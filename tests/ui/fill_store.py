@@ -6,7 +6,8 @@ Roles (the keys of :attr:`FilledStore.runs`):
 * ``cached`` -- the same run again in another process: ``load`` and ``train`` hit the cache;
 * ``failed`` -- ``breaks``: ``explode`` prints :data:`FAILED_LOG_LINE` and raises;
 * ``map`` -- ``squares`` over 1,000 items on threads;
-* ``cards`` -- ``carded``: markdown, table and image cards, hostile text, a 300 KB output;
+* ``cards`` -- ``carded``: markdown, table and image cards and hostile text (``evaluate``),
+  then a 300 KB output (``bulk``);
 * ``secret`` -- ``with_secret`` with an ``fk.Secret`` token (:data:`SECRET_VALUE`);
 * ``running`` -- ``waits``: its task waits for :attr:`FilledStore.wait_file`, so the run
   stays ``running`` until :meth:`FilledStore.finish` creates it (or stops it by PID).

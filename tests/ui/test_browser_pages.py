@@ -93,6 +93,7 @@ def test_workflow_page_charts_its_runs_and_draws_the_graph(
     assert {p.get_attribute("data-status") for p in points} == {"succeeded"}
     nodes = every(browser, "svg#graph g.node")
     assert sorted(n.get_attribute("data-node") for n in nodes) == ["best", "load", "train"]
+    assert len(every(browser, "svg#graph .edge")) == 2  # load -> train -> best
     screenshot("workflow")
 
 

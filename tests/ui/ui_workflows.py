@@ -104,12 +104,17 @@ def evaluate(label: str) -> str:
         title="drift",
     )
     fk.card.image(bar_chart_png([3, 7, 4, 9, 5]), title="scores")
+    return label
+
+
+@fk.task
+def bulk(label: str) -> str:
     return label + " " + "x" * 300_000  # too big to show whole
 
 
 @fk.workflow
 def carded(label: str = HOSTILE) -> str:
-    return evaluate(label)
+    return bulk(evaluate(label))
 
 
 # -- a secret parameter ---------------------------------------------------------------------
