@@ -56,7 +56,7 @@ from flowkit.calls import Call, Failure, failed_attempt, new_call, retryable
 from flowkit.dynamic import DynamicRun, Traced, may_retry, trace_body
 from flowkit.errors import GraphError
 from flowkit.graph import Graph, Node, OutputRef, refs_in
-from flowkit.records import AttemptRecord, Run, TaskRecord
+from flowkit.records import AttemptRecord, Run, TaskRecord, short_key
 from flowkit.resume import Reuse
 from flowkit.retryclock import Clock, RetryClock
 from flowkit.runlog import RunLog
@@ -254,7 +254,8 @@ class Engine:
             rec.started = meta.started  # the worker's clock: queueing is not the task's time
         rec.ended = meta.ended
         rec.status = "succeeded"
-        rec.key = meta.key
+        key = meta.key
+        rec.key = key if key is None or call.rt.use_cache else short_key(key)
         rec.cached = meta.cached
         rec.outputs = meta.outputs
         if meta.reused_from is not None:

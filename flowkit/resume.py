@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowkit.records import short_key
 from flowkit.store import Artifact, Store
 from flowkit.taskspec import TaskSpec
 
@@ -24,7 +25,9 @@ Outputs = Mapping[str, Mapping[str, Any]]  # output name -> artifact dict
 
 @dataclass(frozen=True)
 class Reuse:
-    """The reusable calls of run ``run_id``: task name -> call key -> outputs by name."""
+    """The reusable calls of run ``run_id``: task name -> call key (its first bits,
+    :func:`flowkit.records.short_key`, as records of calls only kept hold it) -> outputs by
+    name."""
 
     run_id: str
     workflow: str
@@ -46,7 +49,7 @@ class Reuse:
                 or any(not isinstance(a, dict) for a in outputs.values())
             ):
                 continue
-            calls.setdefault(str(rec.get("name")), {})[key] = outputs
+            calls.setdefault(str(rec.get("name")), {})[short_key(key)] = outputs
         return cls(str(header.get("id", run_id)), str(header.get("workflow", "")), calls)
 
     def of(self, task: TaskSpec) -> dict[str, tuple[Artifact, ...]]:

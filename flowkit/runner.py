@@ -34,6 +34,7 @@ from typing import Any, Literal
 from flowkit import cache, capture, hashing, isolation, keys, secret, serialize, typecheck
 from flowkit.arguments import Templates
 from flowkit.errors import SerializationError, StoreError, TypeMismatchError
+from flowkit.records import short_key
 from flowkit.reprs import short_repr
 from flowkit.store import Artifact, Store
 from flowkit.taskspec import TaskSpec
@@ -57,7 +58,8 @@ class TaskRuntime:
 
     ``keep``: store the outputs of calls that are not cached (every output is kept unless the
     run or the task says ``keep=False``). ``keyed``: derive every call's key, cached or not
-    (a kept call's key is what ``fk.run(resume=...)`` matches). ``reuse``: key -> the outputs
+    (a kept call's key is what ``fk.run(resume=...)`` matches). ``reuse``: short key
+    (:func:`flowkit.records.short_key`) -> the outputs
     of the same call in the run being resumed (``resumed_from``), served like a cache hit.
     """
 
@@ -199,7 +201,7 @@ def _input_tokens(
 
 def _served(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:
     """``(meta, value)`` of a call served from the resumed run or the cache, else None."""
-    reused = rt.reuse.get(key)
+    reused = rt.reuse.get(short_key(key)) if rt.reuse else None
     if reused is not None:
         hit = _loaded(rt, key, reused, started, rt.resumed_from)
         if hit is not None:

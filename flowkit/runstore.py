@@ -38,7 +38,7 @@ class Documents(Protocol):
 
     def read_doc(self, rel: str) -> Any: ...
 
-    def write_doc(self, rel: str, obj: Any) -> None: ...
+    def write_doc(self, rel: str, obj: Any, *, plain: bool = False) -> None: ...
 
     def list_dir(self, rel: str) -> list[str]: ...
 
@@ -74,7 +74,8 @@ class RunStore:
         """Write one batch of task records; batches are read back in ``batch_no`` order."""
         if type(batch_no) is not int or batch_no < 0:
             raise StoreError(f"invalid task record batch number {batch_no!r}")
-        self.docs.write_doc(f"{run_dir(run_id)}/tasks-{batch_no:06d}.json.gz", records)
+        # records hold string keys and finite floats only (times, CPU seconds): plain JSON
+        self.docs.write_doc(f"{run_dir(run_id)}/tasks-{batch_no:06d}.json.gz", records, plain=True)
 
     def list_runs(self, limit: int | None = None) -> list[Header]:
         """Run headers, newest first (a run whose header is unreadable is listed by id only)."""

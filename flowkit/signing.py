@@ -24,6 +24,8 @@ import hmac
 import json
 from typing import Any, Final, Literal
 
+import orjson
+
 SIGNED_PREFIX: Final = b"hmac-sha256:"
 _SIGNED_HEAD: Final = len(SIGNED_PREFIX) + 64  # where the newline of a signed header sits
 _DOC_DOMAIN: Final = b"flowkit-document\x00"
@@ -40,6 +42,17 @@ Problem = Literal["ok", "damaged", "unsigned", "signed"]
 def encode(obj: Any) -> bytes:
     """The body of a document: sorted keys, no spaces, UTF-8, non-finite floats allowed."""
     return _encoder.encode(obj).encode("utf-8")
+
+
+def encode_plain(obj: Any) -> bytes:
+    """:func:`encode` for data known to hold only string keys and finite floats (task
+    records), by orjson: twenty times faster, and a run writes one record per call. orjson
+    would write a non-finite float as null, hence "known"; what it refuses (an integer past
+    64 bits) goes through :func:`encode`."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return encode(obj)
 
 
 class Signer:

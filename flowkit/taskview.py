@@ -233,7 +233,8 @@ class TaskView:
 
     @property
     def key(self) -> str | None:
-        """The call's cache key (what ``fk.run(resume=...)`` matches), when it has one."""
+        """The call's key, when it has one: whole for a cached task (its cache entry's name),
+        its first 160 bits for a call only kept (what ``fk.run(resume=...)`` matches)."""
         return _text(self._record, "key")
 
     @property

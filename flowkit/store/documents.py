@@ -10,9 +10,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from flowkit.errors import StoreError
 from flowkit.fsio import ObjectCorrupt, ObjectMissing, ObjectUnsigned
-from flowkit.signing import body_of, encode, judge, seal
+from flowkit.signing import body_of, encode, encode_plain, judge, seal
 from flowkit.store import compressed
 from flowkit.store.base import StoreBase
 
@@ -26,6 +28,10 @@ NOT_A_FILE = (errno.ELOOP, errno.EISDIR)  # a link or a folder where a file shou
 def _parse(body: bytes, rel: str, where: str) -> Any:
     if compressed.is_compressed(rel):
         body = compressed.unpack(body, where)
+    try:
+        return orjson.loads(body)  # several times faster (a 100k-item run's records)
+    except orjson.JSONDecodeError:
+        pass  # NaN, an integer past 64 bits: what json reads and orjson does not; or damage
     try:
         return json.loads(body.decode("utf-8"))  # documents are UTF-8: no detection
     except ValueError as exc:
@@ -44,14 +50,16 @@ class DocumentStore(StoreBase):
             )
         return rel
 
-    def write_doc(self, rel: str, obj: Any) -> None:
+    def write_doc(self, rel: str, obj: Any, *, plain: bool = False) -> None:
         """Atomically write a JSON document with its checksum, or its signature in a signed
-        store (nothing in a read-only store); compressed if ``rel`` ends in ``.gz``."""
+        store (nothing in a read-only store); compressed if ``rel`` ends in ``.gz``.
+        ``plain``: ``obj`` holds only string keys and finite floats (faster to encode, see
+        :func:`flowkit.signing.encode_plain`)."""
         self._rel(rel)
         if self.read_only:
             return
         try:
-            body = encode(obj)
+            body = encode_plain(obj) if plain else encode(obj)
             if compressed.is_compressed(rel):
                 body = compressed.pack(body)
         except (TypeError, ValueError) as exc:
