@@ -4,8 +4,8 @@ Cards are data from the store, written by task code: a Markdown card is rendered
 markdown-it-py with raw HTML off (``<script>`` in it shows as text), image syntax off (an
 image would be fetched from wherever it points) and links kept only to ``http(s)`` and
 ``mailto`` (no ``javascript:``); with ``links=False`` (the report, which must fetch nothing
-and link nowhere) a link shows as its text. A table is escaped cell by cell; an image is its
-PNG bytes as a ``data:`` URI, checked to be a PNG.
+and link nowhere) a link shows as its text, its target dropped. A table is escaped cell by
+cell; an image is its PNG bytes as a ``data:`` URI, checked to be a PNG.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ class _Markdown(MarkdownIt):
 def _markdown(links: bool) -> MarkdownIt:
     md = _Markdown("commonmark", {"html": False, "linkify": False})
     md.disable("image")
-    if not links:
-        md.disable(["link", "autolink"])
+    if not links:  # a link keeps its text, and its target is dropped
+        md.add_render_rule("link_open", lambda *_: '<span class="link">')
+        md.add_render_rule("link_close", lambda *_: "</span>")
     return md
 
 

@@ -18,7 +18,8 @@ from flowkit.runview import RunView
 from flowkit.ui.runpage import run_page
 
 _URL_ATTRS = frozenset({"src", "href", "action", "formaction", "poster", "data", "xlink:href"})
-_LOCAL_RE = re.compile(r"(#|data:image/png;base64,|mailto:)", re.IGNORECASE)
+_OUTSIDE_RE = re.compile(r"[a-z][a-z0-9+.-]*://|//", re.IGNORECASE)  # any attribute
+_LOCAL_RE = re.compile(r"(#|data:|mailto:)", re.IGNORECASE)  # in the page, or inline
 
 
 def report_html(run: RunView) -> str:
@@ -50,7 +51,10 @@ class _Refs(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
-            if name in _URL_ATTRS and value is not None and not _LOCAL_RE.match(value.strip()):
+            if value is None:
+                continue
+            outside = _OUTSIDE_RE.match(value.strip()) is not None
+            if outside or (name in _URL_ATTRS and not _LOCAL_RE.match(value.strip())):
                 self.found.append(f"<{tag} {name}={value!r}>")
             if name == "style" and value and "url(" in value:
                 self.found.append(f"<{tag} style={value!r}>")
