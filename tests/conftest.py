@@ -77,6 +77,7 @@ SLOW_TESTS = frozenset(
         "tests/test_resume.py::test_resumed_output_equals_a_fresh_run",
         "tests/test_resume.py::test_an_interrupted_run_resumed_in_a_new_process",
         "tests/test_secret.py::test_frames_and_object_arrays_holding_a_secret_are_refused",
+        "tests/ui/test_app_cli.py::test_a_real_server_answers_over_http",
     }
 )
 
