@@ -2,6 +2,7 @@
 and save each page as seen by a headless Chromium::
 
     .venv/bin/python docs/img/make_screenshots.py          # writes docs/img/ui-*.png
+    .venv/bin/python docs/img/make_screenshots.py --no-models   # without MLflow (faster)
 
 Uses the browser tests' helpers (``tests/ui/fill_store.py``, ``tests/ui/browser.py``): the
 same runs the tests look at. Needs ``chromium`` and ``chromium-driver`` (Debian packages) and
@@ -27,6 +28,19 @@ MAX_HEIGHT = 1100
 MAX_BYTES = 200_000  # keep the repository small
 
 
+def _monitor_workflow() -> object:
+    import pyarrow as pa
+
+    import flowkit as fk
+    from flowkit import ml
+
+    @fk.workflow
+    def monitor(reference: pa.Table, current: pa.Table) -> ml.DriftReport:
+        return ml.drift(reference, current)
+
+    return monitor
+
+
 def shoot(driver: WebDriver, name: str, scroll_to: str | None = None) -> Path:
     """Save the page (as tall as it is, up to MAX_HEIGHT; scrolled down to the element
     ``scroll_to`` when given) as docs/img/<name>.png."""
@@ -40,6 +54,45 @@ def shoot(driver: WebDriver, name: str, scroll_to: str | None = None) -> Path:
     note = "" if size <= MAX_BYTES else f"  (over {MAX_BYTES // 1000} KB)"
     print(f"{path.relative_to(ROOT)}: {size // 1000} KB{note}")
     return path
+
+
+def models_registry(root: Path, store_url: str) -> str:
+    """A small MLflow registry on sqlite (model ``churn``: three versions, promoted and rolled
+    back), and a drift run in the store its version 2 names; returns the tracking URI."""
+    import pyarrow as pa
+
+    import flowkit as fk
+    from flowkit import ml
+    from flowkit.ml import uris
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uris.import_mlflow()
+    from mlflow import MlflowClient
+
+    for i, auc in enumerate((0.81, 0.88, 0.86), 1):
+        ml.register({"weights": i}, "churn", uri, metrics={"auc": auc, "f1": 0.6 + i / 20})
+    for version in (1, 2, 3):
+        ml.promote("churn", version, tracking_uri=uri)
+    ml.rollback("churn", tracking_uri=uri)  # production: 3 -> 2
+    ml.promote("churn", 3, alias="staging", tracking_uri=uri)
+    reference = pa.table({"age": list(range(200)), "plan": ["a", "b"] * 100})
+    current = pa.table({"age": list(range(60, 260)), "plan": ["a", "b"] * 100})
+    drift = fk.run(_monitor_workflow(), reference=reference, current=current, store=store_url)
+    MlflowClient(tracking_uri=uri).set_model_version_tag("churn", "2", "flowkit.run_id", drift.id)
+    return uri
+
+
+def shoot_models(root: Path, store_url: str, driver: WebDriver) -> None:
+    """The models pages need flowkit[ml] and an MLflow registry (made here: ~15 s)."""
+    uri = models_registry(root, store_url)
+    server = UIServer(store_url, root / "models-server.log", "--tracking-uri", uri)
+    try:
+        server.wait_ready()
+        driver.get(server.url + "/models/churn")
+        one(driver, "table#versions")
+        shoot(driver, "ui-models")
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -65,6 +118,8 @@ def main() -> None:
             driver.get(f"{url}/workflows/pipeline")
             one(driver, "svg#duration-chart")
             shoot(driver, "ui-workflow")
+            if "--no-models" not in sys.argv:
+                shoot_models(Path(tmp), filled.url, driver)
         finally:
             driver.quit()
             server.stop()
