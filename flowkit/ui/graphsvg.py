@@ -38,7 +38,7 @@ from flowkit.taskview import TaskView
 from flowkit.ui.live import node_statuses
 
 #: Node box size and gaps, in SVG user units (pixels).
-NODE_W: Final = 190
+NODE_W: Final = 220
 NODE_H: Final = 46
 MAP_H: Final = 62
 GAP_X: Final = 70
