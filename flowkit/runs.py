@@ -68,21 +68,21 @@ def get(run_id: str | Run, *, store: StoreLike = None) -> RunView:
     wanted = run_id.id if isinstance(run_id, Run) else run_id
     if not isinstance(wanted, str):
         raise FlowkitError(f"fk.runs.get expects a run id (a str), got {wanted!r}")
-    ids = _ids(the_store)
-    if wanted in ids:
-        return _view(the_store, wanted)
-    matches = sorted((i for i in ids if wanted and i.startswith(wanted)), reverse=True)
+    known_ids = ids(the_store)
+    if wanted in known_ids:
+        return view(the_store, wanted)
+    matches = [i for i in known_ids if wanted and i.startswith(wanted)]
     if len(matches) == 1:
-        return _view(the_store, matches[0])
+        return view(the_store, matches[0])
     if matches:
-        shown = [_view(the_store, i) for i in matches[:_SHOWN_CANDIDATES]]
+        shown = [view(the_store, i) for i in matches[:_SHOWN_CANDIDATES]]
         raise UnknownRunError(
             f"run id {wanted!r} is ambiguous in store {the_store.url}: it begins "
             f"{len(matches)} run ids ({_describe(shown, len(matches))}); give more of the id",
             shown,
         )
-    newest = [_view(the_store, i) for i in sorted(ids, reverse=True)[:_SHOWN_CANDIDATES]]
-    known = f"the newest: {_describe(newest, len(ids))}" if newest else "it holds no runs"
+    newest = [view(the_store, i) for i in known_ids[:_SHOWN_CANDIDATES]]
+    known = f"the newest: {_describe(newest, len(known_ids))}" if newest else "it holds no runs"
     raise UnknownRunError(
         f"no run {wanted!r} in store {the_store.url}; {known} (`flowkit runs list` shows them)",
         newest,
@@ -102,14 +102,14 @@ def list(  # fk.runs.list, as the API reads (builtins.list below)
     _check_filters(status, limit)
     the_store = open_store(store)
     found: builtins.list[RunView] = []
-    for run_id in sorted(_ids(the_store), reverse=True):
+    for run_id in ids(the_store):
         if limit is not None and len(found) >= limit:
             break
-        view = _view(the_store, run_id)
-        if (workflow is None or view.workflow == workflow) and (
-            status is None or view.status == status
+        seen = view(the_store, run_id)
+        if (workflow is None or seen.workflow == workflow) and (
+            status is None or seen.status == status
         ):
-            found.append(view)
+            found.append(seen)
     return found
 
 
@@ -125,7 +125,7 @@ def latest(
     of = "" if workflow is None else f" of workflow `{workflow}`"
     having = "" if status is None else f" with status {status}"
     newest = list(store=the_store, limit=_SHOWN_CANDIDATES)
-    known = f"the newest: {_describe(newest, len(_ids(the_store)))}" if newest else "no runs"
+    known = f"the newest: {_describe(newest, len(ids(the_store)))}" if newest else "no runs"
     raise UnknownRunError(f"no run{of}{having} in store {the_store.url}; it holds {known}", newest)
 
 
@@ -136,13 +136,16 @@ def _check_filters(status: Any, limit: Any) -> None:
         raise FlowkitError(f"limit={limit!r}: use a positive int, or None for every run")
 
 
-def _ids(store: Store) -> builtins.list[str]:
-    """The run ids in the store (names that cannot be run ids are never used)."""
-    return [i for i in store.list_dir("runs") if is_run_id(i)]
+def ids(store: Store) -> builtins.list[str]:
+    """The run ids in ``store``, newest first (names that cannot be run ids are never used);
+    no header is read."""
+    return sorted((i for i in store.list_dir("runs") if is_run_id(i)), reverse=True)
 
 
-def _view(store: Store, run_id: str) -> RunView:
-    """The view of run ``run_id``, its header read now (a damaged one noted, not raised)."""
+def view(store: Store, run_id: str) -> RunView:
+    """The view of the run whose exact id is ``run_id``, its header read now (a damaged one
+    noted in ``damage``, not raised); :func:`get` also takes prefixes, at the cost of a
+    listing."""
     try:
         header = store.read_doc(f"runs/{run_id}/run.json")
     except ObjectUnavailable as exc:
@@ -175,7 +178,9 @@ __all__ = [
     "UnknownNodeError",
     "UnknownRunError",
     "get",
+    "ids",
     "latest",
     "list",
     "open_store",
+    "view",
 ]

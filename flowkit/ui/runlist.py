@@ -23,10 +23,8 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from flowkit import runs
-from flowkit.lifecycle import seen_status
-from flowkit.runstore import is_run_id
 from flowkit.runview import RunView
-from flowkit.store import ObjectUnavailable, Store
+from flowkit.store import Store
 
 PAGE_SIZE: Final = 50
 #: Statuses the filter offers (``unknown``: the header cannot be read).
@@ -112,7 +110,7 @@ class HeaderCache:
             if shown is not None:
                 self._found.move_to_end(key)
                 return RunView(store, run_id, shown)
-        view = read_view(store, run_id)
+        view = runs.view(store, run_id)
         if view.damage is None and view.status in _FINAL:
             shown = {k: v for k, v in view.header.items() if k in _SHOWN}
             with self._lock:
@@ -120,19 +118,6 @@ class HeaderCache:
                 while len(self._found) > self._size:
                     self._found.popitem(last=False)
         return view
-
-
-def read_view(store: Store, run_id: str) -> RunView:
-    """The view of run ``run_id`` with its header read now, as ``fk.runs.get`` makes it (a
-    damaged header noted, not raised), without listing the store again."""
-    where = f"runs/{run_id}/run.json"
-    try:
-        header = store.read_doc(where)
-    except ObjectUnavailable as exc:
-        return RunView(store, run_id, {}, f"its header {where} is unreadable ({exc})")
-    if not isinstance(header, dict):
-        return RunView(store, run_id, {}, f"its header {where} is not a JSON object")
-    return RunView(store, run_id, {**header, "status": seen_status(header)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +131,9 @@ class RunsPage:
     total: int | None  # how many match, when known without reading every header
 
 
-def run_ids(store: Store) -> list[str]:
-    """The store's run ids, newest first (names that cannot be run ids are never used)."""
-    return sorted((i for i in store.list_dir("runs") if is_run_id(i)), reverse=True)
-
-
 def runs_page(store: Store, filters: Filters, page: int, cache: HeaderCache) -> RunsPage:
     """The runs of ``page`` (1-based) under ``filters``."""
-    ids = [i for i in run_ids(store) if i.startswith(filters.q)]
+    ids = [i for i in runs.ids(store) if i.startswith(filters.q)]
     skip = (page - 1) * PAGE_SIZE
     if not filters.reads_headers:
         shown = [cache.view(store, i) for i in ids[skip : skip + PAGE_SIZE]]
@@ -203,7 +183,7 @@ def _id_time(run_id: str) -> float | None:
 
 def workflows(store: Store, cache: HeaderCache, limit: int = 500) -> list[str]:
     """Workflow names among the newest ``limit`` runs, for the filter's suggestions."""
-    names = {cache.view(store, i).workflow for i in run_ids(store)[:limit]}
+    names = {cache.view(store, i).workflow for i in runs.ids(store)[:limit]}
     return sorted(n for n in names if n != "?")
 
 
@@ -214,8 +194,6 @@ __all__ = [
     "HeaderCache",
     "RunsPage",
     "parse_filters",
-    "read_view",
-    "run_ids",
     "runs_page",
     "workflows",
 ]

@@ -17,9 +17,10 @@ from typing import Any, Final
 
 from markupsafe import Markup, escape
 
+from flowkit import runs
 from flowkit.runview import RunView
 from flowkit.store import Store
-from flowkit.ui.runlist import HeaderCache, run_ids
+from flowkit.ui.runlist import HeaderCache
 from flowkit.ui.templating import format_duration, format_time, status_class
 
 MAX_RUNS: Final = 500  # points on the chart
@@ -33,7 +34,7 @@ def workflow_runs(store: Store, name: str, cache: HeaderCache) -> tuple[list[Run
     """The newest :data:`MAX_RUNS` runs of workflow ``name`` (newest first), and whether it
     has more."""
     found: list[RunView] = []
-    for run_id in run_ids(store):
+    for run_id in runs.ids(store):
         view = cache.view(store, run_id)
         if view.workflow == name:
             if len(found) == MAX_RUNS:
