@@ -4,6 +4,8 @@ Roles (the keys of :attr:`FilledStore.runs`):
 
 * ``succeeded`` -- ``pipeline`` on threads (load, a map of 3 ``train`` calls, best);
 * ``cached`` -- the same run again in another process: ``load`` and ``train`` hit the cache;
+* ``changed`` -- ``pipeline`` again with another ``n``: ``load`` and ``train`` miss the
+  cache, and say why (``input `n` changed``);
 * ``failed`` -- ``breaks``: ``explode`` prints :data:`FAILED_LOG_LINE` and raises;
 * ``map`` -- ``squares`` over 1,000 items on threads;
 * ``cards`` -- ``carded``: markdown, table and image cards and hostile text (``evaluate``),
@@ -42,6 +44,8 @@ ROLES: Mapping[str, tuple[str, dict[str, Any], str]] = {
 }
 # After ``succeeded``: the same inputs, so its cached calls hit.
 RERUN = ("cached", "succeeded")
+# After ``cached`` (one pipeline run at a time: a role finds its run as the newest)
+CHANGED = ("changed", {"n": 150, "depths": [2, 4, 8]})
 
 
 @dataclass
@@ -87,7 +91,8 @@ def fill(root: Path) -> FilledStore:
         rest = {role: _start(role, filled.path) for role in ("failed", "cards")}
         rest[RERUN[0]] = _start(RERUN[0], filled.path)
         filled.runs.update(_collect(rest))
-        filled.runs.update(_collect({"secret": _start("secret", filled.path)}))
+        last = {role: _start(role, filled.path) for role in ("secret", CHANGED[0])}
+        filled.runs.update(_collect(last))
         filled.running = _start("running", filled.path, filled.wait_file)
         filled.runs["running"] = _wait_until_running(filled.running)
     except BaseException:
@@ -143,8 +148,8 @@ def _run_role(role: str, store: str, wait_file: str | None) -> None:
     if role == "running":
         _run_waiting(store, wait_file or "")
         return
-    name, inputs, backend = ROLES[RERUN[1] if role == RERUN[0] else role]
-    kwargs = dict(inputs)
+    name, inputs, backend = ROLES[RERUN[1] if role in (RERUN[0], CHANGED[0]) else role]
+    kwargs = dict(CHANGED[1] if role == CHANGED[0] else inputs)
     if role == "secret":
         kwargs["token"] = fk.Secret(wf.SECRET_VALUE)
     try:
@@ -185,7 +190,7 @@ def main(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("store", nargs="?")
-    parser.add_argument("--role", choices=[*ROLES, RERUN[0], "running"])
+    parser.add_argument("--role", choices=[*ROLES, RERUN[0], CHANGED[0], "running"])
     parser.add_argument("--store", dest="store_opt")
     parser.add_argument("--wait-file")
     args = parser.parse_args(argv)

@@ -57,7 +57,7 @@ def test_runs_page_filters_by_workflow_status_and_id_prefix(
     form.submit()
     wait_for(browser, lambda d: "workflow=pipeline" in d.current_url)
     shown = {r.get_attribute("data-run-id") for r in every(browser, "tr.run")}
-    assert shown == {ui_store.runs["succeeded"], ui_store.runs["cached"]}
+    assert shown == {ui_store.runs[r] for r in ("succeeded", "cached", "changed")}
 
     browser.get(ui_server + "/?status=failed")
     shown = {r.get_attribute("data-run-id") for r in every(browser, "tr.run")}
@@ -87,8 +87,7 @@ def test_workflow_page_charts_its_runs_and_draws_the_graph(
         one(browser, "svg#duration-chart .point")
     ]
     assert {p.get_attribute("data-run-id") for p in points} == {
-        ui_store.runs["succeeded"],
-        ui_store.runs["cached"],
+        ui_store.runs[r] for r in ("succeeded", "cached", "changed")
     }
     assert {p.get_attribute("data-status") for p in points} == {"succeeded"}
     nodes = every(browser, "svg#graph g.node")

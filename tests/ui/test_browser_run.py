@@ -66,6 +66,18 @@ def test_the_rerun_marks_the_calls_served_from_the_cache(
     assert "yes" in row.text.lower() or "cached" in row.text.lower()
 
 
+def test_a_cached_task_that_ran_says_why_it_missed(
+    browser: WebDriver, ui_server: str, ui_store: FilledStore
+) -> None:
+    browser.get(f"{ui_server}/runs/{ui_store.runs['changed']}")
+    assert nodes(browser)["load"].get_attribute("data-cached") != "true"
+    one(browser, 'tr.task[data-node="load"] a.task-link').click()
+    assert "input `n` changed" in one(browser, "#miss-reason").text
+    browser.get(f"{ui_server}/runs/{ui_store.runs['cached']}/tasks/load")
+    one(browser, "#outputs")
+    assert not every(browser, "#miss-reason")  # it hit: nothing to explain
+
+
 def test_a_map_of_1000_items_is_one_node_that_expands(
     browser: WebDriver, ui_server: str, ui_store: FilledStore, screenshot: Callable[[str], Path]
 ) -> None:
