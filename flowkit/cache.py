@@ -22,10 +22,10 @@ Policies:
 * A hit reads the entry and its non-inline objects only, never the fingerprint document; a
   missing or damaged one only makes ``explain`` say the code components are unknown.
 * Keys are derived in :mod:`flowkit.keys`; this module only stores and finds entries.
-* :func:`gc` removes entries created more than N days ago, then objects and fingerprint
-  documents that no remaining entry and no run started within the window references, and
-  only those last written before the cutoff — so a run in progress (whose new files are
-  young) is never robbed.
+* :func:`flowkit.cachegc.gc` removes entries created more than N days ago, then objects and
+  fingerprint documents that no remaining entry and no run started within the window
+  references, and only those last written before the cutoff — so a run in progress (whose
+  new files are young) is never robbed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,6 @@ from flowkit.store import (
     ObjectUnavailable,
     Store,
 )
-from flowkit.store.fingerprints import FOLDER as FINGERPRINTS
 from flowkit.store.fingerprints import StoredComponents, fingerprint_of, write_once
 
 log = logging.getLogger(__name__)
@@ -366,134 +365,16 @@ def explain(
     return Explanation(identity, False, tuple(best_reasons), best)
 
 
-# -- gc --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GcReport:
-    entries_removed: int
-    objects_removed: int
-    bytes_freed: int
-    fingerprints_removed: int = 0
-
-
-def _digests_in(obj: Any) -> Iterator[str]:
-    """Every digest-shaped string in a run record: keys, and the digests of the artifacts it
-    names (task outputs, stored logs, the run's output, ``{"$artifact": ...}`` inputs)."""
-    if isinstance(obj, str):
-        if is_digest(obj):
-            yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _digests_in(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _digests_in(v)
-
-
-def gc(store: Store, older_than_days: float) -> GcReport:
-    """Remove entries older than ``older_than_days`` and the objects and fingerprint
-    documents nothing else needs.
-
-    What a run started within the window used is kept: its task records name the keys it
-    looked up or stored and the objects it read or wrote, so a month-old entry (and its
-    ``fk.File``) that today's run hit is not collected under it. Inline artifacts have no
-    object to keep.
-    """
-    cutoff = time.time() - older_than_days * 86400.0
-    keep = _used_by_recent_runs(store, cutoff)
-    removed, fingerprints = _gc_entries(store, cutoff, keep)
-    fingerprints_removed = _gc_fingerprints(store, cutoff, fingerprints)
-    objects, freed = _gc_objects(store, cutoff, keep)
-    for rel, _, mtime in list(store.walk("tmp")):
-        if mtime is not None and mtime < min(cutoff, time.time() - 86400.0):
-            store.delete(rel)  # left by a killed writer
-    log.info(
-        "gc %s: %d entries, %d objects (%d bytes), %d fingerprints removed",
-        store.url,
-        removed,
-        objects,
-        freed,
-        fingerprints_removed,
-    )
-    return GcReport(removed, objects, freed, fingerprints_removed)
-
-
-def _used_by_recent_runs(store: Store, cutoff: float) -> set[str]:
-    """Every digest and key named by a run started after ``cutoff`` (or at an unknown time)."""
-    keep: set[str] = set()
-    for header in store.list_runs():
-        started = header.get("started")
-        if not isinstance(started, (int, float)) or started >= cutoff:
-            _, tasks = store.read_run(header["id"])
-            keep.update(_digests_in(header))
-            keep.update(_digests_in(tasks))
-    return keep
-
-
-def _gc_entries(store: Store, cutoff: float, keep: set[str]) -> tuple[int, set[str]]:
-    """Delete old entries not in ``keep``; add the objects of the others to ``keep``.
-    Returns the number of entries removed and the fingerprints the others name."""
-    removed = 0
-    fingerprints: set[str] = set()
-    for rel, _, mtime in list(store.walk(CACHE_FOLDER)):
-        try:
-            entry: CacheEntry | None = CacheEntry.from_dict(store.read_doc(rel))
-        except (ObjectUnavailable, ValueError):
-            entry = None  # damaged, or not an entry: judged by its file time
-        if entry is not None:
-            created = entry.created
-        else:
-            created = mtime if mtime is not None else cutoff
-        if created < cutoff and (entry is None or entry.key not in keep):
-            store.delete(rel)
-            removed += 1
-        elif entry is not None:
-            keep.update(a.digest for a in entry.outputs if a.inline is None)
-            fingerprints.add(entry.fingerprint)
-    return removed, fingerprints
-
-
-def _gc_fingerprints(store: Store, cutoff: float, named: set[str]) -> int:
-    """Delete fingerprint documents last written before ``cutoff`` that no entry names."""
-    removed = 0
-    for rel, _, mtime in list(store.walk(FINGERPRINTS)):
-        digest = rel.rsplit("/", 1)[-1].removesuffix(".json")
-        if digest in named or mtime is None or mtime >= cutoff:
-            continue
-        store.delete(rel)
-        removed += 1
-    return removed
-
-
-def _gc_objects(store: Store, cutoff: float, keep: set[str]) -> tuple[int, int]:
-    """Delete objects last written before ``cutoff`` and not in ``keep``: (count, bytes)."""
-    objects = freed = 0
-    for rel, size, mtime in list(store.walk("objects")):
-        digest = rel.rsplit("/", 1)[-1]
-        if not is_digest(digest):
-            store.delete(rel)  # not an object flowkit wrote
-            continue
-        if digest in keep or mtime is None or mtime >= cutoff:
-            continue
-        store.delete_object(digest)
-        objects += 1
-        freed += size
-    return objects, freed
-
-
 __all__ = [
     "CACHE_FOLDER",
     "ENTRY_FORMAT",
     "CacheEntry",
     "Explanation",
-    "GcReport",
     "StoredComponents",
     "diff",
     "entries",
     "entry_path",
     "explain",
-    "gc",
     "load_artifacts",
     "load_outputs",
     "lookup",

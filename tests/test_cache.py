@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flowkit import cache, keys, serialize
+from flowkit import cache, cachegc, keys, serialize
 from flowkit.cache import CacheEntry
 from flowkit.errors import StoreError
 from flowkit.hashing import call_key, code_digest
@@ -267,7 +267,7 @@ def test_damaging_every_file_gives_misses_never_wrong_values(
         assert cache.explain(any_store, "train", {}, {}).hit is False
         any_store.list_runs()
         any_store.read_run("r1")
-        cache.gc(any_store, 30)
+        cachegc.gc(any_store, 30)
     with pytest.raises(StoreError):  # the damaged marker is refused, not guessed at
         any_store.check()
 
@@ -503,7 +503,7 @@ def test_gc_removes_old_entries_and_unreferenced_old_objects(local_store: Store)
     for rel, _, _ in list(local_store.walk("fingerprints")):
         age(local_store, rel, 40)
 
-    report = cache.gc(local_store, 30)
+    report = cachegc.gc(local_store, 30)
 
     assert cache.lookup(local_store, old.key, "train") is None
     assert cache.lookup(local_store, shared.key, "train") is None
@@ -528,13 +528,13 @@ def test_gc_keeps_an_old_entry_a_recent_run_named(local_store: Store) -> None:
     age(local_store, Store.object_path(old.outputs[0].digest), 40)
     local_store.write_run("r", {"started": time.time()})
     local_store.write_task_records("r", 0, [{"name": "train", "key": old.key, "cached": True}])
-    assert cache.gc(local_store, 30).entries_removed == 0
+    assert cachegc.gc(local_store, 30).entries_removed == 0
     assert cache.load_outputs(local_store, old) == [(BIG, set())]
 
 
 def test_gc_on_every_store_kind_keeps_young_objects(any_store: Store) -> None:
     old = make_entry(any_store, outputs=(BIG,), created=time.time() - 10 * 86400)
-    report = cache.gc(any_store, 1)
+    report = cachegc.gc(any_store, 1)
     assert report.entries_removed == 1 and report.objects_removed == 0
     assert cache.lookup(any_store, old.key, old.identity) is None
     assert any_store.has(old.outputs[0])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import flowkit as fk
-from flowkit import cache, codehash, hashing, keys, naming
+from flowkit import cache, cachegc, codehash, hashing, keys, naming
 from flowkit.store import Store, hash_value
 
 
@@ -139,6 +139,6 @@ def test_gc_keeps_old_entries_and_objects_a_recent_run_used(tmp_path: Path) -> N
             store.write_doc(rel, {**header, "started": old})
     hit = fk.run(twice, x=4, store=store)  # today's run hits both month-old entries
     assert all(t.cached for t in hit.tasks)
-    report = cache.gc(store, older_than_days=30)
+    report = cachegc.gc(store, older_than_days=30)
     assert report.entries_removed == 0 and report.objects_removed == 0
     assert all(t.cached for t in fk.run(twice, x=4, store=store).tasks)

@@ -8,7 +8,7 @@ needs an upstream task to run first, or ``not cached``. It never runs a task; se
 :mod:`flowkit.cli.explain`. Exit 0 whatever the answer; 2 for an unknown task.
 
 ``gc`` removes cache entries older than DAYS (default 30), and the stored objects and code
-fingerprint documents nothing recent refers to (see :func:`flowkit.cache.gc`), and prints
+fingerprint documents nothing recent refers to (see :func:`flowkit.cachegc.gc`), and prints
 what it removed.
 """
 
@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from flowkit import cache
+from flowkit import cachegc
 from flowkit.cli import wfargs
 from flowkit.cli.common import (
     EXIT_OK,
@@ -82,7 +82,7 @@ def _gc(ns: argparse.Namespace) -> int:
     if store is None:
         print(f"no store at {store_url(ns.store)}: nothing to remove", file=sys.stderr)
         return EXIT_OK
-    report = cache.gc(store, ns.older_than)
+    report = cachegc.gc(store, ns.older_than)
     print(
         f"removed {plural(report.entries_removed, 'cache entry', 'cache entries')}"
         f" and {plural(report.objects_removed, 'object')} ({_size(report.bytes_freed)}) "
