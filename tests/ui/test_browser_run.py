@@ -13,6 +13,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from ui_workflows import FAILED_ERROR, FAILED_LOG_LINE, HOSTILE, SECRET_VALUE
 
+import flowkit as fk
+
 
 def nodes(driver: WebDriver) -> dict[str, WebElement]:
     one(driver, "svg#graph g.node")
@@ -41,7 +43,10 @@ def test_a_succeeded_run_shows_graph_gantt_and_tasks(
     assert sorted(b.get_attribute("data-node") for b in bars) == sorted(
         ["load", "train[0]", "train[1]", "train[2]", "best"]
     )
-    assert every(browser, "svg#gantt text.lane")  # one lane per worker thread
+    run = fk.runs.get(ui_store.runs["succeeded"], store=ui_store.url)
+    workers = {a.worker for t in run.tasks for a in t.attempts}
+    lanes = [lane.text for lane in every(browser, "svg#gantt text.lane")]
+    assert sorted(lanes) == sorted(workers)  # one lane per worker thread
 
     rows = every(browser, "table#tasks tbody tr.task")
     assert sorted(r.get_attribute("data-node") for r in rows) == sorted(
