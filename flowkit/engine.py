@@ -380,6 +380,8 @@ class Engine:
         node_id = node.id if map_index is None else f"{node.id}[{map_index}]"
         rt = self._runtime(node.task)
         rec = self._new_record(node.task, node_id)
+        if rt.use_cache:  # readers find the call's cache entry under the task's identity
+            rec.identity = rt.identity
         if map_index is None:
             self.by_node[node_id] = rec
         return new_call(node, rt, rec, self.values, items, map_index)

@@ -103,8 +103,9 @@ class TaskRecord:
     name (``"0"`` for a single output, the field names of a NamedTuple, ``"0"``, ``"1"``... of
     a tuple) to its artifact (``Artifact.to_dict(compact=True)``: a small value is inline) or
     None when it was not kept: together they are the lineage. ``reused_from`` names the run
-    whose call this one reused (``fk.run(resume=...)``). ``attempts`` counts the attempts;
-    ``tries`` holds them.
+    whose call this one reused (``fk.run(resume=...)``). ``identity`` is the task's identity
+    (:func:`flowkit.keys.identity`, its cache folder) for a call of a cached task. ``attempts``
+    counts the attempts; ``tries`` holds them.
     """
 
     name: str
@@ -119,6 +120,7 @@ class TaskRecord:
     outputs: dict[str, dict[str, Any] | None] | None = None
     inputs: dict[str, str] | None = None
     reused_from: str | None = None
+    identity: str | None = None
     tries: list[AttemptRecord] = field(default_factory=list)
 
     @property
@@ -165,16 +167,21 @@ class TaskRecord:
             d["inputs"] = self.inputs
         if self.reused_from is not None:
             d["reused_from"] = self.reused_from
+        if self.identity is not None:
+            d["identity"] = self.identity
         if self.tries:
-            tries = [t.to_dict() for t in self.tries]
-            # the first attempt starts and the last ends with the call: said once (a 100k-item
-            # map's record must stay small); from_dict fills them in again
-            if tries[0]["started"] == d["started"]:
-                del tries[0]["started"]
-            if tries[-1]["ended"] == d["ended"]:
-                del tries[-1]["ended"]
-            d["tries"] = tries
+            d["tries"] = self._tries_dicts(d["started"], d["ended"])
         return d
+
+    def _tries_dicts(self, started: float | None, ended: float | None) -> list[dict[str, Any]]:
+        tries = [t.to_dict() for t in self.tries]
+        # the first attempt starts and the last ends with the call: said once (a 100k-item
+        # map's record must stay small); from_dict fills them in again
+        if tries[0]["started"] == started:
+            del tries[0]["started"]
+        if tries[-1]["ended"] == ended:
+            del tries[-1]["ended"]
+        return tries
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskRecord:

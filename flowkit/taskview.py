@@ -223,6 +223,12 @@ class TaskView:
         return _text(self._record, "name") or "?"
 
     @property
+    def identity(self) -> str | None:
+        """The task's identity (its cache folder's name, :func:`flowkit.keys.identity`) for
+        a call of a cached task; None otherwise, or in a run made before it was recorded."""
+        return _text(self._record, "identity")
+
+    @property
     def node(self) -> str:
         """The graph node id: ``train``, or ``train[3]`` for an item of a map."""
         return _text(self._record, "node") or "?"

@@ -8,10 +8,11 @@ entry and the nearest entry of the same task written before the call started by 
 exactly as ``flowkit cache explain`` phrases them ("input `x` changed", "helper `clean`
 changed", "no earlier entry of task `t` in the store").
 
-A task record names the task (``name``) and the key, not the identity the cache folder is
-named by (the function's module-qualified name, :func:`flowkit.keys.identity`), so the
-entry is found by its key among the task folders, those whose readable prefix ends with the
-task's name first. A call that failed wrote no entry: only the inputs it recorded can be
+A task record of a cached task names the identity its cache folder is named by (the
+function's module-qualified name, :func:`flowkit.keys.identity`): the entry is read from
+there. Records written before flowkit kept it name only the task, so the entry is then found
+by its key among the task folders, those whose readable prefix ends with the task's name
+first. A call that failed wrote no entry: only the inputs it recorded can be
 compared, and the reasons say so. Nothing here raises on a damaged store: an entry that
 cannot be read gives no reason rather than an error page.
 """
@@ -94,7 +95,7 @@ def miss_reason(
 def _explain_entry(memo: Memo, task: TaskView) -> MissReason | None:
     key = task.key
     assert key is not None
-    entry = find_entry(memo, task.name, key)
+    entry = find_entry(memo, task.name, key, task.identity)
     if entry is None:
         return None  # not a cached task's call (only kept), or its entry is gone
     started = task.started if task.started is not None else entry.created
@@ -118,7 +119,8 @@ def _explain_failed(memo: Memo, task: TaskView) -> MissReason | None:
     known = dict(task.inputs)
     started = task.started if task.started is not None else float("inf")
     earlier: list[CacheEntry] = []
-    for identity in _identities(memo, task.name):
+    identities = [task.identity] if task.identity else _identities(memo, task.name)
+    for identity in identities:
         earlier += [e for e in memo.entries(identity) if _before(e, task, started)]
     note = "the call failed, so no entry holds its code: only its recorded inputs are compared"
     if not earlier:
@@ -138,9 +140,12 @@ def _before(entry: CacheEntry, task: TaskView, started: float) -> bool:
     return entry.created < started and entry.run_id != task.run_id and entry.key != task.key
 
 
-def find_entry(memo: Memo, name: str, key: str) -> CacheEntry | None:
-    """The cache entry of ``key`` of a task named ``name``, wherever its folder is."""
+def find_entry(memo: Memo, name: str, key: str, identity: str | None = None) -> CacheEntry | None:
+    """The cache entry of ``key`` of a task named ``name``: in the folder of ``identity``
+    when the record names it, else wherever its folder is."""
     store = memo.store
+    if identity is not None:
+        return cache.lookup(store, key, identity)
     for folder in _folders(memo, name):
         rel = f"{cache.CACHE_FOLDER}/{folder}/{key}.json"
         try:

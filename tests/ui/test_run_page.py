@@ -232,6 +232,15 @@ def test_why_a_cached_call_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert _miss(first, "step") == ["no earlier entry of task `step` in the store"]
     changed_input = runs.get(fk.run(mod.wf, x=2, store=store).id, store=store)
     assert _miss(changed_input, "step") == ["input `x` changed"]
+    assert changed_input["step"].identity == f"{name}.step"  # the entry is read from there
+    # a record made before flowkit kept the identity: the entry is found by its key
+    writer = fk.Store(store)
+    _, records = writer.read_run(changed_input.id)
+    writer.write_task_records(
+        changed_input.id, 0, [{k: v for k, v in r.items() if k != "identity"} for r in records]
+    )
+    older = runs.get(changed_input.id, store=store)
+    assert older["step"].identity is None and _miss(older, "step") == ["input `x` changed"]
     hit = runs.get(fk.run(mod.wf, x=1, store=store).id, store=store)
     assert hit["step"].cached and _miss(hit, "step") == []
     mod = _module(tmp_path, name, "x + 2")
