@@ -28,6 +28,7 @@ import flowkit as fk
 from flowkit import ml
 from flowkit.ui import models
 from flowkit.ui.app import create_app
+from flowkit.ui.models_drift import _entry, drift_reports
 from flowkit.ui.models_registry import alias_histories, parse_history
 
 XSS = '<script>alert("x")</script>&\''
@@ -319,3 +320,54 @@ def _closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+def test_drift_reads_the_records_of_runs_that_may_hold_a_drift_call_only(
+    models_registry: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowkit.store import Store
+
+    read: list[str] = []
+    real = Store.read_run
+
+    def counted(self: Store, run_id: str) -> Any:
+        read.append(run_id)
+        return real(self, run_id)
+
+    monkeypatch.setattr(Store, "read_run", counted)
+    found = drift_reports(fk.runs.open_store(models_registry.store_url))
+    assert [r.run_id for r in found] == [models_registry.drift_run]
+    assert read == [models_registry.drift_run]  # the plain run's graph has no ml.drift
+
+
+def test_a_planted_report_shows_what_it_can_and_never_fails_the_page() -> None:
+    @dataclass
+    class Planted:
+        drifted: Any
+        method: Any
+        features: Any
+
+    class Run:
+        id, workflow, started = "r1", "w", None
+
+    report = Planted(
+        "yes",
+        "psi",
+        {
+            "a": {"score": float("nan"), "threshold": "0.2", "drifted": True},
+            "b": "not a dict",
+            "c": {"score": 1e308, "threshold": 0.2, "drifted": 1},
+            "d": {"score": 9.0, "threshold": 0.2, "drifted": True},
+        },
+    )
+    entry = _entry(Run(), "ml.drift", report)  # type: ignore[arg-type]
+    assert entry.drifted is False  # only True is true
+    assert [(f.name, f.score, f.drifted) for f in entry.features] == [
+        ("d", 9.0, True),
+        ("a", None, True),
+        ("c", 1e308, False),
+        ("b", None, False),
+    ]
+    assert entry.features[1].threshold is None
+    failed = _entry(Run(), "ml.drift[2]", "ObjectMissing: gone")  # type: ignore[arg-type]
+    assert failed.problem == "ObjectMissing: gone" and failed.features == []
