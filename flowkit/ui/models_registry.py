@@ -178,7 +178,7 @@ class Registry:
         """The client, after checking that the registry is there (cheaply: MLflow's own
         client retries an unreachable server for minutes, and makes a missing sqlite file)."""
         check_reachable(self.uri)
-        with self._lock:
+        with self._lock, _mlflow_errors(self.uri):  # an unsupported scheme, a broken install
             if self._client is None:
                 from flowkit.ml import uris
 
@@ -276,8 +276,8 @@ def _mlflow_errors(uri: str) -> Iterator[None]:
 
 def check_reachable(uri: str) -> None:
     """RegistryUnavailable if the registry at ``uri`` is surely not there: a ``sqlite:``
-    database file that does not exist, or an ``http(s):`` server that does not answer.
-    Other schemes are left to MLflow."""
+    database file or a ``file:`` folder (or plain path) that does not exist, or an
+    ``http(s):`` server that does not answer. Other schemes are left to MLflow."""
     scheme = uri.split(":", 1)[0].lower()
     if scheme == "sqlite":
         path = uri[len("sqlite:///") :].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
@@ -285,6 +285,13 @@ def check_reachable(uri: str) -> None:
             raise RegistryUnavailable(
                 f"there is no MLflow registry at {shown_uri(uri)}: the database file {path} "
                 "does not exist (flowkit ui never creates one)"
+            )
+    elif scheme == "file" or ":" not in uri:  # MLflow's file store: a folder it would make
+        path = urlsplit(uri).path if scheme == "file" else uri
+        if not Path(path).is_dir():
+            raise RegistryUnavailable(
+                f"there is no MLflow registry at {shown_uri(uri)}: the folder {path} does not "
+                "exist (flowkit ui never creates one)"
             )
     elif scheme in ("http", "https"):
         try:

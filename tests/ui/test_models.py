@@ -242,9 +242,12 @@ def test_without_mlflow_installed_the_page_says_how_to_install_it(
 def test_a_registry_that_cannot_be_reached_is_an_error_page_naming_it(tmp_path: Path) -> None:
     port = _closed_port()
     missing = f"sqlite:///{tmp_path / 'no-such' / 'mlflow.db'}"
+    folder = f"file://{tmp_path / 'no-such' / 'mlruns'}"
     for uri, shown in (
         (f"http://me:hunter2@127.0.0.1:{port}", f"http://me:***@127.0.0.1:{port}"),
         (missing, missing),
+        (folder, folder),
+        ("bogus://registry", "bogus://registry"),  # a scheme MLflow does not know
     ):
         app = Starlette(routes=models.routes(uri))
         for path in ("/models", "/models/clf"):
