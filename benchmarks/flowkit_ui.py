@@ -20,6 +20,8 @@ process (``python -m flowkit ui`` on a free loopback port, stopped by its PID), 
     the page's own ``performance`` entries (milliseconds from the navigation's start), median
     of ``--repeats`` loads (one unmeasured load first).
 (c) the runs page (``/``, 50 of the 1,000 runs) over HTTP, as (a).
+(e) the task page of one of the map's items and the status JSON a running run's page polls
+    every 2 s (``/api/runs/<id>/status``), as (a); no target, for context.
 (d) the server's resident memory (``VmRSS`` of ``/proc/<pid>/status``) after the 1st, the
     ``loads / 2``-th and the ``loads``-th load of the run page (``--loads``, default 100).
 
@@ -314,6 +316,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"| (c) runs page HTML, cold | {c['cold']['last_byte']:.3f} s, "
         f"{c['cold']['bytes'] / 1024:.0f} KB | ≤ 0.5 s |",
         f"| (c) runs page HTML, last byte | {s(c['last_byte'])} | ≤ 0.5 s |",
+        f"| (e) task page of one item, last byte | {s(results['task_page']['last_byte'])} | |",
+        f"| (e) status JSON (live polling), last byte | {s(results['status_json']['last_byte'])}, "
+        f"{results['status_json']['bytes']['median']:.0f} bytes | |",
         f"| (d) server RSS after load {' / '.join(k[5:] for k in d)} | {rss} MB | flat |",
     ]
     return "\n".join(rows)
@@ -340,6 +345,11 @@ def main() -> None:
             results["rss_kb_start"] = server.rss_kb()
             results["run_page"] = http_figures(run_url, ns.repeats)
             results["runs_page"] = http_figures(server.url + "/", ns.repeats)
+            item = f"{run_url}/tasks/square%5B{ns.calls // 2}%5D"
+            results["task_page"] = http_figures(item, ns.repeats)
+            results["status_json"] = http_figures(
+                f"{server.url}/api/runs/{run_id}/status", ns.repeats
+            )
             results["browser"] = browser_figures(run_url, min(ns.repeats, 5))
             results["rss_kb"] = rss_figures(server, run_url, ns.loads)
         finally:
