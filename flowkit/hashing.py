@@ -119,12 +119,16 @@ def call_key(identity: str, code: str, interface: str, inputs: Mapping[str, str]
     digest of every cached input, by parameter name (order does not matter).
     """
     if type(identity) is str and type(code) is str and type(interface) is str:
-        items = sorted(inputs.items())
-        if all(type(k) is str and type(v) is str for k, v in items):
-            pairs = ",".join([f'"{k}":"{v}"' for k, v in items])
-            pre = f'["call","{identity}","{code}","{interface}",{{{pairs}}}]'
+        # a loop, not all(<generator>): this runs for every call of every kept task
+        pairs = []
+        for k, v in sorted(inputs.items()):
+            if type(k) is not str or type(v) is not str:
+                break
+            pairs.append(f'"{k}":"{v}"')
+        else:
+            pre = f'["call","{identity}","{code}","{interface}",{{{",".join(pairs)}}}]'
             # exactly the quotes put here, nothing the encoder would escape: identical bytes
-            if _plain_quoted(pre, 8 + 4 * len(items)):
+            if _plain_quoted(pre, 8 + 4 * len(pairs)):
                 return hashlib.sha256(pre.encode("utf-8")).hexdigest()
     return hash_struct("call", identity, code, interface, dict(inputs))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowkit import keys
 from flowkit.hashing import (
@@ -189,3 +191,17 @@ def test_call_key_input_order_does_not_matter_and_odd_values_fall_back() -> None
         call_key("t\ud800", C, A, {})
     with pytest.raises(UnicodeEncodeError):
         blob_digest("json", "\udc00")
+
+
+_texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ['"', "\\", 'a"b', "\n", "\x7f", "é", C]
+)
+
+
+@given(_texts, _texts, _texts, st.dictionaries(_texts, _texts, max_size=4))
+def test_call_key_is_the_canonical_json_digest_whatever_the_names(
+    identity: str, code: str, interface: str, inputs: dict[str, str]
+) -> None:
+    # the fast path builds the bytes by hand: it must give the digest of the canonical JSON
+    expected = hash_struct("call", identity, code, interface, inputs)  # the general path
+    assert call_key(identity, code, interface, inputs) == expected
