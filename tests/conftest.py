@@ -48,6 +48,7 @@ SLOW_FILES = frozenset(
         "tests/test_caching_e2e.py",
         "tests/test_trust_cache.py",
         "tests/test_typecheck_mypy.py",  # one in-process mypy run over ~9,300 pairs
+        "tests/ui/test_models.py",  # a real MLflow registry (sqlite): MLflow's import
     }
 )
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -38,6 +37,8 @@ from flowkit.runview import RunView
 from flowkit.store import Store
 from flowkit.ui import live, runlist, workflowpage
 from flowkit.ui.pages import PageMiddleware, Problem, error_page, guarded, html
+from flowkit.ui.runpage import run_page
+from flowkit.ui.taskpage import task_page
 from flowkit.ui.templating import render
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,7 @@ class _Pages:
         run = self._run(request)
         if isinstance(run, Response):
             return run
-        module = _page_module("flowkit.ui.runpage")
-        if module is None:
-            return _not_built("the run page")
-        return html(module.run_page(run))
+        return html(run_page(run))
 
     def task(self, request: Request) -> Response:
         run = self._run(request)
@@ -86,10 +84,7 @@ class _Pages:
         node = request.path_params["node"]
         if node not in run and not run.map_items(node):
             run[node]  # raises UnknownNodeError naming the run's nodes: a 404 page
-        module = _page_module("flowkit.ui.taskpage")
-        if module is None:
-            return _not_built("the task page")
-        return html(module.task_page(run, node))
+        return html(task_page(run, node))
 
     def workflow(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -133,7 +128,7 @@ def create_app(
         _get("/workflows/{name:path}", pages.workflow),
         _get("/api/runs/{run_id}/status", pages.status),
         Mount("/static", app=StaticFiles(packages=[("flowkit.ui", "static")]), name="static"),
-        *_model_routes(tracking_uri),
+        *_model_routes(tracking_uri, store_url),
     ]
     middleware = [Middleware(PageMiddleware, models_link=tracking_uri is not None)]
     if allowed_hosts is not None:
@@ -149,28 +144,14 @@ def _get(path: str, handler: Callable[[Request], Response]) -> Route:
     return Route(path, guarded(handler), methods=["GET"])
 
 
-def _page_module(name: str) -> ModuleType | None:
-    """The page module ``name``, or None while it is not built (its own import errors show)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
-def _not_built(what: str) -> Response:
-    return error_page(Problem(503, "Not built yet", f"{what} is not built yet in this flowkit"))
-
-
-def _model_routes(tracking_uri: str | None) -> list[BaseRoute]:
+def _model_routes(tracking_uri: str | None, store_url: str) -> list[BaseRoute]:
     """The models pages' routes, when their module (and the ml extra) is there."""
     try:
         models = importlib.import_module("flowkit.ui.models")
     except ImportError as exc:
         log.info("flowkit ui: no models pages (%s)", exc)
         return []
-    found: list[BaseRoute] = models.routes(tracking_uri)
+    found: list[BaseRoute] = models.routes(tracking_uri, store_url=store_url)
     return found
 
 

@@ -6,12 +6,11 @@ duration, and each run a ``circle.point`` coloured by status, with ``data-run-id
 ``data-status``, a ``<title>`` tooltip, and a link to the run. A run with no duration yet
 (running, lost) sits on the x axis. Run headers only are read (the newest
 :data:`MAX_RUNS` of the workflow, through the runs page's :class:`HeaderCache`); the latest
-run's graph is drawn by :func:`flowkit.ui.graphsvg.graph_svg` when that module is there.
+run's graph is drawn by :func:`flowkit.ui.graphsvg.graph_svg`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -20,6 +19,7 @@ from markupsafe import Markup, escape
 from flowkit import runs
 from flowkit.runview import RunView
 from flowkit.store import Store
+from flowkit.ui.graphsvg import graph_svg
 from flowkit.ui.runlist import HeaderCache
 from flowkit.ui.templating import format_duration, format_time, status_class
 
@@ -57,16 +57,10 @@ def page_context(views: list[RunView], name: str, more: bool) -> dict[str, Any]:
     }
 
 
-def latest_graph(run: RunView) -> Markup | None:
-    """``run``'s graph drawn by the run page's module, or None while it is not there."""
-    try:
-        module = importlib.import_module("flowkit.ui.graphsvg")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("flowkit.ui.graphsvg", "flowkit.ui"):
-            raise
-        return None
-    draw = getattr(module, "graph_svg", None)
-    return None if draw is None else Markup(draw(run))
+def latest_graph(run: RunView) -> Markup:
+    """``run``'s graph, from its whole header (the header cache keeps only the fields the
+    runs table shows, not the graph)."""
+    return graph_svg(runs.view(run.store, run.id))
 
 
 def duration_chart(views: Sequence[RunView]) -> Markup:

@@ -6,7 +6,6 @@ their graph. Also: the run and task pages answer 503 while their modules are not
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from starlette.testclient import TestClient
 from flowkit import runs
 from flowkit.lifecycle import this_host
 from flowkit.store import Store
-from flowkit.ui import app as ui_app
 from flowkit.ui import live
 from flowkit.ui.app import create_app
 
@@ -140,21 +138,3 @@ def test_the_status_route_serves_the_document(tmp_path: Path) -> None:
     with TestClient(create_app(str(tmp_path))) as c:
         r = c.get(f"/api/runs/{RUN_ID[:20]}/status")
     assert r.status_code == 200 and r.json()["nodes"]["train"] == "running"
-
-
-@pytest.mark.parametrize(("module", "path"), [("runpage", ""), ("taskpage", "/tasks/load")])
-def test_run_and_task_pages_say_when_they_are_not_built_yet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, path: str
-) -> None:
-    plant(tmp_path, "succeeded", [record("load")])
-    real = importlib.import_module
-
-    def missing(name: str, *args: Any) -> Any:
-        if name == f"flowkit.ui.{module}":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *args)
-
-    monkeypatch.setattr(ui_app.importlib, "import_module", missing)
-    with TestClient(create_app(str(tmp_path))) as c:
-        r = c.get(f"/runs/{RUN_ID}{path}")
-    assert r.status_code == 503 and "not built yet" in r.text

@@ -527,7 +527,7 @@ def test_models_link_shows_with_a_tracking_uri_on_every_page(
     def models_page(request: Any) -> HTMLResponse:
         return HTMLResponse(render("error.html", title="models", message="m"))
 
-    def fake_routes(tracking_uri: str | None) -> list[Route]:
+    def fake_routes(tracking_uri: str | None, store_url: str) -> list[Route]:
         return [Route("/models", models_page)]
 
     monkeypatch.setattr(ui_app, "_model_routes", fake_routes)
