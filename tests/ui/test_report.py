@@ -5,6 +5,7 @@ absent; unknown or ambiguous run ids exit 2 naming the candidates."""
 
 from __future__ import annotations
 
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -76,6 +77,9 @@ def test_the_report_names_nothing_outside_itself(run: RunView, tmp_path: Path) -
     assert "/static/" not in html and 'href="/' not in html and 'src="/' not in html
     assert "<style>" in html and "<script>" in html  # the assets, inlined
     assert "<body data-live" not in html
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable as any file written
 
 
 def test_every_call_shown_is_embedded_and_linked(run: RunView) -> None:
