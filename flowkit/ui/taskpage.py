@@ -1,13 +1,15 @@
 """One call of a run as a page: :func:`task_page` (``/runs/{id}/tasks/{node}``), and the same
 detail as a section of the report (:func:`task_section`).
 
-The page shows the call's inputs (each token and the call that produced it, when this run
-has it), its outputs with a :func:`~flowkit.ui.preview.preview` each, its attempts, logs
+The page shows the call's inputs (each token, the call that produced it when this run
+has it, and the value previewed when it is that call's output), its outputs with a
+:func:`~flowkit.ui.preview.preview` each, its attempts, logs
 (``pre.logs``, one per attempt that printed anything; a huge log shows its head and tail),
 the traceback of a failure (``pre.traceback``), why a cached task's call missed the cache
 (``#miss-reason``, :mod:`flowkit.ui.missreason`) and the task's cards (``#cards``).
 
-Outputs are loaded here and only here, one at a time, only when the record says they are at
+Values (outputs, and inputs that are an upstream output) are loaded here and only here, one
+at a time, only when the record says they are at
 most :data:`MAX_LOAD` bytes; a value that cannot be loaded (gone, damaged, of a class this
 process does not trust) is shown as that error, not as a failed page.
 """
@@ -64,7 +66,7 @@ class Context:
         self.run = run
         self.memo = Memo(run.store)
         self._tasks = run.tasks if tasks is None else tasks
-        self._producers: dict[str, str] | None = None
+        self._producers: dict[str, tuple[str, str, Any]] | None = None
         self.calls = {t.node for t in self._tasks}
         graph = run.graph
         self.cached_nodes: dict[str, bool] | None = (
@@ -75,18 +77,19 @@ class Context:
             self.sources.setdefault((e["target"], e["param"]), e["source"])
 
     @property
-    def producers(self) -> dict[str, str]:
-        """Digest -> the node whose output it is (read from every call's record)."""
+    def producers(self) -> dict[str, tuple[str, str, Any]]:
+        """Digest -> the node whose output it is, the output's name and its artifact (read
+        from every call's record)."""
         if self._producers is None:
-            found: dict[str, str] = {}
+            found: dict[str, tuple[str, str, Any]] = {}
             for t in self._tasks:
                 outputs = t.record.get("outputs")
                 if t.status != "succeeded" or not isinstance(outputs, dict):
                     continue
-                for art in outputs.values():
+                for name, art in outputs.items():
                     digest = _digest(art)
                     if digest is not None:
-                        found.setdefault(digest, t.node)
+                        found.setdefault(digest, (t.node, str(name), art))
             self._producers = found
         return self._producers
 
@@ -144,19 +147,45 @@ def task_detail(
 
 
 def _inputs(task: TaskView, context: Context, href: Href) -> list[dict[str, Any]]:
+    """Each input that came from the store: its token, the call that produced it and, when
+    that call's output is this very value, a preview of it."""
     graph_node = _graph_node(task.node)
     rows = []
     for param, token in task.inputs.items():
-        source = context.producers.get(token) or context.sources.get((graph_node, param))
-        rows.append(
-            {
-                "param": param,
-                "token": token,
-                "source": source,
-                "href": href(source) if source in context.calls else None,
-            }
-        )
+        produced = context.producers.get(token)
+        source = produced[0] if produced else context.sources.get((graph_node, param))
+        row: dict[str, Any] = {
+            "param": param,
+            "token": token,
+            "source": source,
+            "href": href(source) if source in context.calls else None,
+            "preview": None,
+            "error": None,
+        }
+        if produced is not None:
+            node, name, art = produced
+            _preview_stored(row, context.run[node], name, art)
+        rows.append(row)
     return rows
+
+
+def _preview_stored(row: dict[str, Any], task: TaskView, name: str, art: Any) -> None:
+    """Fill ``row``'s ``preview`` (or ``error``) with output ``name`` of ``task``, whose
+    artifact is ``art``: loaded only when the record says it is at most :data:`MAX_LOAD`
+    bytes."""
+    try:
+        artifact = Artifact.from_dict(art)
+    except ValueError as exc:
+        row["error"] = f"the record names a malformed artifact: {short(str(exc))}"
+        return
+    row["size"] = artifact.size
+    if artifact.size > MAX_LOAD:
+        row["error"] = f"not loaded: {artifact.size:,} bytes is more than the page loads"
+        return
+    try:
+        row["preview"] = preview(task.load(name))
+    except Exception as exc:  # gone, damaged, untrusted class, a serializer's own error
+        row["error"] = f"cannot be loaded: {short(str(exc), 600)}"
 
 
 def _outputs(task: TaskView) -> dict[str, Any]:
@@ -181,21 +210,8 @@ def _output_row(task: TaskView, name: str, art: Any) -> dict[str, Any]:
     if art is None:
         row["error"] = "not kept (it could not be stored, or its task said keep=False)"
         return row
-    try:
-        artifact = Artifact.from_dict(art)
-    except ValueError as exc:
-        row["error"] = f"the record names a malformed artifact: {short(str(exc))}"
-        return row
-    row["digest"], row["size"] = artifact.digest, artifact.size
-    if artifact.size > MAX_LOAD:
-        row["error"] = f"not loaded: {artifact.size:,} bytes is more than the page loads"
-        return row
-    try:
-        value = task.load(name)
-    except Exception as exc:  # gone, damaged, untrusted class, a serializer's own error
-        row["error"] = f"cannot be loaded: {short(str(exc), 600)}"
-        return row
-    row["preview"] = preview(value)
+    row["digest"] = _digest(art)
+    _preview_stored(row, task, name, art)
     return row
 
 

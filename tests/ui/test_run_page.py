@@ -247,3 +247,12 @@ def test_why_a_cached_call_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     changed_code = runs.get(fk.run(mod.wf, x=1, store=store).id, store=store)
     assert _miss(changed_code, "step") == ["helper `clean` changed"]
     sys.modules.pop(name, None)
+
+
+def test_an_input_from_an_upstream_call_is_previewed(failed_run: RunView) -> None:
+    html = task_page(failed_run, "explode")
+    inputs = html[html.index('id="inputs"') : html.index('id="outputs"')]
+    page = Tags(inputs)
+    assert page.find("div", class_="preview")  # the dict shout returned, loaded and shown
+    assert HOSTILE in "".join(page.text)  # as text...
+    assert not page.find("script") and "<script>alert" not in inputs  # ...never as markup
