@@ -30,7 +30,7 @@ from flowkit.ml.errors import (
     RegistryError,
 )
 from flowkit.ml.gate import Metrics
-from flowkit.ml.registry import ModelVersion, alias_history, get_version
+from flowkit.ml.registry import ModelVersion, alias_history, alias_moves, get_version
 from flowkit.ml.search import grid, loguniform, randint, random_search, uniform
 from flowkit.ml.tasks import (
     annotation_queue_task as annotation_queue,
@@ -77,6 +77,7 @@ __all__ = [
     "ParameterError",
     "RegistryError",
     "alias_history",
+    "alias_moves",
     "annotation_queue",
     "as_of_join",
     "drift",

@@ -4,7 +4,9 @@ Aliases (``production``, ``staging``, ...) name the deployed version; MLflow's d
 are not used. MLflow keeps only an alias's current version, so flowkit keeps each alias's
 history in a registered-model tag, ``flowkit.alias_history.<alias>``: a JSON list of the
 versions that held it, oldest first, the current one last. :func:`promote` appends,
-:func:`rollback` pops, so repeated rollbacks walk back through earlier deployments. An alias
+:func:`rollback` pops, so repeated rollbacks walk back through earlier deployments. Each move
+is also logged, with its kind and time, in ``flowkit.alias_events.<alias>`` (what ``flowkit
+ui`` shows as the alias's promote/rollback history). An alias
 moved by other tools is reconciled (its current version is appended) before use; versions
 deleted since they were deployed are skipped.
 
@@ -21,6 +23,7 @@ tag could not be written, the alias is moved back before the error is raised.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -42,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_TAG = "flowkit.alias_history."
+# Every move of an alias by promote or rollback, oldest first (the history above is a stack a
+# rollback pops, so it cannot say that a rollback happened): a JSON list of
+# {"do": "promote"|"rollback", "v": version, "from": previous or null, "at": Unix seconds}.
+EVENTS_TAG = "flowkit.alias_events."
+_MAX_EVENTS = 50  # about 60 characters each: well inside MLflow's tag value limit
 FLAVOR_TAG = "flowkit.flavor"
 DEFAULT_EXPERIMENT = "flowkit-models"
 _MAX_HISTORY = 200  # keeps the tag well inside MLflow's tag value limit
@@ -141,18 +149,47 @@ def _history(rm: Any, alias: str) -> list[int]:
     return history
 
 
-def _move_alias(
-    c: MlflowClient, name: str, alias: str, version: int, previous: int | None, history: list[int]
-) -> None:
-    """Point ``alias`` at ``version`` and record ``history``; undo the move if recording fails."""
-    c.set_registered_model_alias(name, alias, str(version))
+def _events(rm: Any, alias: str) -> list[Any]:
+    """The alias's recorded moves (a damaged tag starts a new list)."""
+    raw = (rm.tags or {}).get(EVENTS_TAG + alias)
     try:
+        found = json.loads(raw) if raw else []
+    except (ValueError, TypeError):
+        found = None
+    if not isinstance(found, list):
+        log.warning("ignoring a damaged %s%s tag on model %r", EVENTS_TAG, alias, rm.name)
+        return []
+    return found
+
+
+def _move_alias(
+    c: MlflowClient,
+    rm: Any,
+    alias: str,
+    move: tuple[str, int, int | None],
+    history: list[int],
+) -> None:
+    """Make ``move`` (action, version, previous version) of ``alias`` of registered model
+    ``rm``, recording ``history`` and the move; undo the move if recording fails."""
+    name = rm.name
+    action, version, previous = move
+    event = {"do": action, "v": version, "from": previous, "at": round(time.time(), 3)}
+    before = _events(rm, alias)
+    c.set_registered_model_alias(name, alias, str(version))
+    logged = False
+    try:
+        events = [*before, event][-_MAX_EVENTS:]
+        c.set_registered_model_tag(name, EVENTS_TAG + alias, json.dumps(events))
+        logged = True
         c.set_registered_model_tag(name, HISTORY_TAG + alias, json.dumps(history[-_MAX_HISTORY:]))
     except Exception:
         if previous is None:
             c.delete_registered_model_alias(name, alias)
         else:
             c.set_registered_model_alias(name, alias, str(previous))
+        if logged:  # best effort: the move did not happen
+            with contextlib.suppress(Exception):
+                c.set_registered_model_tag(name, EVENTS_TAG + alias, json.dumps(before))
         raise
 
 
@@ -282,7 +319,7 @@ def promote(
         if previous == target:
             log.info("model %r: %s already points at version %d", name, alias, target)
             return ModelVersion.of(name, target)
-        _move_alias(c, name, alias, target, previous, [*history, target])
+        _move_alias(c, rm, alias, ("promote", target, previous), [*history, target])
     log.info("model %r: %s -> version %d (was %s)", name, alias, target, previous)
     return ModelVersion.of(name, target)
 
@@ -319,7 +356,7 @@ def rollback(
                 f"Point it at a version with ml.promote({name!r}, VERSION, alias={alias!r})."
             )
         target = history[-1]
-        _move_alias(c, name, alias, target, current, history)
+        _move_alias(c, rm, alias, ("rollback", target, current), history)
     log.info("model %r: %s rolled back from version %d to %d", name, alias, current, target)
     return ModelVersion.of(name, target)
 
@@ -358,6 +395,31 @@ def alias_history(
     _check_name(name)
     c, uri = uris.client(tracking_uri)
     return _history(_registered_model(c, name, uri), alias)
+
+
+def alias_moves(
+    name: str,
+    alias: str = "production",
+    tracking_uri: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every move of ``alias`` by :func:`promote` and :func:`rollback` (the last 50), oldest
+    first: ``{"do": "promote" | "rollback", "v": version, "from": previous version or None,
+    "at": Unix seconds}``."""
+    _check_name(name)
+    c, uri = uris.client(tracking_uri)
+    return [e for e in _events(_registered_model(c, name, uri), alias) if well_formed_move(e)]
+
+
+def well_formed_move(event: Any) -> bool:
+    """Whether a recorded move has its fields, of their types (a tag anyone could write)."""
+    return (
+        isinstance(event, dict)
+        and event.get("do") in ("promote", "rollback")
+        and type(event.get("v")) is int
+        and (event.get("from") is None or type(event.get("from")) is int)
+        and isinstance(event.get("at"), (int, float))
+        and not isinstance(event.get("at"), bool)
+    )
 
 
 def load(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 #: The registered-model tag prefix of an alias's history (flowkit.ml.registry.HISTORY_TAG;
 #: spelled here so that listing models does not import flowkit.ml).
 HISTORY_TAG: Final = "flowkit.alias_history."
+EVENTS_TAG: Final = "flowkit.alias_events."  # each move, logged (flowkit.ml.registry.EVENTS_TAG)
 #: The tag the MLflow tracker (flowkit.ml.tracking) puts on the MLflow run of a flowkit run.
 RUN_ID_TAG: Final = "flowkit.run_id"
 MAX_MODELS: Final = 500
@@ -83,11 +84,15 @@ class VersionRow:
 
 @dataclass(frozen=True, slots=True)
 class AliasMove:
-    """One entry of an alias's history: ``version`` took the alias from ``previous``."""
+    """One move of an alias: ``version`` took it from ``previous``; ``action`` is promote or
+    rollback, with its time ``at``, when the move was logged (None: known only from the
+    history stack of a registry written before flowkit logged moves)."""
 
     version: int
     previous: int | None
     current: bool
+    action: str | None = None
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +336,38 @@ def alias_histories(rm: Any) -> list[AliasHistory]:
     for alias in sorted(n for n in names if n):
         history, damaged = parse_history(tags.get(HISTORY_TAG + alias))
         current = aliases.get(alias)
+        logged = _logged_moves(tags.get(EVENTS_TAG + alias), current)
+        if logged:
+            found.append(AliasHistory(alias, current, logged, damaged))
+            continue
         if current is not None and (not history or history[-1] != current):
             history.append(current)  # moved by another tool, or never by flowkit
         found.append(AliasHistory(alias, current, _moves(history, current), damaged))
     return found
+
+
+def _logged_moves(raw: Any, current: int | None) -> list[AliasMove]:
+    """The promote and rollback moves in an events tag's value, the newest first (none when
+    the tag is absent or damaged: the history stack is shown instead)."""
+    from flowkit.ml.registry import well_formed_move  # a model page has imported MLflow already
+
+    try:
+        events = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return []
+    if not isinstance(events, list):
+        return []
+    moves = [
+        AliasMove(e["v"], e["from"], False, e["do"], float(e["at"]))
+        for e in events[-MAX_MOVES:]
+        if well_formed_move(e)
+    ]
+    moves.reverse()
+    if moves and moves[0].version == current:
+        moves[0] = AliasMove(
+            moves[0].version, moves[0].previous, True, moves[0].action, moves[0].at
+        )
+    return moves
 
 
 def parse_history(raw: Any) -> tuple[list[int], bool]:

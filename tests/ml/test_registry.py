@@ -58,6 +58,15 @@ def test_register_promote_load_and_walk_back(tracking_uri: str) -> None:
     assert ml.load("clf", tracking_uri=tracking_uri).C == 10.0
     assert ml.rollback("clf", tracking_uri=tracking_uri).version == 1
     assert ml.load("clf", tracking_uri=tracking_uri).C == 0.1
+    moves = ml.alias_moves("clf", tracking_uri=tracking_uri)  # what the UI shows
+    assert [(m["do"], m["from"], m["v"]) for m in moves] == [
+        ("promote", None, 1),
+        ("promote", 1, 3),
+        ("promote", 3, 2),
+        ("rollback", 2, 3),
+        ("rollback", 3, 1),
+    ]
+    assert [m["at"] for m in moves] == sorted(m["at"] for m in moves)
 
     before = _registry_state(tracking_uri, "clf")
     with pytest.raises(ml.NoEarlierVersionError, match=r"version 1.*nothing to roll back"):
@@ -219,3 +228,27 @@ def test_concurrent_registers_and_promotes_from_threads(tracking_uri: str) -> No
     history = ml.alias_history("m", tracking_uri=tracking_uri)
     assert sorted(history) == [1, 2, 3, 4]  # every promotion recorded once, none lost
     assert history[-1] == ml.get_version("m", tracking_uri=tracking_uri).version
+
+
+@pytest.mark.parametrize("failing", ["flowkit.alias_events.", "flowkit.alias_history."])
+def test_a_move_whose_record_cannot_be_written_is_undone(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    from mlflow import MlflowClient
+
+    for _ in range(2):
+        ml.register(_model(1.0), "undo", tracking_uri=tracking_uri)
+    ml.promote("undo", 1, tracking_uri=tracking_uri)
+    before = _registry_state(tracking_uri, "undo")
+    real = MlflowClient.set_registered_model_tag
+
+    def refuse(self: MlflowClient, name: str, key: str, value: str) -> None:
+        if key.startswith(failing):
+            raise RuntimeError("the registry refused the tag")
+        real(self, name, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_tag", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        ml.promote("undo", 2, tracking_uri=tracking_uri)
+    monkeypatch.undo()
+    assert _registry_state(tracking_uri, "undo") == before  # alias, history and moves as they were

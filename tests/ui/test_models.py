@@ -163,11 +163,19 @@ def test_a_model_page_lists_its_versions_newest_first_with_their_metrics(
 def test_alias_history_shows_each_move_newest_first(client: TestClient) -> None:
     page = client.get("/models/clf")
     moves = elements(page.text, "li", "alias-move")
-    # production went 1 -> 2 -> 3 and was rolled back to 2 (the rollback took 3 off);
-    # staging was set to 3 once
-    assert [m["attrs"]["data-version"] for m in moves] == ["2", "1", "3"]
-    assert ["current" in m["classes"] for m in moves] == [True, False, True]
-    assert "after v1" in moves[0]["text"]
+    # production went 1 -> 2 -> 3 and was rolled back to 2; staging was set to 3 once:
+    # every move, newest first, with what it was
+    seen = [(m["attrs"]["data-action"], m["attrs"]["data-version"]) for m in moves]
+    assert seen == [
+        ("rollback", "2"),
+        ("promote", "3"),
+        ("promote", "2"),
+        ("promote", "1"),
+        ("promote", "3"),
+    ]
+    assert ["current" in m["classes"] for m in moves] == [True, False, False, False, True]
+    assert "rollback to v2" in " ".join(moves[0]["text"].split())
+    assert "from v3" in moves[0]["text"]
     headings = [" ".join(h["text"].split()) for h in elements(page.text, "h3", "alias")]
     assert headings == ["production → v2", "staging → v3"]
 
@@ -310,6 +318,17 @@ def test_history_tags_that_are_damaged_or_planted_are_read_safely() -> None:
     ]
     assert histories["old"].current is None
     assert [m.current for m in histories["old"].moves] == [False]
+    # a logged move list wins over the stack; planted junk in it is left out, and a damaged
+    # one falls back to the stack
+    moves = '[{"do": "promote", "v": 4, "from": 2, "at": 5.0}, {"do": "<b>", "v": 1}, 7]'
+    rm.tags["flowkit.alias_events.production"] = moves
+    logged = {h.alias: h for h in alias_histories(rm)}["production"].moves
+    assert [(m.action, m.version, m.previous, m.current) for m in logged] == [
+        ("promote", 4, 2, True)
+    ]
+    rm.tags["flowkit.alias_events.production"] = "{not json"
+    fallback = {h.alias: h for h in alias_histories(rm)}["production"].moves
+    assert [m.version for m in fallback] == [4, 2, 1]
 
 
 def _quote(text: str) -> str:
