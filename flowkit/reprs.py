@@ -30,3 +30,21 @@ def short_repr(value: Any, limit: int = SHORT) -> str:
 
 
 __all__ = ["SHORT", "short_repr", "shorten"]
+
+
+def format_duration(seconds: Any) -> str:
+    """``0.42s``, ``12.3s``, ``2m05s``, ``1h02m`` (the CLI's and the UI's way); ``-`` when
+    unknown, negative (clock skew) or absurd."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "-"
+    if not 0 <= seconds < 1e9:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        m, s = divmod(round(seconds), 60)
+        return f"{m}m{s:02d}s"
+    h, rest = divmod(round(seconds), 3600)
+    return f"{h}h{rest // 60:02d}m"

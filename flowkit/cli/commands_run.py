@@ -34,7 +34,6 @@ from flowkit.cli.common import (
     UsageError,
     add_store_option,
     add_traceback_option,
-    format_duration,
     plural,
     store_url,
 )
@@ -42,6 +41,7 @@ from flowkit.cli.progress import ProgressLine, progress_for
 from flowkit.engine import CacheMode
 from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
 from flowkit.records import Run
+from flowkit.reprs import format_duration
 from flowkit.store import Store
 
 _OUTPUT_CHARS = 2000

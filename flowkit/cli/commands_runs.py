@@ -32,13 +32,13 @@ from flowkit.cli.common import (
     UsageError,
     add_store_option,
     existing_store,
-    format_duration,
     format_table,
     format_time,
     shorten,
     store_url,
 )
 from flowkit.cli.runs_output import json_text, kind, write_value
+from flowkit.reprs import format_duration
 from flowkit.runview import RunView, UnknownNodeError
 from flowkit.taskview import AttemptView, TaskView
 

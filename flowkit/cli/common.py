@@ -71,21 +71,6 @@ def existing_store(option: str | None) -> Store | None:
     return store
 
 
-def format_duration(seconds: float | None) -> str:
-    """``0.42s``, ``12.3s``, ``2m05s``, ``1h02m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        m, s = divmod(round(seconds), 60)
-        return f"{m}m{s:02d}s"
-    h, rest = divmod(round(seconds), 3600)
-    return f"{h}h{rest // 60:02d}m"
-
-
 def format_time(stamp: Any) -> str:
     """A Unix time as local ``YYYY-MM-DD HH:MM:SS``; ``-`` when missing."""
     if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from flowkit.callbacks import Callback, Output
-from flowkit.cli.common import format_duration
 from flowkit.graph import Graph
 from flowkit.records import Run, TaskRecord
+from flowkit.reprs import format_duration
 
 _ERASE = "\x1b[K"
 

@@ -33,6 +33,8 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
+from flowkit.reprs import format_duration
+
 #: Statuses with a colour (runs, calls and graph nodes).
 STATUS_NAMES: Final = frozenset(
     {"succeeded", "failed", "running", "pending", "skipped", "interrupted", "lost", "unknown"}
@@ -106,23 +108,6 @@ def format_time(stamp: Any) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
     except (OverflowError, OSError, ValueError):  # a planted 1e300
         return "-"
-
-
-def format_duration(seconds: Any) -> str:
-    """``0.42s``, ``12.3s``, ``2m05s``, ``1h02m`` (as ``flowkit runs list``); ``-`` unknown."""
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-        return "-"
-    if not 0 <= seconds < 1e9:  # negative (clock skew) or absurd: not worth a number
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        m, s = divmod(round(seconds), 60)
-        return f"{m}m{s:02d}s"
-    h, rest = divmod(round(seconds), 3600)
-    return f"{h}h{rest // 60:02d}m"
 
 
 def format_bytes(n: Any) -> str:
