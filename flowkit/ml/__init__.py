@@ -10,7 +10,8 @@
 * Tracking: :class:`MLflowTracker` for ``fk.run(..., callbacks=[...])``.
 * Deployment: :func:`register`, :func:`promote`, :func:`rollback`, :func:`load` on an MLflow
   registry (aliases, with history), returning :class:`ModelVersion`.
-* Monitoring: :func:`drift` → :class:`DriftReport`; :func:`annotation_queue`.
+* Monitoring: :func:`drift` → :class:`DriftReport`; :func:`annotation_queue`;
+  :func:`prediction_log` (what a served model was asked and answered, as an Arrow table).
 
 The steps are flowkit tasks: called outside a workflow they run the plain function; inside a
 workflow they are graph nodes. Needs the ``flowkit[ml]`` extra; ``import flowkit`` never imports
@@ -30,6 +31,7 @@ from flowkit.ml.errors import (
     RegistryError,
 )
 from flowkit.ml.gate import Metrics
+from flowkit.ml.predictions import prediction_log_task as prediction_log
 from flowkit.ml.registry import ModelVersion, alias_history, alias_moves, get_version
 from flowkit.ml.search import grid, loguniform, randint, random_search, uniform
 from flowkit.ml.tasks import (
@@ -86,6 +88,7 @@ __all__ = [
     "grid",
     "load",
     "loguniform",
+    "prediction_log",
     "promote",
     "randint",
     "random_search",

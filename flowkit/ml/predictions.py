@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from flowkit.ml.errors import ParameterError
 from flowkit.store import Store
+from flowkit.task import task
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,10 @@ def _within(table: pa.Table, start: dt.datetime | None, end: dt.datetime | None)
     return table
 
 
+#: ``ml.prediction_log``: :func:`prediction_log` as a flowkit task, never cached (the log grows
+#: while the model serves).
+prediction_log_task = task(name="ml.prediction_log")(prediction_log)
+
 __all__ = [
     "FOLDER",
     "INPUT_PREFIX",
@@ -246,4 +251,5 @@ __all__ = [
     "model_folder",
     "part_folder",
     "prediction_log",
+    "prediction_log_task",
 ]

@@ -1,0 +1,135 @@
+"""ml.prediction_log: the prediction log read back by date and time, damaged parts skipped, and
+fed to ml.drift as live traffic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flowkit import ml
+from flowkit.ml.predictions import LOG_SCHEMA, part_folder
+from flowkit.serve.predlog import PredictionLog
+
+UTC = dt.timezone.utc
+
+
+def write_part(store: Path, model: str, when: dt.datetime, request_id: str) -> None:
+    """One part file as the writer lays it out, at a chosen time."""
+    folder = Path(part_folder(str(store), model, when.date()))
+    folder.mkdir(parents=True, exist_ok=True)
+    own = [[request_id], [when], [model], [1], ["production"], [0.01]]
+    table = pa.Table.from_arrays(
+        [pa.array(v, f.type) for v, f in zip(own, LOG_SCHEMA, strict=True)]
+        + [pa.array([1.0]), pa.array([0])],
+        names=[*LOG_SCHEMA.names, "x", "prediction"],
+    )
+    pq.write_table(table, folder / f"part-{request_id}.parquet")
+
+
+@pytest.fixture
+def dated(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    for day in (1, 2, 3):
+        write_part(store, "m", dt.datetime(2026, 12, day, 12, tzinfo=UTC), f"d{day}")
+    return store
+
+
+def ids(table: pa.Table) -> list[str]:
+    return [str(v) for v in table.column("request_id").to_pylist()]
+
+
+def test_since_and_until_bound_the_rows(dated: Path) -> None:
+    assert ids(ml.prediction_log("m", store=dated)) == ["d1", "d2", "d3"]
+    assert ids(ml.prediction_log("m", store=dated, since="2026-12-02")) == ["d2", "d3"]
+    assert ids(ml.prediction_log("m", store=dated, until=dt.date(2026, 12, 3))) == ["d1", "d2"]
+    noon = dt.datetime(2026, 12, 2, 12)  # naive: UTC
+    assert ids(ml.prediction_log("m", store=dated, since=noon, until=noon)) == []
+    assert ids(ml.prediction_log("m", store=dated, since=noon)) == ["d2", "d3"]
+    east = dt.datetime(2026, 12, 2, 13, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert ids(ml.prediction_log("m", store=dated, since=east)) == ["d2", "d3"]
+
+
+def test_date_folders_before_since_are_not_read(dated: Path) -> None:
+    old = Path(part_folder(str(dated), "m", dt.date(2026, 12, 1)))
+    for part in old.iterdir():
+        part.write_bytes(b"not parquet")  # would warn if it were read
+    assert ids(ml.prediction_log("m", store=dated, since="2026-12-02")) == ["d2", "d3"]
+
+
+def test_a_damaged_part_is_skipped_and_named(dated: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bad = Path(part_folder(str(dated), "m", dt.date(2026, 12, 2))) / "part-d2.parquet"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    (bad.parent / "part-junk.parquet").write_bytes(b"\x00" * 100)
+    with caplog.at_level(logging.WARNING, "flowkit.ml.predictions"):
+        assert ids(ml.prediction_log("m", store=dated)) == ["d1", "d3"]
+    assert "part-d2.parquet" in caplog.text and "part-junk.parquet" in caplog.text
+
+
+def test_a_part_without_the_log_columns_is_skipped(
+    dated: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = Path(part_folder(str(dated), "m", dt.date(2026, 12, 2)))
+    pq.write_table(pa.table({"x": [1.0]}), folder / "part-planted.parquet")
+    with caplog.at_level(logging.WARNING, "flowkit.ml.predictions"):
+        assert ids(ml.prediction_log("m", store=dated)) == ["d1", "d2", "d3"]
+    assert "part-planted.parquet" in caplog.text and "request_id" in caplog.text
+
+
+def test_parts_being_written_and_stray_files_are_ignored(dated: Path) -> None:
+    folder = Path(part_folder(str(dated), "m", dt.date(2026, 12, 2)))
+    (folder / ".part-x.parquet.tmp").write_bytes(b"half")
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder.parent / "notadate").mkdir()
+    assert ids(ml.prediction_log("m", store=dated)) == ["d1", "d2", "d3"]
+
+
+def test_an_unknown_model_has_an_empty_log(tmp_path: Path) -> None:
+    table = ml.prediction_log("nobody", store=tmp_path / "store")
+    assert table.num_rows == 0
+    assert table.column_names[:6] == LOG_SCHEMA.names
+
+
+@pytest.mark.parametrize("bad", ["yesterday", 12, "2026-13-01"])
+def test_a_bad_bound_is_a_parameter_error(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ml.ParameterError, match="since"):
+        ml.prediction_log("m", store=tmp_path, since=bad)  # type: ignore[arg-type]
+
+
+def test_drift_on_live_traffic_read_from_the_log(tmp_path: Path) -> None:
+    """The closed loop: a model's requests are logged while it serves, and the monitoring step
+    compares them with the training data."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"age": rng.normal(40, 10, 2000), "income": rng.normal(50, 5, 2000)})
+
+    def predict(body: pd.DataFrame) -> list[float]:
+        return (body["age"] * 2 + body["income"]).tolist()
+
+    reference = pa.Table.from_pandas(train, preserve_index=False)
+    store = tmp_path / "store"
+
+    def serve(model_name: str, requests: list[pd.DataFrame]) -> None:
+        with PredictionLog(store, model_name, batch_rows=100) as plog:
+            for i, body in enumerate(requests):
+                plog.record(f"r{i}", 1, "production", body, predict(body), 0.001)
+
+    same = [train.sample(10, random_state=i) for i in range(50)]
+    shifted = [
+        pd.DataFrame({"age": rng.normal(60, 10, 10), "income": rng.normal(50, 5, 10)})
+        for _ in range(50)
+    ]
+    serve("stable", same)
+    serve("shifted", shifted)
+
+    stable = ml.drift(reference, ml.prediction_log("stable", store=store), reference.column_names)
+    assert not stable.drifted
+    live = ml.prediction_log("shifted", store=store)
+    assert live.num_rows == 500 and "prediction" in live.column_names
+    report = ml.drift(reference, live, columns=reference.column_names)
+    assert report.drifted and report.drifted_features == ["age"]
