@@ -9,7 +9,8 @@
   :data:`Metrics` return type.
 * Tracking: :class:`MLflowTracker` for ``fk.run(..., callbacks=[...])``.
 * Deployment: :func:`register`, :func:`promote`, :func:`rollback`, :func:`load` on an MLflow
-  registry (aliases, with history), returning :class:`ModelVersion`.
+  registry (aliases, with history), returning :class:`ModelVersion`; :func:`batch_predict`
+  scores a table with a registered version, one task call per partition.
 * Monitoring: :func:`drift` → :class:`DriftReport`; :func:`annotation_queue`;
   :func:`prediction_log` (what a served model was asked and answered, as an Arrow table).
 
@@ -21,6 +22,7 @@ this package, and MLflow / scipy are imported only when a step that needs them r
 from __future__ import annotations
 
 from flowkit.ml.annotation import read_annotation_queue
+from flowkit.ml.batch import batch_predict_task as batch_predict
 from flowkit.ml.drift import DriftReport
 from flowkit.ml.errors import (
     DataValidationError,
@@ -82,6 +84,7 @@ __all__ = [
     "alias_moves",
     "annotation_queue",
     "as_of_join",
+    "batch_predict",
     "drift",
     "gate",
     "get_version",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import flowkit as fk
 from flowkit import ml
 from flowkit.ml.predictions import LOG_SCHEMA, part_folder
 from flowkit.serve.predlog import PredictionLog
@@ -133,3 +135,62 @@ def test_drift_on_live_traffic_read_from_the_log(tmp_path: Path) -> None:
     assert live.num_rows == 500 and "prediction" in live.column_names
     report = ml.drift(reference, live, columns=reference.column_names)
     assert report.drifted and report.drifted_features == ["age"]
+
+
+# -- ml.batch_predict on a real registry ---------------------------------------------------
+
+
+def _registered(tracking_uri: str) -> tuple[pa.Table, Any]:
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"a": rng.normal(size=95), "b": rng.normal(size=95)})
+    model = LinearRegression().fit(x, x["a"] * 3 - x["b"])
+    ml.register(model, "scorer", tracking_uri=tracking_uri, alias="production")
+    doubled = LinearRegression().fit(x, (x["a"] * 3 - x["b"]) * 2)
+    ml.register(doubled, "scorer", tracking_uri=tracking_uri)
+    table = pa.Table.from_pandas(x, preserve_index=False).append_column("id", pa.array(range(95)))
+    return table, model
+
+
+@fk.workflow
+def score(uri: str, table: pa.Table, model_uri: str) -> pa.Table:
+    return ml.batch_predict(model_uri, table, uri, features=["a", "b"], partition_rows=20)
+
+
+def test_batch_predict_maps_over_partitions_in_a_workflow(tracking_uri: str) -> None:
+    table, model = _registered(tracking_uri)
+    run = fk.run(
+        score, uri=tracking_uri, table=table, model_uri="models:/scorer@production",
+        backend="threads", store="memory://batch-wf",
+    )  # fmt: skip
+    scored = run.output
+    assert scored.column_names == ["a", "b", "id", "prediction"]
+    assert scored.column("id").to_pylist() == list(range(95))  # order kept
+    expected = model.predict(table.select(["a", "b"]).to_pandas())
+    np.testing.assert_allclose(scored.column("prediction").to_numpy(), expected)
+    parts = [t for t in run.tasks if t.name == "ml.predict_partition"]
+    assert len(parts) == 5 and all(t.status == "succeeded" for t in parts)
+
+
+def test_batch_predict_by_version_outside_a_workflow(tracking_uri: str) -> None:
+    table, model = _registered(tracking_uri)
+    scored = ml.batch_predict("models:/scorer/2", table, tracking_uri, features=["a", "b"])
+    expected = 2 * model.predict(table.select(["a", "b"]).to_pandas())
+    np.testing.assert_allclose(scored.column("prediction").to_numpy(), expected, rtol=1e-6)
+    empty = ml.batch_predict("scorer@production", table.slice(0, 0), tracking_uri)
+    assert empty.num_rows == 0 and "prediction" in empty.column_names
+
+
+def test_batch_predict_refuses_bad_input_before_loading(tracking_uri: str) -> None:
+    table = pa.table({"a": [1.0], "prediction": [0.0]})
+    with pytest.raises(ml.ParameterError, match="already has a column 'prediction'"):
+        ml.batch_predict("models:/scorer/1", table, tracking_uri)
+    with pytest.raises(ml.DataValidationError, match="'zzz'"):
+        ml.batch_predict("models:/scorer/1", pa.table({"a": [1.0]}), tracking_uri, features=["zzz"])
+    with pytest.raises(ml.ParameterError, match="model_uri"):
+        ml.batch_predict("models:/a/b/c", pa.table({"a": [1.0]}), tracking_uri)
+    with pytest.raises(ml.ParameterError, match="partition_rows"):
+        ml.batch_predict("m", pa.table({"a": [1.0]}), tracking_uri, partition_rows=0)
+    with pytest.raises(ml.ModelNotFoundError):
+        ml.batch_predict("models:/nobody@production", pa.table({"a": [1.0]}), tracking_uri)
