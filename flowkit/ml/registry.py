@@ -15,6 +15,12 @@ under one process-wide lock, so concurrent calls from threads (e.g. tasks on the
 serialise. Separate processes changing the same alias at the same moment can still interleave;
 give each alias one writer (the deploying workflow).
 
+Lineage: :func:`register` tags the new version (and the run that logs it) with
+``flowkit.run_id`` and ``flowkit.training_run_id`` when it runs inside a run tracked by
+:class:`~flowkit.ml.MLflowTracker` in the same process (the logging run is then a child of the
+training run), plus any ``tags=`` given; with ``input_example=`` the model gets an MLflow
+signature inferred from the example and its predictions, and the example itself.
+
 Failure policy: every argument and every version involved is checked *before* anything is
 written, so bad input (unknown model, version or alias, nothing to roll back to) raises a
 :class:`RegistryError` and leaves the registry as it was. When the alias moved but the history
@@ -26,18 +32,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowkit.ml import modelio, uris
 from flowkit.ml.errors import ModelNotFoundError, NoEarlierVersionError, RegistryError
-from flowkit.ml.tracking import param_value
+from flowkit.ml.tracking import active_run, param_value
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -51,6 +59,9 @@ HISTORY_TAG = "flowkit.alias_history."
 EVENTS_TAG = "flowkit.alias_events."
 _MAX_EVENTS = 50  # about 60 characters each: well inside MLflow's tag value limit
 FLAVOR_TAG = "flowkit.flavor"
+RUN_ID_TAG = "flowkit.run_id"
+TRAINING_RUN_TAG = "flowkit.training_run_id"
+_EXAMPLE_ROWS = 5  # rows kept as the input example (and read to infer the signature)
 DEFAULT_EXPERIMENT = "flowkit-models"
 _MAX_HISTORY = 200  # keeps the tag well inside MLflow's tag value limit
 _ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -205,16 +216,21 @@ def register(
     *,
     params: Mapping[str, Any] | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
+    tags: Mapping[str, str] | None = None,
+    input_example: Any = None,
 ) -> ModelVersion:
     """Log ``model`` in an MLflow run and register it as a new version of ``name``.
 
     ``metrics`` (and ``params``, e.g. the winning hyper-parameters) are logged on that run, in
     the experiment ``experiment``; ``alias`` (e.g. ``"production"``) is then pointed at the new
-    version, as :func:`promote` does.
+    version, as :func:`promote` does. ``tags`` go on the version (with the lineage tags, see
+    the module docs); ``input_example`` (a few rows: an Arrow table, a DataFrame or an array)
+    gives the model an MLflow signature and input example.
 
     Example::
 
-        mv = ml.register(model, "digits", metrics={"accuracy": 0.97}, alias="staging")
+        mv = ml.register(model, "digits", metrics={"accuracy": 0.97}, alias="staging",
+                         input_example=test.slice(0, 5))
         mv.version, mv.uri        # 3, 'models:/digits/3'
     """
     _check_name(name)
@@ -222,14 +238,65 @@ def register(
         _check_alias(alias)
     numbers = {str(k): float(v) for k, v in (metrics or {}).items()}
     c, uri = uris.client(tracking_uri)
+    lineage = _lineage(uri)
     experiment_id = uris.ensure_experiment(c, uri, experiment)
-    run = c.create_run(experiment_id, tags={"flowkit.model": name}, run_name=f"register-{name}")
-    flavor = _log_model(c, run.info.run_id, model, numbers, params or {})
-    result = _new_version(c, name, run, flavor)
+    run_tags = {"flowkit.model": name, **lineage}
+    if TRAINING_RUN_TAG in lineage:  # the training run is in this tracking store
+        run_tags["mlflow.parentRunId"] = lineage[TRAINING_RUN_TAG]
+    run = c.create_run(experiment_id, tags=run_tags, run_name=f"register-{name}")
+    flavor = _log_model(c, run.info.run_id, model, numbers, params or {}, input_example)
+    version_tags = {**lineage, **{str(k): str(v) for k, v in (tags or {}).items()}}
+    result = _new_version(c, name, run, flavor, version_tags)
     log.info("registered %s (run %s)", result.uri, run.info.run_id)
     if alias is not None:
         promote(name, result.version, alias=alias, tracking_uri=uri)
     return result
+
+
+def _lineage(uri: str) -> dict[str, str]:
+    """The lineage tags of a version registered now: the tracked run this code runs under."""
+    active = active_run()
+    if active is None:
+        return {}
+    tags = {RUN_ID_TAG: active.flowkit_run_id}
+    if active.tracking_uri == uri:  # a run id names a run of one tracking store only
+        tags[TRAINING_RUN_TAG] = active.mlflow_run_id
+    return tags
+
+
+def _example_frame(example: Any) -> Any:
+    """The first rows of an input example, as MLflow takes them (a DataFrame or an array)."""
+    import pyarrow as pa
+
+    if isinstance(example, (pa.Table, pa.RecordBatch)):
+        return example.slice(0, _EXAMPLE_ROWS).to_pandas()
+    if hasattr(example, "iloc"):
+        return example.iloc[:_EXAMPLE_ROWS]
+    return example[:_EXAMPLE_ROWS]
+
+
+def _describe(path: str, model: Any, example: Any) -> None:
+    """Give the saved model in ``path`` a signature (inferred from ``example`` and the model's
+    predictions on it) and the example, in its MLmodel file (written if the flavour has none)."""
+    from mlflow.models import Model, infer_signature
+    from mlflow.models.utils import _save_example
+
+    mlmodel = os.path.join(path, "MLmodel")
+    frame = _example_frame(example)
+    try:
+        output = model.predict(frame) if hasattr(model, "predict") else None
+    except Exception as exc:
+        raise RegistryError(
+            f"input_example: the model cannot predict on it ({type(exc).__name__}: {exc}); "
+            "give rows with the columns and types the model was trained on"
+        ) from exc
+    described = Model.load(mlmodel) if os.path.exists(mlmodel) else Model()
+    described.signature = infer_signature(frame, output)
+    with warnings.catch_warnings():
+        # MLflow compares the columns with a range, which pandas 3 deprecates: not ours to fix
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+        _save_example(described, frame, path)
+    described.save(mlmodel)
 
 
 def _log_model(
@@ -238,6 +305,7 @@ def _log_model(
     model: Any,
     metrics: Mapping[str, float],
     params: Mapping[str, Any],
+    input_example: Any = None,
 ) -> str:
     """Log ``model``, ``metrics`` and ``params`` on the run and end it; returns the flavor."""
     from mlflow.entities import Metric, Param
@@ -245,6 +313,8 @@ def _log_model(
     workdir = tempfile.mkdtemp(prefix="flowkit-model-")
     try:
         flavor = modelio.save(model, f"{workdir}/model")
+        if input_example is not None:
+            _describe(f"{workdir}/model", model, input_example)
         now = int(time.time() * 1000)
         if metrics or params:
             c.log_batch(
@@ -262,7 +332,9 @@ def _log_model(
     return flavor
 
 
-def _new_version(c: MlflowClient, name: str, run: Any, flavor: str) -> ModelVersion:
+def _new_version(
+    c: MlflowClient, name: str, run: Any, flavor: str, tags: Mapping[str, str] | None = None
+) -> ModelVersion:
     """Register the run's model as a new version of ``name`` (created on first use)."""
     from mlflow.exceptions import MlflowException
 
@@ -275,7 +347,7 @@ def _new_version(c: MlflowClient, name: str, run: Any, flavor: str) -> ModelVers
         name,
         source=f"{run.info.artifact_uri}/model",
         run_id=run.info.run_id,
-        tags={FLAVOR_TAG: flavor},
+        tags={**(tags or {}), FLAVOR_TAG: flavor},
     )
     _wait_ready(c, name, mv)
     return ModelVersion.of(name, mv.version)

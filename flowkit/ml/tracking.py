@@ -14,7 +14,14 @@ What is logged (names are made MLflow-safe: ``[`` ``]`` and other characters bec
   as a curve over the fan-out. Non-numeric values are skipped.
 * **per-task metrics** — ``flowkit/<node>/duration_s`` and ``flowkit/<node>/cached`` (1 for a
   cache hit), stepped the same way; run-level ``flowkit/duration_s``.
+* **drift scores** — every output typed :class:`~flowkit.ml.DriftReport` (what ``ml.drift``
+  returns): ``<node>/<column>/score`` (and ``/pvalue`` for the ``"ks"`` method) per compared
+  column and ``<node>/drifted`` (1 or 0), stepped like the task metrics.
 * **status** — the MLflow run ends ``FINISHED`` or ``FAILED`` with the flowkit run.
+
+Lineage: while a tracked run is active, :func:`active_run` tells code in the same process (a
+task on the ``threads`` backend, e.g. ``ml.register``) the flowkit run id and the MLflow run id,
+when exactly one tracked run is active (several concurrent runs are ambiguous: None).
 
 Policy: everything goes through one explicit ``MlflowClient`` (never MLflow's global active
 run), and a run's state lives in thread-local storage, so one tracker can observe concurrent
@@ -40,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.callbacks import Callback, Output
 from flowkit.ml import uris
+from flowkit.ml.drift import DriftReport
 from flowkit.records import Run, TaskRecord
 
 if TYPE_CHECKING:
@@ -51,6 +59,9 @@ _MAX_PARAM = 6000  # MLflow's limit on a param value
 _MAX_TAG = 8000
 _BATCH_METRICS = 1000
 _BATCH_PARAMS = 100
+_ACTIVE_LOCK = threading.Lock()
+# flowkit run id -> (MLflow run id, tracking URI) of every tracked run active in this process.
+_ACTIVE_RUNS: dict[str, tuple[str, str]] = {}
 _MAP_ITEM = re.compile(r"^(.*)\[(\d+)\]$")
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
@@ -120,6 +131,40 @@ def param_value(value: Any) -> str:
         shape = getattr(value, "shape", None)
         text = f"<{type(value).__name__}{' shape=' + str(shape) if shape is not None else ''}>"
     return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """The tracked run code is running under: ids of the flowkit run and its MLflow run."""
+
+    flowkit_run_id: str
+    mlflow_run_id: str
+    tracking_uri: str
+
+
+def active_run() -> ActiveRun | None:
+    """The one tracked run active in this process, or None (none, or several at once)."""
+    with _ACTIVE_LOCK:
+        if len(_ACTIVE_RUNS) != 1:
+            return None
+        ((flowkit_id, (mlflow_id, uri)),) = _ACTIVE_RUNS.items()
+    return ActiveRun(flowkit_id, mlflow_id, uri)
+
+
+def drift_metrics(value: Any) -> dict[str, float]:
+    """A drift report's scores as metric names (relative to the node) and values."""
+    if not isinstance(value, DriftReport):
+        return {}
+    found = {"drifted": float(value.drifted)}
+    for column, entry in value.features.items():
+        for name in ("score", "pvalue"):
+            if isinstance(entry.get(name), (int, float)):
+                found[metric_key(str(column), name)] = float(entry[name])
+    return found
+
+
+def _is_drift_type(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, DriftReport)
 
 
 @dataclass
@@ -235,6 +280,8 @@ class MLflowTracker(Callback):
         self._local.state = state
         with self._lock:
             self._active[run.id] = state
+        with _ACTIVE_LOCK:
+            _ACTIVE_RUNS[run.id] = (state.run_id, self._uri)
         self.last_run_id = state.run_id
         params = [Param(metric_key(str(k)), param_value(v)) for k, v in run.inputs.items()]
         for i in range(0, len(params), _BATCH_PARAMS):
@@ -250,6 +297,10 @@ class MLflowTracker(Callback):
         if has_metrics(output.type):  # fetch the value only when it can hold metrics
             for part in metrics_in(output.type, output.value):
                 state.task_metrics.append((record.node, base, step, dict(part)))
+        if _is_drift_type(output.type):
+            for name, value in drift_metrics(output.value).items():
+                if math.isfinite(value):
+                    state.metrics.append((metric_key(base, name), value, step))
         state.pending_since += 1
         if state.pending_since >= self.flush_every:
             self._flush(state)
@@ -270,6 +321,8 @@ class MLflowTracker(Callback):
         self._local.state = None
         with self._lock:
             self._active.pop(state.flowkit_run_id, None)
+        with _ACTIVE_LOCK:
+            _ACTIVE_RUNS.pop(state.flowkit_run_id, None)
         c = self._mlflow()
         try:
             prefix = len(state.task_metrics) != 1
@@ -301,4 +354,12 @@ class MLflowTracker(Callback):
             c.set_terminated(state.run_id, status, end_time=end)
 
 
-__all__ = ["MLflowTracker", "has_metrics", "is_metrics_type", "metrics_in"]
+__all__ = [
+    "ActiveRun",
+    "MLflowTracker",
+    "active_run",
+    "drift_metrics",
+    "has_metrics",
+    "is_metrics_type",
+    "metrics_in",
+]

@@ -1,0 +1,132 @@
+"""Lineage in MLflow, read back from a real sqlite registry: registered versions carry the
+flowkit run and the tracked training run, a signature and an input example; drift scores are
+metrics of the monitoring run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import flowkit as fk
+from flowkit import ml
+
+RNG = np.random.default_rng(0)
+FEATURES = pd.DataFrame({"a": RNG.normal(size=80), "b": RNG.normal(size=80)})
+LABELS = (FEATURES["a"] > 0).astype(int)
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@fk.task
+def fit(c: float) -> LogisticRegression:
+    return LogisticRegression(C=c).fit(FEATURES, LABELS)
+
+
+@fk.workflow
+def train(uri: str, c: float = 1.0) -> ml.ModelVersion:
+    return ml.register(fit(c), "lineage", tracking_uri=uri, tags={"team": "risk"})
+
+
+def test_a_version_registered_in_a_tracked_run_names_both_runs(tracking_uri: str) -> None:
+    tracker = ml.MLflowTracker(tracking_uri=tracking_uri, experiment="training")
+    run = fk.run(
+        train, uri=tracking_uri, backend="threads", store="memory://lineage", callbacks=[tracker]
+    )
+    c = _client(tracking_uri)
+    mv = c.get_model_version("lineage", str(run.output.version))
+    assert mv.tags["flowkit.run_id"] == run.id
+    assert mv.tags["flowkit.training_run_id"] == tracker.last_run_id
+    assert mv.tags["team"] == "risk"
+    logging_run = c.get_run(mv.run_id)  # the run holding the model: a child of the training run
+    assert logging_run.data.tags["mlflow.parentRunId"] == tracker.last_run_id
+    assert logging_run.data.tags["flowkit.run_id"] == run.id
+    assert c.get_run(tracker.last_run_id).data.tags["flowkit.run_id"] == run.id
+
+
+def test_outside_a_tracked_run_there_is_no_lineage_tag(tracking_uri: str) -> None:
+    fk.run(train, uri=tracking_uri, backend="threads", store="memory://lineage-untracked")
+    mv = _client(tracking_uri).get_model_version("lineage", "1")
+    assert "flowkit.run_id" not in mv.tags and "flowkit.training_run_id" not in mv.tags
+    assert mv.tags["team"] == "risk"
+
+
+@pytest.mark.parametrize(
+    "example",
+    [FEATURES.head(3), pa.Table.from_pandas(FEATURES.head(20), preserve_index=False)],
+    ids=["dataframe", "arrow"],
+)
+def test_an_input_example_gives_a_signature_and_an_example(tracking_uri: str, example: Any) -> None:
+    from mlflow.models import Model
+
+    model = LogisticRegression().fit(FEATURES, LABELS)
+    mv = ml.register(model, "signed", tracking_uri=tracking_uri, input_example=example)
+    folder = _download(tracking_uri, "signed", mv.version)
+    info = Model.load(folder)
+    inputs = {c["name"]: c["type"] for c in json.loads(info.signature.inputs.to_json())}
+    assert inputs == {"a": "double", "b": "double"}
+    assert info.signature.outputs is not None
+    loaded = info.load_input_example(folder)
+    assert list(loaded.columns) == ["a", "b"] and 1 <= len(loaded) <= 5
+    assert ml.load("signed", tracking_uri=tracking_uri, version=mv.version).predict(loaded).shape
+
+
+def _download(uri: str, name: str, version: int) -> str:
+    """The registered version's model folder, downloaded (MLflow's global URI is not set)."""
+    mv = _client(uri).get_model_version(name, str(version))
+    return str(_client(uri).download_artifacts(mv.run_id, "model", tempfile.mkdtemp()))
+
+
+def test_a_plain_object_gets_a_signature_too(tracking_uri: str) -> None:
+    from mlflow.models import Model
+
+    mv = ml.register(Doubler(), "plain", tracking_uri=tracking_uri, input_example=FEATURES.head(2))
+    assert Model.load(_download(tracking_uri, "plain", mv.version)).signature is not None
+    assert ml.load("plain", tracking_uri=tracking_uri, version=mv.version).predict(2) == 4
+
+
+class Doubler:
+    def predict(self, x: Any) -> Any:
+        return x * 2
+
+
+def test_an_example_the_model_cannot_score_registers_nothing(tracking_uri: str) -> None:
+    model = LogisticRegression().fit(FEATURES, LABELS)
+    with pytest.raises(ml.RegistryError, match="input_example"):
+        ml.register(model, "bad-example", tracking_uri=tracking_uri,
+                    input_example=pd.DataFrame({"zzz": ["x"]}))  # fmt: skip
+    assert _client(tracking_uri).search_model_versions("name='bad-example'") == []
+
+
+# -- drift scores as metrics of the monitoring run ----------------------------------------
+
+
+@fk.workflow
+def monitor(reference: pa.Table, current: pa.Table) -> ml.DriftReport:
+    return ml.drift(reference, current, method="ks")
+
+
+def test_drift_scores_are_metrics_of_the_monitoring_run(tracking_uri: str) -> None:
+    reference = pa.table({"a": RNG.normal(0, 1, 500), "b": RNG.normal(0, 1, 500)})
+    current = pa.table({"a": RNG.normal(2, 1, 500), "b": RNG.normal(0, 1, 500)})
+    tracker = ml.MLflowTracker(tracking_uri=tracking_uri, experiment="monitoring")
+    run = fk.run(
+        monitor, reference=reference, current=current, backend="threads",
+        store="memory://monitor", callbacks=[tracker],
+    )  # fmt: skip
+    metrics = _client(tracking_uri).get_run(tracker.last_run_id).data.metrics
+    report = run.output
+    assert metrics["ml.drift/drifted"] == 1.0
+    assert metrics["ml.drift/a/score"] == pytest.approx(report.features["a"]["score"])
+    assert metrics["ml.drift/b/pvalue"] == pytest.approx(report.features["b"]["pvalue"])
+    assert metrics["ml.drift/a/pvalue"] < 0.01
