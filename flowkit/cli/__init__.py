@@ -1,5 +1,5 @@
 """The ``flowkit`` command line: ``run``, ``graph``, ``runs list|show|logs|output``,
-``cache explain|gc``, ``ui``, ``report``.
+``cache explain|gc``, ``ui``, ``report``, ``serve``.
 
 ``main(argv)`` returns the exit code (the console script ``flowkit`` and ``python -m
 flowkit`` call it). Exit codes: 0 success, 1 a task failed, 2 bad usage or bad input.
@@ -48,6 +48,8 @@ commands:
                                    browse the runs in a web page (needs flowkit[ui])
   report RUN_ID [-o FILE] [--store URL]
                                    one run as a self-contained HTML file
+  serve MODEL[@ALIAS] [--port 8080] [--follow SECONDS | --pin] [--canary MODEL@ALIAS:FRACTION]
+                                   serve a registered model over HTTP (needs flowkit[serve])
 
 options:
   -h, --help     show this help (or a command's: flowkit run --help, flowkit run FILE.py --help)
@@ -70,6 +72,7 @@ def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
         "cache": commands_cache.command,
         "ui": _later("commands_ui", "command"),
         "report": _later("commands_report", "main"),
+        "serve": _later("commands_serve", "command"),
     }
 
 
