@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHADOW_QUEUE = 1000  # requests waiting for the shadow version; more are dropped and counted
+# (request id, (parsed rows, columns named?), the version that answered)
+_Shadowed = tuple[str, tuple["pd.DataFrame", bool], int]
 
 
 class ShadowScorer:
@@ -56,15 +58,16 @@ class ShadowScorer:
         self.slot = slot
         self.metrics = metrics
         self.app = app
-        self._queue: queue.Queue[tuple[str, pd.DataFrame, int] | None] = queue.Queue(SHADOW_QUEUE)
+        self._queue: queue.Queue[_Shadowed | None] = queue.Queue(SHADOW_QUEUE)
         self._thread = threading.Thread(target=self._run, name="flowkit-serve-shadow", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, request_id: str, frame: pd.DataFrame, answered_by: int) -> None:
+    def submit(self, request_id: str, rows: tuple[pd.DataFrame, bool], answered_by: int) -> None:
+        """Queue a request's parsed rows (and whether their columns were named)."""
         try:
-            self._queue.put_nowait((request_id, frame, answered_by))
+            self._queue.put_nowait((request_id, rows, answered_by))
         except queue.Full:
             self.metrics.shadowed(None, self.slot.alias, "dropped")
 
@@ -76,14 +79,15 @@ class ShadowScorer:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            request_id, frame, answered_by = item
+            request_id, (parsed, named), answered_by = item
             loaded = self.slot.current
             if loaded is None:
                 self.metrics.shadowed(None, self.slot.alias, "error")
                 continue
             started = time.perf_counter()
             try:
-                predictions = scoring.as_list(loaded.model.predict(frame))
+                frame = scoring.conform(parsed, named, loaded)
+                predictions = scoring.as_list(scoring.predict(loaded, frame))
             except Exception as exc:
                 self.metrics.shadowed(loaded.version, loaded.alias, "error")
                 log.warning(
@@ -120,8 +124,8 @@ class _Handlers:
         headers = {"X-Model-Version": str(loaded.version), "X-Model-Alias": loaded.alias}
         try:
             body = await scoring.read_body(request, self.config.max_body_bytes)
-            frame, named = scoring.parse(body, request.headers.get("content-type"))
-            frame = scoring.conform(frame, named, loaded)
+            parsed, named = scoring.parse(body, request.headers.get("content-type"))
+            frame = scoring.conform(parsed, named, loaded)
             predictions = await anyio.to_thread.run_sync(scoring.predict, loaded, frame)
             content = scoring.answer(predictions)
         except scoring.BadRequest as exc:
@@ -139,7 +143,9 @@ class _Handlers:
         request_id = uuid.uuid4().hex
         latency = time.perf_counter() - started
         self.metrics.answered(loaded.version, loaded.alias, 200, latency)
-        after = BackgroundTask(self._after, request_id, loaded, frame, predictions, latency)
+        after = BackgroundTask(
+            self._after, request_id, loaded, (parsed, named, frame), predictions, latency
+        )
         return Response(
             content,
             media_type="application/json",
@@ -151,15 +157,19 @@ class _Handlers:
         self,
         request_id: str,
         loaded: LoadedModel,
-        frame: pd.DataFrame,
+        frames: tuple[pd.DataFrame, bool, pd.DataFrame],
         predictions: Any,
         latency: float,
     ) -> None:
-        """After the answer is sent: the prediction log and the shadow's queue."""
+        """After the answer is sent: the prediction log and the shadow's queue.
+
+        ``frames``: the rows as parsed, whether their columns were named, and the rows as
+        the answering version took them (the shadow version may expect other columns)."""
+        parsed, named, frame = frames
         if self.config.prediction_log is not None:
             self.record(request_id, loaded, frame, scoring.as_list(predictions), latency)
         if self.shadow is not None:
-            self.shadow.submit(request_id, frame, loaded.version)
+            self.shadow.submit(request_id, (parsed, named), loaded.version)
 
     def record(
         self,

@@ -222,14 +222,16 @@ def conform(frame: pd.DataFrame, named: bool, loaded: LoadedModel) -> pd.DataFra
             f"{loaded.name!r} expects {width}{names}",
         )
     if not named and features is not None:
-        frame.columns = features  # positional rows take the fitted names, in order
+        return frame.set_axis(features, axis=1)  # positional rows take the fitted names
     return frame
 
 
 def predict(loaded: LoadedModel, frame: pd.DataFrame) -> Any:
     """The model's predictions; values it cannot score are a 400 naming the columns."""
+    # fitted on an array (a width, no names): an array, as scikit-learn warns on a frame
+    values = frame.to_numpy() if loaded.features is None and loaded.n_features else frame
     try:
-        return loaded.model.predict(frame)
+        return loaded.model.predict(values)
     except (ValueError, TypeError) as exc:
         raise BadRequest(
             400, f"the model could not score these rows: {exc}{_typed(frame)}"

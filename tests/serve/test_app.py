@@ -159,6 +159,16 @@ BAD_BODIES: dict[str, tuple[bytes, str, int, str]] = {
     ),
     "not csv": (b"\xff\xfe\x00", "text/csv", 400, "CSV"),
     "other content type": (b"a=1", "application/x-www-form-urlencoded", 415, "unsupported content"),
+    "deeply nested": (
+        b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "application/json",
+        400,
+        "depth",
+    ),
+    "infinite number": (b'{"instances": [[1e400, 2]]}', "application/json", 400, "infinity"),
+    "NaN literal": (b'{"instances": [[NaN, 2]]}', "application/json", 400, "not valid JSON"),
+    "bare string": (b'"instances"', "application/json", 400, "JSON object"),
+    "empty body": (b"", "application/json", 400, "not valid JSON"),
     "not utf-8 json": (b'{"instances": [["\xff"]]}', "application/json", 400, "not valid JSON"),
 }
 
@@ -281,3 +291,22 @@ def test_nothing_to_serve_is_a_503_that_says_why(
     reply = server.score(split())
     assert reply.status == 503 and reply.json()["error_code"] == "MODEL_NOT_LOADED"
     assert server.get("/version").status == 503
+
+
+def test_a_model_fitted_on_arrays_takes_named_or_positional_columns(
+    serve: Callable[..., Any], serve_registry: Any
+) -> None:
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from flowkit import ml
+
+    model = LinearRegression().fit(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), [5.0] * 3)
+    ml.register(model, "clf_arrays", serve_registry.uri, alias="app_arrays")
+    server = serve(ServeConfig("clf_arrays", "app_arrays", serve_registry.uri, follow_seconds=None))
+    for body in (split(2), {"instances": [[1, 2], [3, 4]]}):
+        reply = server.score(body)
+        assert reply.status == 200, reply.body
+        assert [round(p) for p in reply.json()["predictions"]] == [5, 5]
+    wide = server.score({"instances": [[1, 2, 3]]})
+    assert wide.status == 400 and "expects 2" in wide.json()["message"]
