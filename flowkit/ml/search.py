@@ -4,6 +4,10 @@ Both functions run at trace time in a workflow body and return plain ``list[dict
 ready for ``train.map(params=ml.grid(...))``. Values are plain Python scalars (never numpy
 scalars), so every setting hashes, serialises and prints the same everywhere.
 
+Called while a workflow is traced (when it is defined), both also note the settings they return
+under the workflow's name: :class:`~flowkit.ml.MLflowTracker` reads them
+(:func:`traced_settings`) to log each trial's parameters with its metrics.
+
 ``random_search`` policy: deterministic for a seed (one numpy ``Generator``). A space value is
 either a list/tuple of choices, a distribution from :func:`uniform`, :func:`loguniform` or
 :func:`randint`, or any object with scipy's ``rvs(random_state=...)``. When every value is a
@@ -16,6 +20,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +29,33 @@ from typing import Any
 import numpy as np
 
 from flowkit.ml.errors import ParameterError
+from flowkit.promise import current_builder
 
 log = logging.getLogger(__name__)
+_TRACED_LOCK = threading.Lock()
+# workflow name -> (weakref to the Builder of its latest trace, the settings made in it)
+_TRACED: dict[str, tuple[weakref.ref[Any], list[list[dict[str, Any]]]]] = {}
+
+
+def _note_traced(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Remember ``settings`` if a workflow body is being traced; returns them."""
+    builder = current_builder()
+    if builder is None or builder.prefix:  # not tracing, or a dynamic body (run time)
+        return settings
+    with _TRACED_LOCK:
+        owner, lists = _TRACED.get(builder.workflow, (None, []))
+        if owner is None or owner() is not builder:  # traced again: forget the older trace
+            lists = []
+            _TRACED[builder.workflow] = (weakref.ref(builder), lists)
+        lists.append([dict(s) for s in settings])
+    return settings
+
+
+def traced_settings(workflow: str) -> list[list[dict[str, Any]]]:
+    """The settings :func:`grid` / :func:`random_search` returned while ``workflow`` was last
+    traced (workflows are traced once, when defined)."""
+    with _TRACED_LOCK:
+        return [list(x) for x in _TRACED.get(workflow, (None, []))[1]]
 
 
 def _plain(value: Any) -> Any:
@@ -40,6 +71,10 @@ def grid(**param_lists: Iterable[Any]) -> list[dict[str, Any]]:
         ml.grid(depth=[2, 4], lr=[0.1, 0.01])
         # [{'depth': 2, 'lr': 0.1}, {'depth': 2, 'lr': 0.01}, {'depth': 4, 'lr': 0.1}, ...]
     """
+    return _note_traced(_grid(**param_lists))
+
+
+def _grid(**param_lists: Iterable[Any]) -> list[dict[str, Any]]:
     lists: dict[str, list[Any]] = {}
     for name, values in param_lists.items():
         if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
@@ -128,9 +163,13 @@ def random_search(space: Mapping[str, Any], n: int, seed: int = 0) -> list[dict[
     for name, spec in space.items():
         if _is_choices(spec) and len(spec) == 0:
             raise ParameterError(f"random_search: space[{name!r}] is an empty list of choices")
+    return _note_traced(_sample(space, n, seed))
+
+
+def _sample(space: Mapping[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     if all(_is_choices(spec) for spec in space.values()):
-        full = grid(**{k: list(v) for k, v in space.items()})
+        full = _grid(**{k: list(v) for k, v in space.items()})
         if n >= len(full):
             if n > len(full):
                 log.warning(
@@ -144,4 +183,12 @@ def random_search(space: Mapping[str, Any], n: int, seed: int = 0) -> list[dict[
     return [{name: _draw(name, spec, rng) for name, spec in space.items()} for _ in range(n)]
 
 
-__all__ = ["Distribution", "grid", "loguniform", "randint", "random_search", "uniform"]
+__all__ = [
+    "Distribution",
+    "grid",
+    "loguniform",
+    "randint",
+    "random_search",
+    "traced_settings",
+    "uniform",
+]

@@ -19,6 +19,13 @@ What is logged (names are made MLflow-safe: ``[`` ``]`` and other characters bec
   column and ``<node>/drifted`` (1 or 0), stepped like the task metrics.
 * **status** — the MLflow run ends ``FINISHED`` or ``FAILED`` with the flowkit run.
 
+* **HPO trials** — when the workflow body made settings with ``ml.grid`` / ``ml.random_search``
+  and a mapped node's ``Metrics`` have exactly as many steps as one such list has settings,
+  each trial is a child run (``trial-<i>``, tag ``flowkit.trial``) holding setting ``i`` as
+  params and step ``i``'s metrics (the fan-out lines up item by item, as in
+  ``evaluate.map(model=fit.map(params=ml.grid(...)))``). Several lists of that length are
+  ambiguous: no trial runs then. ``log_trials=False`` turns this off.
+
 Lineage: while a tracked run is active, :func:`active_run` tells code in the same process (a
 task on the ``threads`` backend, e.g. ``ml.register``) the flowkit run id and the MLflow run id,
 when exactly one tracked run is active (several concurrent runs are ambiguous: None).
@@ -46,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowkit.callbacks import Callback, Output
-from flowkit.ml import uris
+from flowkit.ml import search, uris
 from flowkit.ml.drift import DriftReport
 from flowkit.records import Run, TaskRecord
 
@@ -133,6 +140,24 @@ def param_value(value: Any) -> str:
     return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
 
 
+def _trial_metrics(state: _State) -> dict[int, dict[str, float]]:
+    """Step → metrics of the mapped nodes whose calls produced metrics, when their steps are
+    exactly 0..n-1 (one per trial); empty otherwise. Names are prefixed with the node when
+    several mapped nodes produced metrics."""
+    items = [m for m in state.task_metrics if m[0] != m[1]]  # map items only
+    prefix = len({base for _node, base, _step, _values in items}) > 1
+    per_step: dict[int, dict[str, float]] = {}
+    for _node, base, step, values in items:
+        for name, value in values.items():
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                if math.isfinite(float(value)):
+                    key = metric_key(base, str(name)) if prefix else metric_key(str(name))
+                    per_step.setdefault(step, {})[key] = float(value)
+    if sorted(per_step) != list(range(len(per_step))):
+        return {}
+    return per_step
+
+
 @dataclass(frozen=True)
 class ActiveRun:
     """The tracked run code is running under: ids of the flowkit run and its MLflow run."""
@@ -173,6 +198,8 @@ class _State:
 
     run_id: str
     flowkit_run_id: str = ""
+    experiment_id: str = ""
+    trials: list[list[dict[str, Any]]] = field(default_factory=list)  # traced HPO settings
     metrics: list[tuple[str, float, int]] = field(default_factory=list)
     task_metrics: list[tuple[str, str, int, Mapping[str, Any]]] = field(default_factory=list)
     pending_since: int = 0
@@ -206,11 +233,13 @@ class MLflowTracker(Callback):
         *,
         tags: Mapping[str, str] | None = None,
         flush_every: int = 200,
+        log_trials: bool = True,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
         self.flush_every = max(1, int(flush_every))
+        self.log_trials = bool(log_trials)
         #: The MLflow run id of the latest run this tracker started (from any thread).
         self.last_run_id: str | None = None
         self._local = threading.local()
@@ -276,7 +305,8 @@ class MLflowTracker(Callback):
             tags=tags,
             run_name=f"{run.workflow}-{run.id}",
         )
-        state = _State(mlrun.info.run_id, flowkit_run_id=run.id)
+        trials = search.traced_settings(run.workflow) if self.log_trials else []
+        state = _State(mlrun.info.run_id, run.id, experiment_id, trials)
         self._local.state = state
         with self._lock:
             self._active[run.id] = state
@@ -311,6 +341,37 @@ class MLflowTracker(Callback):
             return
         state.add_duration(record)
 
+    def _log_trials(self, state: _State) -> None:
+        """One child run per HPO trial: its setting as params, its metrics (module docs)."""
+        from mlflow.entities import Metric, Param
+
+        per_step = _trial_metrics(state)
+        if not per_step or not state.trials:
+            return
+        lists = [t for t in state.trials if len(t) == len(per_step)]
+        if len(lists) != 1:
+            log.info(
+                "MLflow: %d settings lists match %d trials: no trial runs",
+                len(lists),
+                len(per_step),
+            )
+            return
+        c, now = self._mlflow(), int(time.time() * 1000)
+        for step, setting in enumerate(lists[0]):
+            child = c.create_run(
+                state.experiment_id,
+                tags={
+                    "mlflow.parentRunId": state.run_id,
+                    "flowkit.run_id": state.flowkit_run_id,
+                    "flowkit.trial": str(step),
+                },
+                run_name=f"trial-{step}",
+            )
+            params = [Param(metric_key(str(k)), param_value(v)) for k, v in setting.items()]
+            metrics = [Metric(k, v, now, 0) for k, v in per_step[step].items()]
+            c.log_batch(child.info.run_id, metrics=metrics, params=params[:_BATCH_PARAMS])
+            c.set_terminated(child.info.run_id, "FINISHED")
+
     def on_run_end(self, run: Run) -> None:
         from mlflow.entities import RunTag
 
@@ -338,6 +399,7 @@ class MLflowTracker(Callback):
             if run.duration is not None:
                 state.metrics.append(("flowkit/duration_s", run.duration, 0))
             self._flush(state)
+            self._log_trials(state)
             summary = run.summary()
             end_tags = {
                 "flowkit.status": run.status,

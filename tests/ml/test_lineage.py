@@ -130,3 +130,82 @@ def test_drift_scores_are_metrics_of_the_monitoring_run(tracking_uri: str) -> No
     assert metrics["ml.drift/a/score"] == pytest.approx(report.features["a"]["score"])
     assert metrics["ml.drift/b/pvalue"] == pytest.approx(report.features["b"]["pvalue"])
     assert metrics["ml.drift/a/pvalue"] < 0.01
+
+
+# -- each HPO trial's parameters with its metrics -------------------------------------------
+
+
+@fk.task
+def fit_setting(params: dict[str, float]) -> LogisticRegression:
+    return LogisticRegression(C=params["C"], tol=params["tol"]).fit(FEATURES, LABELS)
+
+
+@fk.task
+def score(model: LogisticRegression) -> ml.Metrics:
+    return {"accuracy": float(model.score(FEATURES, LABELS)), "C": float(model.C)}
+
+
+@fk.workflow
+def tune_grid() -> list[ml.Metrics]:
+    settings = ml.grid(C=[0.01, 1.0], tol=[1e-4, 1e-3])
+    return score.map(model=fit_setting.map(params=settings))
+
+
+@fk.workflow
+def tune_random() -> list[ml.Metrics]:
+    settings = ml.random_search({"C": ml.loguniform(0.01, 10), "tol": [1e-4, 1e-3]}, n=3)
+    return score.map(model=fit_setting.map(params=settings))
+
+
+@fk.workflow
+def two_sweeps() -> tuple[list[ml.Metrics], list[ml.Metrics]]:  # two lists of 2: ambiguous
+    a = score.map(model=fit_setting.map(params=ml.grid(C=[0.1, 1.0], tol=[1e-4])))
+    return a, score.map(model=fit_setting.map(params=ml.grid(C=[2.0, 3.0], tol=[1e-4])))
+
+
+def _trials(uri: str, parent: str) -> list[Any]:
+    found = _client(uri).search_runs(
+        [_client(uri).get_run(parent).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+    )
+    return sorted(found, key=lambda r: int(r.data.tags["flowkit.trial"]))
+
+
+@pytest.mark.parametrize("space", ["grid", "random"])
+def test_each_trial_is_a_child_run_with_its_params_and_metrics(
+    tracking_uri: str, space: str
+) -> None:
+    tracker = ml.MLflowTracker(tracking_uri=tracking_uri, experiment="hpo")
+    tune = tune_grid if space == "grid" else tune_random
+    run = fk.run(tune, backend="threads", store="memory://hpo", callbacks=[tracker])
+    trials = _trials(tracking_uri, str(tracker.last_run_id))
+    assert len(trials) == len(run.output) == (4 if space == "grid" else 3)
+    for i, (trial, metrics) in enumerate(zip(trials, run.output, strict=True)):
+        assert trial.info.run_name == f"trial-{i}"
+        assert trial.data.tags["flowkit.run_id"] == run.id
+        assert float(trial.data.params["C"]) == pytest.approx(metrics["C"])
+        assert trial.data.metrics == pytest.approx(metrics)  # its own metrics, unprefixed
+    if space == "grid":
+        assert [t.data.params["tol"] for t in trials] == ["0.0001", "0.001", "0.0001", "0.001"]
+
+
+def test_trials_can_be_left_out(tracking_uri: str) -> None:
+    tracker = ml.MLflowTracker(tracking_uri=tracking_uri, experiment="hpo", log_trials=False)
+    fk.run(tune_grid, backend="threads", store="memory://hpo-off", callbacks=[tracker])
+    assert _trials(tracking_uri, str(tracker.last_run_id)) == []
+
+
+def test_ambiguous_settings_make_no_trial_runs(tracking_uri: str) -> None:
+    tracker = ml.MLflowTracker(tracking_uri=tracking_uri, experiment="hpo")
+    fk.run(two_sweeps, backend="threads", store="memory://hpo-two", callbacks=[tracker])
+    assert _trials(tracking_uri, str(tracker.last_run_id)) == []
+
+
+def test_settings_made_outside_a_trace_are_not_noted() -> None:
+    from flowkit.ml.search import traced_settings
+
+    before = traced_settings("tune_grid")
+    ml.grid(C=[1.0, 2.0, 3.0, 4.0])  # not while tracing: never noted
+    assert traced_settings("tune_grid") == before
+    assert [len(s) for s in before] == [4]
+    assert traced_settings("no-such-workflow") == []
