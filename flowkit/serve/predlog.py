@@ -47,7 +47,7 @@ class _Entry:
     time: float
     version: int
     alias: str
-    inputs: pd.DataFrame
+    inputs: pd.DataFrame | pa.Table
     predictions: list[Any]
     latency_s: float
 
@@ -124,11 +124,14 @@ class PredictionLog:
         request_id: str,
         version: int,
         alias: str,
-        inputs: pd.DataFrame,
+        inputs: pd.DataFrame | pa.Table,
         predictions: list[Any],
         latency_s: float,
     ) -> None:
-        """Queue one request's rows (one per prediction); never blocks, never raises."""
+        """Queue one request's rows (one per prediction); never blocks, never raises.
+
+        ``inputs`` is the request's frame (or an Arrow table), ``predictions`` one entry per
+        row. They are kept as given until written, so the caller must not modify them."""
         try:
             if self.sample < 1.0 and self._random.random() >= self.sample:
                 return
@@ -199,6 +202,10 @@ class PredictionLog:
                 self._busy = True
             try:
                 self._write(batch)
+            except Exception:  # never let the writer die: later batches would pile up
+                log.exception("prediction log %s: a batch could not be written", self.model)
+                with self._cond:
+                    self.dropped += sum(len(e.inputs) for e in batch)
             finally:
                 with self._cond:
                     self._busy = False
@@ -234,7 +241,11 @@ class PredictionLog:
         try:
             if len(entry.predictions) != rows:
                 raise ValueError(f"{len(entry.predictions)} predictions for {rows} input rows")
-            inputs = pa.Table.from_pandas(entry.inputs, preserve_index=False)
+            inputs = (
+                entry.inputs
+                if isinstance(entry.inputs, pa.Table)
+                else pa.Table.from_pandas(entry.inputs, preserve_index=False)
+            )
             stamp = dt.datetime.fromtimestamp(entry.time, dt.timezone.utc)
             own = [
                 pa.array([entry.request_id] * rows, pa.string()),

@@ -226,3 +226,13 @@ def test_bad_settings_are_refused(tmp_path: Path, kwargs: dict[str, Any]) -> Non
 def test_an_empty_model_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="model"):
         PredictionLog(tmp_path / "s", " ")
+
+
+def test_an_arrow_table_is_taken_as_it_is(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    with PredictionLog(tmp_path / "s", "m") as plog:
+        plog.record("r", 2, "production", pa.table({"x": [1, 2]}), [0.5, 0.25], 0.001)
+    table = prediction_log("m", store=tmp_path / "s")
+    assert table.column("x").to_pylist() == [1, 2]
+    assert table.column("prediction").to_pylist() == [0.5, 0.25]
