@@ -129,7 +129,8 @@ def prediction_log(
     st = Store.open(store or None)
     fs, root = filesystem(st)
     base = f"{root}/{FOLDER}/{model_folder(model)}"
-    tables = [t for path in _parts(fs, base, start, end) if (t := _read_part(fs, path))]
+    read = (_read_part(fs, path) for path in _parts(fs, base, start, end))
+    tables = [t for t in read if t is not None]
     if not tables:
         return empty_log()
     table = combine(tables)

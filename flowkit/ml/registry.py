@@ -15,10 +15,11 @@ under one process-wide lock, so concurrent calls from threads (e.g. tasks on the
 serialise. Separate processes changing the same alias at the same moment can still interleave;
 give each alias one writer (the deploying workflow).
 
-Lineage: :func:`register` tags the new version (and the run that logs it) with
-``flowkit.run_id`` and ``flowkit.training_run_id`` when it runs inside a run tracked by
-:class:`~flowkit.ml.MLflowTracker` in the same process (the logging run is then a child of the
-training run), plus any ``tags=`` given; with ``input_example=`` the model gets an MLflow
+Lineage: :func:`register` tags the new version with ``flowkit.run_id`` and
+``flowkit.training_run_id`` when it runs inside a run tracked by :class:`~flowkit.ml.MLflowTracker`
+in the same process, and makes the run that logs the model a child of that training run (it
+does not carry ``flowkit.run_id``: that tag names the one MLflow run tracking a flowkit run);
+plus any ``tags=`` given; with ``input_example=`` the model gets an MLflow
 signature inferred from the example and its predictions, and the example itself.
 
 Failure policy: every argument and every version involved is checked *before* anything is
@@ -240,7 +241,7 @@ def register(
     c, uri = uris.client(tracking_uri)
     lineage = _lineage(uri)
     experiment_id = uris.ensure_experiment(c, uri, experiment)
-    run_tags = {"flowkit.model": name, **lineage}
+    run_tags = {"flowkit.model": name}
     if TRAINING_RUN_TAG in lineage:  # the training run is in this tracking store
         run_tags["mlflow.parentRunId"] = lineage[TRAINING_RUN_TAG]
     run = c.create_run(experiment_id, tags=run_tags, run_name=f"register-{name}")

@@ -21,7 +21,8 @@ What is logged (names are made MLflow-safe: ``[`` ``]`` and other characters bec
 
 * **HPO trials** — when the workflow body made settings with ``ml.grid`` / ``ml.random_search``
   and a mapped node's ``Metrics`` have exactly as many steps as one such list has settings,
-  each trial is a child run (``trial-<i>``, tag ``flowkit.trial``) holding setting ``i`` as
+  each trial is a child run (``trial-<i>``, tag ``flowkit.trial``; ``flowkit.run_id`` stays
+  the tag of the one run tracking the flowkit run) holding setting ``i`` as
   params and step ``i``'s metrics (the fan-out lines up item by item, as in
   ``evaluate.map(model=fit.map(params=ml.grid(...)))``). Several lists of that length are
   ambiguous: no trial runs then. ``log_trials=False`` turns this off.
@@ -361,8 +362,7 @@ class MLflowTracker(Callback):
             child = c.create_run(
                 state.experiment_id,
                 tags={
-                    "mlflow.parentRunId": state.run_id,
-                    "flowkit.run_id": state.flowkit_run_id,
+                    "mlflow.parentRunId": state.run_id,  # not flowkit.run_id: the parent's
                     "flowkit.trial": str(step),
                 },
                 run_name=f"trial-{step}",
