@@ -241,25 +241,31 @@ def run(
     say: Callable[[str], None] = print,
 ) -> None:
     """``flowkit serve --backend ray``: deploy, then wait; Ctrl-C or SIGTERM deletes the app."""
-    app = deploy(
-        config, replicas=replicas, autoscaling=autoscaling, address=address, host=host, port=port
-    )
+    _connect(address)  # first: ray.init installs a SIGTERM handler of its own, replaced here
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, _stop)
-    say(f"serving {config.model}@{config.alias} on Ray Serve at {app.url} (Ctrl-C stops it)")
+    previous = signal.signal(signal.SIGTERM, _stop)  # a SIGTERM while deploying counts too
     try:
-        while not stop.wait(1.0):
+        try:
+            app = deploy(config, replicas=replicas, autoscaling=autoscaling, host=host, port=port)
+        except KeyboardInterrupt:  # Ctrl-C while deploying: take back what was started
+            RayServeApp(f"flowkit-{config.model}", "").delete()
+            raise
+        say(f"serving {config.model}@{config.alias} on Ray Serve at {app.url} (Ctrl-C stops it)")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
         app.delete()
         say(f"deleted the Ray Serve application {app.name}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if config.prediction_log is not None:
+            config.prediction_log.close()  # the replicas logged; this one holds nothing
 
 
 __all__ = ["APP_FACTORY", "RayServeApp", "RayServeError", "deploy", "import_serve", "run"]

@@ -9,7 +9,11 @@ machine). Each replica reserves 1 CPU and each node has 1, so two replicas run o
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from raycluster import RayCluster, _free_port
+from raycluster import RayCluster, _free_port, ray_env
 from sklearn.linear_model import LogisticRegression
 
 from flowkit import ml
@@ -36,6 +40,7 @@ COLUMNS = ["a", "b", "c"]
 BODY = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": X[:4].tolist()}}).encode()
 FOLLOW = 1.0
 SWITCH_TIMEOUT = 30.0  # each replica polls on its own; generous on 2 shared cores
+CLI_TIMEOUT = 180.0
 
 
 @pytest.fixture
@@ -160,6 +165,43 @@ def test_two_replicas_follow_promote_and_rollback_and_log(
     assert {v: logged.count(v) for v in (1, 2)} == {
         v: 4 * ((v == 1) + load.versions.count(v)) for v in (1, 2)
     }
+
+
+def test_the_cli_serves_on_ray_until_sigterm(ray_cluster: RayCluster, registry: str) -> None:
+    """``flowkit serve --backend ray``: deployed, answering, deleted on SIGTERM."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "flowkit", "serve", "clf", "--tracking-uri", registry, "--pin"]
+    cmd += ["--backend", "ray", "--ray-address", ray_cluster.address, "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "flowkit serve --backend ray never answered"
+            try:  # the proxy answers (404, 503) before the application is deployed
+                with urllib.request.urlopen(f"{url}/ping", timeout=10) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        code, headers, body = _post(url)
+        assert (code, headers["X-Model-Version"], body) == (200, "1", {"predictions": _expected(1)})
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=CLI_TIMEOUT)[0]
+        assert proc.returncode == 0, out
+        assert "deleted the Ray Serve application flowkit-clf" in out
+        # The proxy went with the last application.
+        with pytest.raises(urllib.error.URLError, match="Connection refused"):
+            _post(url)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert ray_serve.import_serve().status().applications == {}
 
 
 @pytest.mark.parametrize(
