@@ -251,7 +251,7 @@ class DictDocs:
         except KeyError:
             raise ObjectMissing(rel) from None
 
-    def write_doc(self, rel: str, obj: Any) -> None:
+    def write_doc(self, rel: str, obj: Any, *, plain: bool = False) -> None:
         self.docs[rel] = obj
 
     def list_dir(self, rel: str) -> list[str]:

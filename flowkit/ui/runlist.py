@@ -11,7 +11,6 @@ the page shows, bounded; a running run's header is read afresh each time (it may
 
 from __future__ import annotations
 
-import calendar
 import collections
 import datetime
 import re
@@ -176,7 +175,8 @@ def _id_time(run_id: str) -> float | None:
     if found is None:
         return None
     try:
-        return float(calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M%S")))
+        stamp = datetime.datetime.strptime(found.group(1), "%Y%m%dT%H%M%S")
+        return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
     except ValueError:
         return None
 
