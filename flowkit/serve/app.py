@@ -59,9 +59,10 @@ class ShadowScorer:
         self.metrics = metrics
         self.app = app
         self._queue: queue.Queue[_Shadowed | None] = queue.Queue(SHADOW_QUEUE)
-        self._thread = threading.Thread(target=self._run, name="flowkit-serve-shadow", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="flowkit-serve-shadow", daemon=True)
         self._thread.start()
 
     def submit(self, request_id: str, rows: tuple[pd.DataFrame, bool], answered_by: int) -> None:
@@ -74,7 +75,7 @@ class ShadowScorer:
     def stop(self) -> None:
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=5)
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -143,9 +144,10 @@ class _Handlers:
         request_id = uuid.uuid4().hex
         latency = time.perf_counter() - started
         self.metrics.answered(loaded.version, loaded.alias, 200, latency)
-        after = BackgroundTask(
-            self._after, request_id, loaded, (parsed, named, frame), predictions, latency
-        )
+        after = None  # no thread hop after the answer when there is nothing to do then
+        if self.config.prediction_log is not None or self.shadow is not None:
+            frames = (parsed, named, frame)
+            after = BackgroundTask(self._after, request_id, loaded, frames, predictions, latency)
         return Response(
             content,
             media_type="application/json",

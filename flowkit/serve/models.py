@@ -246,14 +246,17 @@ class Follower:
         self.deployment = deployment
         self.seconds = seconds
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flowkit-serve-follow", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start polling (again, after :meth:`stop`: an app may be started more than once)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flowkit-serve-follow", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=30)
 
     def _run(self) -> None:

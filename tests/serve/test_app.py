@@ -310,3 +310,16 @@ def test_a_model_fitted_on_arrays_takes_named_or_positional_columns(
         assert [round(p) for p in reply.json()["predictions"]] == [5, 5]
     wide = server.score({"instances": [[1, 2, 3]]})
     assert wide.status == 400 and "expects 2" in wide.json()["message"]
+
+
+def test_one_app_can_be_started_twice(serve_registry: Any) -> None:
+    from starlette.testclient import TestClient
+
+    from flowkit.serve.app import create_app
+
+    serve_registry.point("app_twice", 3)
+    app = create_app(ServeConfig("clf", "app_twice", serve_registry.uri, follow_seconds=0.5))
+    for _ in range(2):
+        with TestClient(app) as client:
+            reply = client.post("/invocations", json=split(1))
+            assert reply.status_code == 200 and reply.headers["x-model-version"] == "3"
