@@ -280,6 +280,9 @@ def _describe(path: str, model: Any, example: Any) -> None:
     """Give the saved model in ``path`` a signature (inferred from ``example`` and the model's
     predictions on it) and the example, in its MLmodel file (written if the flavour has none)."""
     from mlflow.models import Model, infer_signature
+
+    # MLflow's own helper behind save_model(input_example=...): no public call adds an example
+    # to a saved model, and modelio saves without one (a test pins this MLflow version's API)
     from mlflow.models.utils import _save_example
 
     mlmodel = os.path.join(path, "MLmodel")
