@@ -60,6 +60,7 @@ class ShadowScorer:
         self.app = app
         self._queue: queue.Queue[_Shadowed | None] = queue.Queue(SHADOW_QUEUE)
         self._thread: threading.Thread | None = None
+        self._warned: set[int] = set()  # versions whose failure was logged
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="flowkit-serve-shadow", daemon=True)
@@ -91,12 +92,15 @@ class ShadowScorer:
                 predictions = scoring.as_list(scoring.predict(loaded, frame))
             except Exception as exc:
                 self.metrics.shadowed(loaded.version, loaded.alias, "error")
+                if loaded.version in self._warned:
+                    continue  # counted in the metrics; logged once per version
+                self._warned.add(loaded.version)
                 log.warning(
                     "shadow version %d failed on request %s: %s", loaded.version, request_id, exc
                 )
                 continue
             self.metrics.shadowed(loaded.version, loaded.alias, "ok")
-            log.info(
+            log.debug(
                 "shadow: request %s scored by version %d (%s), answered by version %d",
                 request_id,
                 loaded.version,

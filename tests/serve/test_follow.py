@@ -235,3 +235,27 @@ def test_a_failing_shadow_never_fails_the_answer(
     assert health["status"] == "ok" and health["shadow"]["failure"]["version"] == 4
     errors = lambda: server.metric("flowkit_serve_shadow_total", outcome="error")  # noqa: E731
     server.wait_for(lambda: errors() == 20, 10, "20 failed shadow scorings")
+
+
+class Slow:
+    """A model that takes its time: as a shadow, it must not delay the answers."""
+
+    def predict(self, frame: Any) -> Any:
+        time.sleep(0.3)
+        return [9] * len(frame)
+
+
+def test_a_slow_shadow_never_delays_the_answer(
+    serve: Callable[..., Any], serve_registry: Any
+) -> None:
+    from flowkit import ml
+
+    slow = ml.register(Slow(), "clf", serve_registry.uri, alias="fol_slow_shadow").version
+    serve_registry.point("fol_fast", 1)
+    server = _following(serve, serve_registry, "fol_fast", shadow="fol_slow_shadow")
+    started = time.monotonic()
+    for _ in range(10):
+        assert server.score(BODY).version == 1
+    assert time.monotonic() - started < 2.0  # ten shadow scorings alone take 3 s
+    ok = lambda: server.metric("flowkit_serve_shadow_total", version=str(slow), outcome="ok")  # noqa: E731
+    server.wait_for(lambda: ok() == 10, 15, "ten slow shadow scorings")
