@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flowkit.ml.errors import ParameterError
+from flowkit.ml.errors import DataValidationError, ParameterError
 from flowkit.store import Store
 from flowkit.task import task
 
@@ -113,17 +113,20 @@ def prediction_log(
     store: StoreSpec = None,
     since: TimeSpec = None,
     until: TimeSpec = None,
+    columns: list[str] | None = None,
 ) -> pa.Table:
     """Every logged prediction of ``model`` with ``since <= time < until``, oldest first.
 
     ``store`` is an ``fk.Store``, a URL or path, or None for ``$FLOWKIT_STORE`` / ``./.flowkit``;
     ``since`` and ``until`` are datetimes, dates or ISO strings (naive ones are UTC). Date
-    folders outside the bounds are not read.
+    folders outside the bounds are not read. ``columns`` keeps only those columns (e.g. the
+    features, to compare with a reference table).
 
     Example::
 
-        live = ml.prediction_log("digits", since=datetime.now(UTC) - timedelta(days=1))
-        report = ml.drift(reference, live, columns=reference.column_names)
+        since = datetime.now(UTC) - timedelta(days=1)
+        report = ml.drift(reference, ml.prediction_log("digits", since=since,
+                                                       columns=reference.column_names))
     """
     start, end = _as_utc(since, "since"), _as_utc(until, "until")
     st = Store.open(store or None)
@@ -132,10 +135,27 @@ def prediction_log(
     read = (_read_part(fs, path) for path in _parts(fs, base, start, end))
     tables = [t for t in read if t is not None]
     if not tables:
-        return empty_log()
+        return _select(empty_log(), columns, empty=True)
     table = combine(tables)
     table = _within(table, start, end)
-    return table.sort_by([("time", "ascending")]) if table.num_rows else table
+    table = table.sort_by([("time", "ascending")]) if table.num_rows else table
+    return _select(table, columns, empty=False)
+
+
+def _select(table: pa.Table, columns: list[str] | None, *, empty: bool) -> pa.Table:
+    """``columns`` of the log; in a log with no parts yet, absent ones are empty null columns."""
+    if columns is None:
+        return table
+    missing = [c for c in columns if c not in table.column_names]
+    if missing and not empty:
+        raise DataValidationError(
+            f"prediction_log: the log has no column(s) {', '.join(map(repr, missing))} "
+            f"(its columns: {', '.join(table.column_names)})",
+            {c: "not in the prediction log" for c in missing},
+        )
+    for name in missing:
+        table = table.append_column(name, pa.nulls(0))
+    return table.select(list(columns))
 
 
 def combine(tables: list[pa.Table]) -> pa.Table:

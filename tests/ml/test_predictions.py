@@ -129,12 +129,43 @@ def test_drift_on_live_traffic_read_from_the_log(tmp_path: Path) -> None:
     serve("stable", same)
     serve("shifted", shifted)
 
-    stable = ml.drift(reference, ml.prediction_log("stable", store=store), reference.column_names)
+    features = reference.column_names
+    stable = ml.drift(reference, ml.prediction_log("stable", store=store, columns=features))
     assert not stable.drifted
     live = ml.prediction_log("shifted", store=store)
     assert live.num_rows == 500 and "prediction" in live.column_names
     report = ml.drift(reference, live, columns=reference.column_names)
     assert report.drifted and report.drifted_features == ["age"]
+
+
+def test_columns_picks_the_features(dated: Path) -> None:
+    table = ml.prediction_log("m", store=dated, columns=["x", "version"])
+    assert table.column_names == ["x", "version"] and table.num_rows == 3
+    with pytest.raises(ml.DataValidationError, match="'nope'"):
+        ml.prediction_log("m", store=dated, columns=["x", "nope"])
+    empty = ml.prediction_log("nobody", store=dated, columns=["x"])
+    assert (empty.column_names, empty.num_rows) == (["x"], 0)
+
+
+@fk.workflow
+def monitor(reference: pa.Table, model: str, log_store: str) -> ml.DriftReport:
+    live = ml.prediction_log(model, store=log_store, columns=["age"])
+    return ml.drift(reference, live)
+
+
+def test_a_monitoring_workflow_reads_the_log(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    log_store = str(tmp_path / "store")
+    with PredictionLog(log_store, "m", batch_rows=1000) as plog:
+        for i in range(40):
+            body = pd.DataFrame({"age": rng.normal(60, 10, 10)})
+            plog.record(f"r{i}", 1, "production", body, [0] * 10, 0.001)
+    reference = pa.table({"age": rng.normal(40, 10, 1000)})
+    run = fk.run(
+        monitor, reference=reference, model="m", log_store=log_store, backend="threads",
+        store="memory://monitor-log",
+    )  # fmt: skip
+    assert run.output.drifted and run.output.drifted_features == ["age"]
 
 
 # -- ml.batch_predict on a real registry ---------------------------------------------------
