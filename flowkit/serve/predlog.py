@@ -10,7 +10,8 @@ file per UTC date when ``batch_rows`` rows are waiting or the oldest has waited
 ``flush_seconds``. A record that cannot become a table (an input no Arrow type holds) or a
 batch the store refuses is logged and counted as dropped too; the writer keeps going.
 :meth:`~PredictionLog.close` writes what is left. A part is written under a dot-name and moved
-into place, so readers never see half a file.
+into place, so readers never see half a file. A pickled log unpickles as a new, empty log with
+the same store and settings (what a Ray Serve replica needs).
 """
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ class PredictionLog:
 
     def __repr__(self) -> str:
         return f"PredictionLog({self.store.url!r}, {self.model!r}, sample={self.sample})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy (e.g. sent to a Ray Serve replica) is a new, empty log of the same store (its
+        # credentials and options too), model and settings, with its own writer thread.
+        settings = {
+            "sample": self.sample,
+            "batch_rows": self.batch_rows,
+            "flush_seconds": self.flush_seconds,
+            "max_pending": self.max_pending,
+        }
+        return (_reopen, (self.store, self.model, settings))
 
     def __enter__(self) -> PredictionLog:
         return self
@@ -281,6 +293,10 @@ class PredictionLog:
         with self._fs.open(tmp, "wb") as f:
             pq.write_table(table, f)
         self._fs.mv(tmp, f"{folder}/{name}")
+
+
+def _reopen(store: Store, model: str, settings: dict[str, Any]) -> PredictionLog:
+    return PredictionLog(store, model, **settings)
 
 
 def _plain(values: list[Any]) -> list[Any]:

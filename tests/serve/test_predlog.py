@@ -236,3 +236,17 @@ def test_an_arrow_table_is_taken_as_it_is(tmp_path: Path) -> None:
     table = prediction_log("m", store=tmp_path / "s")
     assert table.column("x").to_pylist() == [1, 2]
     assert table.column("prediction").to_pylist() == [0.5, 0.25]
+
+
+def test_a_pickled_log_is_a_new_log_of_the_same_store(any_store: Store) -> None:
+    import pickle
+
+    with PredictionLog(any_store, "m", sample=0.5, batch_rows=7) as plog:
+        copy = pickle.loads(pickle.dumps(plog))
+    with copy:
+        assert (copy.store, copy.model, copy.sample, copy.batch_rows) == (any_store, "m", 0.5, 7)
+        copy.sample = 1.0
+        copy.record("from-the-copy", 1, "production", frame(1), [1], 0.001)
+    assert prediction_log("m", store=any_store).column("request_id").to_pylist() == [
+        "from-the-copy"
+    ]
