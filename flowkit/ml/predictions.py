@@ -12,7 +12,9 @@ registry name is one folder.
 
 Policy: the log is monitoring data, not a ledger. A damaged or unreadable part file is skipped
 with a warning naming it, so one bad file never hides a day of traffic; parts being written are
-dot-named and never read. Files written at different times may disagree on a column's type (an
+dot-named and never read; in a local store, nothing is read or written through a symbolic link
+(the store is data, as :mod:`flowkit.store` says), and a folder named like an impossible date is
+ignored. Files written at different times may disagree on a column's type (an
 input sent as ``1`` then ``1.5``): tables are combined with Arrow's permissive promotion.
 """
 
@@ -132,7 +134,10 @@ def prediction_log(
     st = Store.open(store or None)
     fs, root = filesystem(st)
     base = f"{root}/{FOLDER}/{model_folder(model)}"
-    read = (_read_part(fs, path) for path in _parts(fs, base, start, end))
+    parts = _parts(fs, base, start, end)
+    if st.local:  # the store is data: never follow a link out of it (flowkit.store's policy)
+        parts = [p for p in parts if not _linked(st.root, p)]
+    read = (_read_part(fs, path) for path in parts)
     tables = [t for t in read if t is not None]
     if not tables:
         return _select(empty_log(), columns, empty=True)
@@ -201,9 +206,12 @@ def _parts(fs: Any, base: str, start: dt.datetime | None, end: dt.datetime | Non
     found: list[str] = []
     for folder in sorted(folders):
         m = _DATE_DIR.match(os.path.basename(folder.rstrip("/")))
-        if m is None:
+        try:
+            day = dt.date.fromisoformat(m.group(1)) if m else None
+        except ValueError:  # date=2026-13-45: not a folder the writer makes
+            day = None
+        if day is None:
             continue
-        day = dt.date.fromisoformat(m.group(1))
         if start is not None and day < start.date():
             continue
         if end is not None and day > end.date():
@@ -216,6 +224,27 @@ def _parts(fs: Any, base: str, start: dt.datetime | None, end: dt.datetime | Non
             )
         )
     return found
+
+
+def escapes(root: str, path: str) -> bool:
+    """Whether an existing part of ``path`` below the local folder ``root`` is a symbolic
+    link (which could lead out of the store)."""
+    rel = os.path.relpath(path, root)
+    if rel.startswith(".."):
+        return True
+    current = root
+    for segment in rel.split(os.sep):
+        current = os.path.join(current, segment)
+        if os.path.islink(current):
+            return True
+    return False
+
+
+def _linked(root: str, path: str) -> bool:
+    if escapes(root, path):
+        log.warning("prediction log: skipping %s: a symbolic link leads out of the store", path)
+        return True
+    return False
 
 
 def _read_part(fs: Any, path: str) -> pa.Table | None:
@@ -268,6 +297,7 @@ __all__ = [
     "PREDICTION",
     "combine",
     "empty_log",
+    "escapes",
     "filesystem",
     "model_folder",
     "part_folder",

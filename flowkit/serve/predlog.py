@@ -286,6 +286,8 @@ class PredictionLog:
 
     def _put(self, day: dt.date, table: pa.Table) -> None:
         folder = predictions.part_folder(self._root, self.model, day)
+        if self.store.local and predictions.escapes(self._root, folder):
+            raise OSError(f"{folder} goes through a symbolic link: not writing out of the store")
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         self._fs.makedirs(folder, exist_ok=True)

@@ -225,3 +225,16 @@ def test_batch_predict_refuses_bad_input_before_loading(tracking_uri: str) -> No
         ml.batch_predict("m", pa.table({"a": [1.0]}), tracking_uri, partition_rows=0)
     with pytest.raises(ml.ModelNotFoundError):
         ml.batch_predict("models:/nobody@production", pa.table({"a": [1.0]}), tracking_uri)
+
+
+def test_planted_links_and_impossible_dates_are_not_followed(
+    dated: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outside = tmp_path / "outside"
+    write_part(outside, "m", dt.datetime(2026, 12, 9, tzinfo=UTC), "secret")
+    model_dir = dated / "predictions" / "m"
+    (model_dir / "date=2026-12-09").symlink_to(outside / "predictions" / "m" / "date=2026-12-09")
+    (model_dir / "date=2026-13-45").mkdir()
+    with caplog.at_level(logging.WARNING, "flowkit.ml.predictions"):
+        assert ids(ml.prediction_log("m", store=dated)) == ["d1", "d2", "d3"]
+    assert "symbolic link" in caplog.text

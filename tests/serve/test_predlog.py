@@ -250,3 +250,14 @@ def test_a_pickled_log_is_a_new_log_of_the_same_store(any_store: Store) -> None:
     assert prediction_log("m", store=any_store).column("request_id").to_pylist() == [
         "from-the-copy"
     ]
+
+
+def test_the_writer_never_follows_a_link_out_of_the_store(tmp_path: Path) -> None:
+    store, outside = tmp_path / "store", tmp_path / "outside"
+    outside.mkdir()
+    Store(store).check()
+    (store / "predictions").symlink_to(outside)
+    with PredictionLog(store, "m") as plog:
+        plog.record("r", 1, "production", frame(1), [1], 0.001)
+    assert plog.dropped == 1 and plog.written == 0
+    assert list(outside.iterdir()) == []
