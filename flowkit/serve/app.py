@@ -129,10 +129,9 @@ class _Handlers:
         headers = {"X-Model-Version": str(loaded.version), "X-Model-Alias": loaded.alias}
         try:
             body = await scoring.read_body(request, self.config.max_body_bytes)
-            parsed, named = scoring.parse(body, request.headers.get("content-type"))
-            frame = scoring.conform(parsed, named, loaded)
-            predictions = await anyio.to_thread.run_sync(scoring.predict, loaded, frame)
-            content = scoring.answer(predictions)
+            kind = request.headers.get("content-type")
+            # parsing a large body takes as long as scoring it: both off the event loop
+            scored = await anyio.to_thread.run_sync(scoring.score, body, kind, loaded)
         except scoring.BadRequest as exc:
             response = _error(exc.status, exc.message, exc.code, headers)
             self.metrics.answered(
@@ -150,10 +149,9 @@ class _Handlers:
         self.metrics.answered(loaded.version, loaded.alias, 200, latency)
         after = None  # no thread hop after the answer when there is nothing to do then
         if self.config.prediction_log is not None or self.shadow is not None:
-            frames = (parsed, named, frame)
-            after = BackgroundTask(self._after, request_id, loaded, frames, predictions, latency)
+            after = BackgroundTask(self._after, request_id, loaded, scored, latency)
         return Response(
-            content,
+            scored.content,
             media_type="application/json",
             headers={**headers, "X-Request-Id": request_id},
             background=after,
@@ -163,19 +161,16 @@ class _Handlers:
         self,
         request_id: str,
         loaded: LoadedModel,
-        frames: tuple[pd.DataFrame, bool, pd.DataFrame],
-        predictions: Any,
+        scored: scoring.Scored,
         latency: float,
     ) -> None:
-        """After the answer is sent: the prediction log and the shadow's queue.
-
-        ``frames``: the rows as parsed, whether their columns were named, and the rows as
-        the answering version took them (the shadow version may expect other columns)."""
-        parsed, named, frame = frames
+        """After the answer is sent: the prediction log and the shadow's queue (the shadow
+        takes the rows as parsed: its version may expect other columns)."""
         if self.config.prediction_log is not None:
-            self.record(request_id, loaded, frame, scoring.as_list(predictions), latency)
+            predictions = scoring.as_list(scored.predictions)
+            self.record(request_id, loaded, scored.frame, predictions, latency)
         if self.shadow is not None:
-            self.shadow.submit(request_id, (parsed, named), loaded.version)
+            self.shadow.submit(request_id, (scored.parsed, scored.named), loaded.version)
 
     def record(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -248,6 +249,26 @@ def _typed(frame: pd.DataFrame) -> str:
     return f" (columns holding text: {texts[:_SHOWN]})" if texts else ""
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One scored request: its rows as parsed (columns ``named`` or positional), as the model
+    took them (``frame``), the model's ``predictions`` and the JSON answer (``content``)."""
+
+    parsed: pd.DataFrame
+    named: bool
+    frame: pd.DataFrame
+    predictions: Any
+    content: bytes
+
+
+def score(body: bytes, content_type: str | None, loaded: LoadedModel) -> Scored:
+    """Parse, check and score a request body (the CPU-bound part, run off the event loop)."""
+    parsed, named = parse(body, content_type)
+    frame = conform(parsed, named, loaded)
+    predictions = predict(loaded, frame)
+    return Scored(parsed, named, frame, predictions, answer(predictions))
+
+
 def answer(predictions: Any) -> bytes:
     """``{"predictions": [...]}`` as JSON bytes (numpy and pandas values converted)."""
     if hasattr(predictions, "to_dict") and hasattr(predictions, "columns"):  # a DataFrame
@@ -278,4 +299,15 @@ def as_list(predictions: Any) -> list[Any]:
     return list(predictions)
 
 
-__all__ = ["FORMATS", "BadRequest", "answer", "as_list", "conform", "parse", "predict", "read_body"]
+__all__ = [
+    "FORMATS",
+    "BadRequest",
+    "Scored",
+    "answer",
+    "as_list",
+    "conform",
+    "parse",
+    "predict",
+    "read_body",
+    "score",
+]

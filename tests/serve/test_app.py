@@ -323,3 +323,25 @@ def test_one_app_can_be_started_twice(serve_registry: Any) -> None:
         with TestClient(app) as client:
             reply = client.post("/invocations", json=split(1))
             assert reply.status_code == 200 and reply.headers["x-model-version"] == "3"
+
+
+def test_a_large_body_is_scored_while_health_answers(
+    serve: Callable[..., Any], serve_registry: Any
+) -> None:
+    import threading
+
+    serve_registry.point("app_large", 1)
+    server = serve(ServeConfig("clf", "app_large", serve_registry.uri, follow_seconds=None))
+    body = json.dumps(split(200_000)).encode()  # about 4 MB, under the 16 MiB default
+    replies: list[Any] = []
+    worker = threading.Thread(target=lambda: replies.append(server.score(body)))
+    worker.start()
+    while worker.is_alive():  # the event loop is free: parsing runs in a worker thread
+        started = time.monotonic()
+        assert server.get("/health").status == 200
+        assert time.monotonic() - started < 5.0
+        time.sleep(0.05)
+    worker.join()
+    assert replies[0].status == 200, replies[0].body[:300]
+    predictions = replies[0].json()["predictions"]
+    assert len(predictions) == 200_000 and round(predictions[-1]) == 1
