@@ -49,6 +49,7 @@ SLOW_FILES = frozenset(
         "tests/test_trust_cache.py",
         "tests/test_typecheck_mypy.py",  # one in-process mypy run over ~9,300 pairs
         "tests/ui/test_models.py",  # a real MLflow registry (sqlite): MLflow's import
+        "tests/ml/test_lineage.py",  # a real MLflow registry (sqlite)
     }
 )
 
@@ -79,6 +80,11 @@ SLOW_TESTS = frozenset(
         "tests/test_resume.py::test_an_interrupted_run_resumed_in_a_new_process",
         "tests/test_secret.py::test_frames_and_object_arrays_holding_a_secret_are_refused",
         "tests/ui/test_app_cli.py::test_a_real_server_answers_over_http",
+        "tests/ml/test_predictions.py::test_batch_predict_maps_over_partitions_in_a_workflow",
+        "tests/ml/test_predictions.py::test_batch_predict_by_version_outside_a_workflow",
+        "tests/ml/test_predictions.py::test_batch_predict_refuses_bad_input_before_loading",
+        "tests/serve/test_predlog.py::test_record_never_waits_for_a_slow_store",
+        "tests/serve/test_predlog.py::test_concurrent_requests_lose_nothing",
     }
 )
 
