@@ -38,10 +38,14 @@ def command(argv: Sequence[str]) -> int:
     if ns.backend == "ray":
         from flowkit.serve import ray_serve
 
-        ray_serve.run(
-            config, replicas=ns.replicas, address=ns.ray_address, host=ns.host, port=ns.port,
-            say=_say,
-        )  # fmt: skip
+        try:  # each replica opens its own prediction log; this one only gave the settings
+            ray_serve.run(
+                config, replicas=ns.replicas, address=ns.ray_address, host=ns.host,
+                port=ns.port, say=_say,
+            )  # fmt: skip
+        finally:
+            if config.prediction_log is not None:
+                config.prediction_log.close()
         return EXIT_OK
     import uvicorn
 
@@ -196,13 +200,19 @@ def _port(text: str) -> int:
 
 
 def _check_extra(backend: str) -> None:
-    names = (*_EXTRA, "ray.serve") if backend == "ray" else _EXTRA
     missing = []
-    for name in names:
+    for name in _EXTRA:
         try:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
+    if backend == "ray":
+        try:
+            from flowkit.serve import ray_serve
+
+            ray_serve.import_serve()  # without Ray's import-time warnings
+        except ImportError:
+            missing.append("ray.serve")
     if missing:
         extras = "serve,ml,ray" if backend == "ray" else "serve,ml"
         raise UsageError(

@@ -11,7 +11,7 @@
 
 Markers (CONTRIBUTING.md), set here for the tests of this folder: a test that uses the
 registry is ``slow`` (MLflow's import and models), and ``services`` too when it starts a
-server.
+server; ``SLOW_TESTS`` are slow without either.
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ MODEL = "clf"
 BROKEN_VERSION = 4
 
 
+# Tests of this folder that take a second or more without the registry (fresh interpreters,
+# Ray's import).
+SLOW_TESTS = frozenset(
+    {
+        "test_app_cli.py::test_backend_ray_hands_the_config_to_ray_serve",
+        "test_app_cli.py::test_the_help_lists_serve_and_loads_no_serving_library",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not str(item.path).startswith(HERE + os.sep):
@@ -42,7 +52,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if "serve" in fixtures:
             item.add_marker(pytest.mark.services)
-        if "serve_registry" in fixtures:
+        name = f"{item.path.name}::{item.name.split('[', 1)[0]}"
+        if "serve_registry" in fixtures or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
 

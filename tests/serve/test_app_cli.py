@@ -129,3 +129,24 @@ def test_a_server_process_follows_its_alias_and_logs_predictions(
 
     logged = ml.prediction_log("clf", store=store).to_pylist()  # flushed on shutdown
     assert sorted(row["version"] for row in logged) == [1, 3]
+
+
+def test_backend_ray_hands_the_config_to_ray_serve(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flowkit.serve import ray_serve
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(ray_serve, "run", lambda config, **kw: calls.append((config, kw)))
+    args = [
+        "serve", "clf@live", "--backend", "ray", "--replicas", "2", "--port", "8123",
+        "--canary", "clf@next:0.25", "--shadow", "clf@shadow", "--pin", "--max-body-mb", "2",
+        "--tracking-uri", "sqlite:///nowhere.db", "--ray-address", "127.0.0.1:6379",
+    ]  # fmt: skip
+    assert main(args) == 0
+    [(config, kw)] = calls
+    assert (config.model, config.alias, config.follow_seconds) == ("clf", "live", None)
+    assert config.canary == ("next", 0.25) and config.shadow == "shadow"
+    assert config.max_body_bytes == 2 * 2**20 and config.tracking_uri == "sqlite:///nowhere.db"
+    assert config.prediction_log is None
+    assert kw["replicas"] == 2 and kw["port"] == 8123 and kw["address"] == "127.0.0.1:6379"
