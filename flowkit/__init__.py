@@ -29,6 +29,7 @@ from flowkit import (
 from flowkit.api import run
 from flowkit.backend import Backend, available_backends
 from flowkit.callbacks import Callback, Output
+from flowkit.capture import current_run_id
 from flowkit.errors import (
     BackendNotFoundError,
     FlowkitError,
@@ -84,6 +85,7 @@ __all__ = [
     "available_backends",
     "backends",
     "card",
+    "current_run_id",
     "dynamic",
     "run",
     "runs",

@@ -144,7 +144,7 @@ def run_call(
                 return hit
     # private copies only for a call that runs: hits and keys use the originals
     try:
-        with capture.attempt(label) as cap:
+        with capture.attempt(label, run_id=rt.run_id) as cap:
             value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
         check_return(rt, value)
     except Exception as e:

@@ -244,3 +244,20 @@ def test_a_record_says_the_calls_start_and_end_once() -> None:
     assert back.tries[0] == first and back.tries[1].started == 2.5 and back.tries[1].ended == 3.25
     assert back.tries[1].cpu == 0.123457  # to the microsecond
     assert back.logs == "a\nb\n" and back.traceback == "tb"
+
+
+@fk.task
+def which_run(n: int) -> str:
+    return fk.current_run_id() or "none"
+
+
+@fk.workflow
+def which_runs(ns: list[int]) -> list[str]:
+    return which_run.map(n=ns)
+
+
+@pytest.mark.parametrize("backend", ["local", "threads", "processes"])
+def test_a_task_knows_its_run(tmp_path: Path, backend: str) -> None:
+    run = fk.run(which_runs, ns=[1, 2], store=str(tmp_path), backend=backend)
+    assert run.output == [run.id, run.id]
+    assert fk.current_run_id() is None and which_run(1) == "none"  # outside a run: None

@@ -45,6 +45,13 @@ def current() -> Attempt | None:
     return active if isinstance(active, Attempt) else None
 
 
+def current_run_id() -> str | None:
+    """The id of the flowkit run whose task is running on this thread (on any backend: the
+    runner passes it to the attempt on the worker), or None outside a task."""
+    active = current()
+    return None if active is None else active.run_id
+
+
 __all__ = [
     "MAX_LOG_BYTES",
     "Attempt",
@@ -52,6 +59,7 @@ __all__ = [
     "Masker",
     "attempt",
     "current",
+    "current_run_id",
     "live_enabled",
     "set_live",
     "set_live_sink",

@@ -81,11 +81,13 @@ class Attempt:
         "cpu",
         "label",
         "live",
+        "run_id",
         "wall",
     )
 
-    def __init__(self, label: str, live: bool | None = None) -> None:
+    def __init__(self, label: str, live: bool | None = None, run_id: str | None = None) -> None:
         self.label = label
+        self.run_id = run_id  # the flowkit run the attempt belongs to (fk.current_run_id)
         self.live = live  # None: decided at the first write (capture.set_live, FLOWKIT_QUIET)
         self.cpu: float | None = None
         self.wall = 0.0
@@ -210,7 +212,7 @@ def _worker_name() -> str:
     return name
 
 
-def attempt(label: str, live: bool | None = None) -> Attempt:
+def attempt(label: str, live: bool | None = None, run_id: str | None = None) -> Attempt:
     """Capture what the calling thread prints and logs until the block ends::
 
         with capture.attempt("train") as cap:
@@ -222,4 +224,4 @@ def attempt(label: str, live: bool | None = None) -> Attempt:
     propagates unchanged, carrying ``flowkit_attempt = {"logs", "cpu", "peak_rss", "wall",
     "worker", "cards"}``.
     """
-    return Attempt(label, live)
+    return Attempt(label, live, run_id)

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowkit.capture import current_run_id
 from flowkit.ml import modelio, uris
 from flowkit.ml.errors import ModelNotFoundError, NoEarlierVersionError, RegistryError
 from flowkit.ml.tracking import active_run, param_value
@@ -257,8 +258,9 @@ def register(
 def _lineage(uri: str) -> dict[str, str]:
     """The lineage tags of a version registered now: the tracked run this code runs under."""
     active = active_run()
-    if active is None:
-        return {}
+    if active is None:  # untracked: still the flowkit run whose task registers it, if any
+        run_id = current_run_id()
+        return {} if run_id is None else {RUN_ID_TAG: run_id}
     tags = {RUN_ID_TAG: active.flowkit_run_id}
     if active.tracking_uri == uri:  # a run id names a run of one tracking store only
         tags[TRAINING_RUN_TAG] = active.mlflow_run_id

@@ -56,11 +56,18 @@ def test_a_version_registered_in_a_tracked_run_names_both_runs(tracking_uri: str
     assert tracked.info.run_id == tracker.last_run_id
 
 
-def test_outside_a_tracked_run_there_is_no_lineage_tag(tracking_uri: str) -> None:
-    fk.run(train, uri=tracking_uri, backend="threads", store="memory://lineage-untracked")
+def test_an_untracked_run_still_names_the_flowkit_run(tracking_uri: str) -> None:
+    run = fk.run(train, uri=tracking_uri, backend="threads", store="memory://lineage-untracked")
     mv = _client(tracking_uri).get_model_version("lineage", "1")
-    assert "flowkit.run_id" not in mv.tags and "flowkit.training_run_id" not in mv.tags
+    assert mv.tags["flowkit.run_id"] == run.id  # fk.current_run_id() inside the task
+    assert "flowkit.training_run_id" not in mv.tags  # no MLflow run tracks it
     assert mv.tags["team"] == "risk"
+
+
+def test_outside_any_run_there_is_no_lineage_tag(tracking_uri: str) -> None:
+    version = ml.register(fit(1.0), "plain", tracking_uri=tracking_uri)  # a plain call
+    mv = _client(tracking_uri).get_model_version("plain", str(version.version))
+    assert "flowkit.run_id" not in mv.tags and fk.current_run_id() is None
 
 
 @pytest.mark.parametrize(
