@@ -259,3 +259,18 @@ def test_a_slow_shadow_never_delays_the_answer(
     assert time.monotonic() - started < 2.0  # ten shadow scorings alone take 3 s
     ok = lambda: server.metric("flowkit_serve_shadow_total", version=str(slow), outcome="ok")  # noqa: E731
     server.wait_for(lambda: ok() == 10, 15, "ten slow shadow scorings")
+
+
+def test_a_deleted_alias_keeps_the_last_version_serving(
+    serve: Callable[..., Any], serve_registry: Any
+) -> None:
+    from mlflow import MlflowClient
+
+    serve_registry.point("fol_deleted", 2)
+    server = _following(serve, serve_registry, "fol_deleted")
+    MlflowClient(serve_registry.uri).delete_registered_model_alias("clf", "fol_deleted")
+    server.wait_for(lambda: "failure" in server.get("/health").json(), FOLLOW + 10, "failure")
+    doc = server.get("/health").json()
+    assert doc["status"] == "ok" and doc["version"] == 2
+    assert doc["failure"]["version"] is None and "fol_deleted" in doc["failure"]["error"]
+    assert server.score(BODY).version == 2
