@@ -14,8 +14,10 @@ registry that cannot be reached is kept the same way. Until the primary alias ha
 version, scoring answers 503.
 
 Canary split: deterministic, not random -- request ``n`` (counted from 0 by the server) goes
-to the canary exactly when ``floor((n + 1) * fraction) > floor(n * fraction)``, so any ``N``
-consecutive requests send ``N * fraction`` of them (rounded) to the canary.
+to the canary exactly when ``floor((n + 1) * fraction) > floor(n * fraction)``, so of any ``N``
+consecutive requests, ``N * fraction`` give or take one go to the canary (2,000 requests at 0.1:
+200). Each server counts its own requests (each Ray Serve replica too). While the canary's
+version is not loaded, the primary answers its share.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class ServeConfig:
     """What one ``flowkit serve`` app serves.
 
     ``follow_seconds``: how often the registry is polled for alias moves (None: pinned to
-    the versions found at start). ``canary``: (alias, fraction) of the same model answering
+    the versions found at start; an alias that could not be loaded then is retried every
+    10 s until it is). ``canary``: (alias, fraction) of the same model answering
     that fraction of requests. ``shadow``: an alias of the same model that also scores every
     request, after the answer is sent. ``max_body_bytes``: larger request bodies are refused
     (413) while they are read.
