@@ -45,14 +45,20 @@ SLOW_TESTS = frozenset(
 )
 
 
+# Tests that start a server process themselves.
+SERVICE_TESTS = frozenset(
+    {"test_app_cli.py::test_a_server_process_follows_its_alias_and_logs_predictions"}
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not str(item.path).startswith(HERE + os.sep):
             continue
         fixtures = set(getattr(item, "fixturenames", ()))
-        if "serve" in fixtures:
-            item.add_marker(pytest.mark.services)
         name = f"{item.path.name}::{item.name.split('[', 1)[0]}"
+        if "serve" in fixtures or name in SERVICE_TESTS:
+            item.add_marker(pytest.mark.services)
         if "serve_registry" in fixtures or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
