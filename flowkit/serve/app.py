@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A request scores on the event loop when its body is at most this many bytes and its
+#: version's last request took less than INLINE_SECONDS (its first one goes to a thread).
+INLINE_BYTES = 64 * 1024
+INLINE_SECONDS = 0.002
+
 SHADOW_QUEUE = 1000  # requests waiting for the shadow version; more are dropped and counted
 # (request id, (parsed rows, columns named?), the version that answered)
 _Shadowed = tuple[str, tuple["pd.DataFrame", bool], int]
@@ -118,6 +123,8 @@ class _Handlers:
         self.deployment = deployment
         self.metrics = metrics
         self.shadow: ShadowScorer | None = None
+        # seconds the last request to each version took to score: quick ones score inline
+        self._took: dict[int, float] = {}
 
     async def invocations(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -129,9 +136,7 @@ class _Handlers:
         headers = {"X-Model-Version": str(loaded.version), "X-Model-Alias": loaded.alias}
         try:
             body = await scoring.read_body(request, self.config.max_body_bytes)
-            kind = request.headers.get("content-type")
-            # parsing a large body takes as long as scoring it: both off the event loop
-            scored = await anyio.to_thread.run_sync(scoring.score, body, kind, loaded)
+            scored = await self._score(body, request.headers.get("content-type"), loaded)
         except scoring.BadRequest as exc:
             response = _error(exc.status, exc.message, exc.code, headers)
             self.metrics.answered(
@@ -156,6 +161,19 @@ class _Handlers:
             headers={**headers, "X-Request-Id": request_id},
             background=after,
         )
+
+    async def _score(self, body: bytes, kind: str | None, loaded: LoadedModel) -> scoring.Scored:
+        """Parse and score a body: on the event loop when it is small and this version scored
+        the last one quickly (a thread hop would cost more than the work), else on a thread,
+        so that a large body or a slow model never stalls the other requests and /health."""
+        t0 = time.perf_counter()
+        quick = self._took.get(loaded.version, INLINE_SECONDS) < INLINE_SECONDS
+        if quick and len(body) <= INLINE_BYTES:
+            scored = scoring.score(body, kind, loaded)
+        else:
+            scored = await anyio.to_thread.run_sync(scoring.score, body, kind, loaded)
+        self._took[loaded.version] = time.perf_counter() - t0
+        return scored
 
     def _after(
         self,

@@ -80,20 +80,23 @@ def test_record_never_waits_for_a_slow_store(
 ) -> None:
     plog = PredictionLog(tmp_path / "s", "m", batch_rows=1, flush_seconds=0.01)
     real_put = plog._put
+    writing, release = threading.Event(), threading.Event()
+    waited_out: list[bool] = []
 
-    def slow_put(*args: Any) -> None:
-        time.sleep(0.3)
+    def stuck_put(*args: Any) -> None:  # the store hangs until the test lets it go
+        writing.set()
+        waited_out.append(not release.wait(60))
         real_put(*args)
 
-    monkeypatch.setattr(plog, "_put", slow_put)
+    monkeypatch.setattr(plog, "_put", stuck_put)
     body = frame(1)
-    slowest = 0.0
-    for i in range(2000):  # while each write sleeps 0.3 s
-        started = time.perf_counter()
+    plog.record("r0", 1, "production", body, [1], 0.001)
+    assert writing.wait(30)  # the writer is stuck in the store now
+    for i in range(1, 2000):  # a record that waited for the store would hang here
         plog.record(f"r{i}", 1, "production", body, [1], 0.001)
-        slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.1
+    release.set()
     plog.close()
+    assert not any(waited_out)  # every record returned while the store was stuck
     assert plog.written + plog.dropped == 2000
     assert prediction_log("m", store=tmp_path / "s").num_rows == plog.written
 

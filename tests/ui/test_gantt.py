@@ -4,7 +4,6 @@ lanes when no worker was recorded, cache hits in their own lanes, ticks on the a
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -97,15 +96,12 @@ def test_ten_thousand_calls_merge_into_few_bars_quickly(tmp_path: Path) -> None:
         for i in range(10_000)
     ]
     run, tasks = _run(tmp_path, records)
-    began = time.perf_counter()
     svg = str(gantt_svg(run, tasks))
-    took = time.perf_counter() - began
     rects = _rects(svg)
     assert len(rects) < COLLAPSE
     assert sum(int(r.get("data-count") or 1) for r in rects) == 10_001
     assert {r.get("data-node") for r in rects} == {"load", "sq"}
     assert len(svg) < 1_000_000
-    assert took < 5  # a sanity bound, not a benchmark (benchmarks/ measures)
 
 
 def test_nothing_started_is_a_note(tmp_path: Path) -> None:
