@@ -39,15 +39,15 @@ BROKEN_VERSION = 4
 # Ray's import).
 SLOW_TESTS = frozenset(
     {
-        "test_app_cli.py::test_backend_ray_hands_the_config_to_ray_serve",
-        "test_app_cli.py::test_the_help_lists_serve_and_loads_no_serving_library",
+        "test_serve_cli.py::test_backend_ray_hands_the_config_to_ray_serve",
+        "test_serve_cli.py::test_the_help_lists_serve_and_loads_no_serving_library",
     }
 )
 
 
 # Tests that start a server process themselves.
 SERVICE_TESTS = frozenset(
-    {"test_app_cli.py::test_a_server_process_follows_its_alias_and_logs_predictions"}
+    {"test_serve_cli.py::test_a_server_process_follows_its_alias_and_logs_predictions"}
 )
 
 
