@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from markupsafe import Markup, escape
 
 from flowkit.runview import RunView
 from flowkit.taskview import TaskView
+from flowkit.ui.nodeids import graph_node
 from flowkit.ui.templating import format_duration
 
 LABEL_W: Final = 210
@@ -40,8 +40,6 @@ COLLAPSE: Final = 2000
 #: Lanes packed for attempts without a worker (and for cache hits), each.
 MAX_PACKED: Final = 32
 LANE_CHARS: Final = 30
-
-_ITEM_RE = re.compile(r"(.+)\[[0-9]+\]")
 
 
 @dataclass(slots=True)
@@ -113,8 +111,7 @@ def merged(found: list[Bar], scale: float) -> list[Bar]:
     ``scale`` pixels per second), merged; a map item counts as its map node."""
     groups: dict[tuple[str, str, str], list[Bar]] = defaultdict(list)
     for bar in found:
-        item = _ITEM_RE.fullmatch(bar.node)
-        groups[(bar.lane, item.group(1) if item else bar.node, bar.status)].append(bar)
+        groups[(bar.lane, graph_node(bar.node), bar.status)].append(bar)
     out: list[Bar] = []
     for (lane, _, status), group in groups.items():
         group.sort(key=lambda b: b.start)
@@ -131,8 +128,7 @@ def merged(found: list[Bar], scale: float) -> list[Bar]:
             out.append(cur)
     for bar in out:
         if bar.count > 1:  # named by its node: a map's items merged
-            item = _ITEM_RE.fullmatch(bar.node)
-            bar.node = item.group(1) if item else bar.node
+            bar.node = graph_node(bar.node)
     return out
 
 

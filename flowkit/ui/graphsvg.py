@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 from flowkit.runview import RunView
 from flowkit.taskview import TaskView
 from flowkit.ui.live import node_statuses
+from flowkit.ui.nodeids import graph_node, map_node
 
 #: Node box size and gaps, in SVG user units (pixels).
 NODE_W: Final = 220
@@ -51,7 +52,6 @@ LABEL_CHARS: Final = 24
 ITEM_LINKS: Final = 1000
 SWEEPS: Final = 4
 
-_ITEM_RE = re.compile(r"(.+)\[([0-9]+)\]")
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 Href = Callable[[str], "str | None"]
@@ -121,8 +121,7 @@ def _place(nodes: dict[str, GraphNode], t: TaskView, *, recorded_graph: bool) ->
     if node_id in nodes and nodes[node_id].kind != "map":
         nodes[node_id].call = t
         return
-    item = _ITEM_RE.fullmatch(node_id)
-    parent = item.group(1) if item else node_id
+    parent = graph_node(node_id)
     if parent in nodes and nodes[parent].kind == "map":
         nodes[parent].items.append(t)
         return
@@ -130,7 +129,7 @@ def _place(nodes: dict[str, GraphNode], t: TaskView, *, recorded_graph: bool) ->
     if owner is not None:
         owner.items.append(t)
         return
-    if item is not None and (not recorded_graph or parent not in nodes):
+    if map_node(node_id) is not None and (not recorded_graph or parent not in nodes):
         nodes[parent] = GraphNode(parent, t.name, "map", items=[t])
         return
     nodes[node_id] = GraphNode(node_id, t.name, "task", call=t)

@@ -19,18 +19,16 @@ lost). :func:`node_statuses` is the same reading for the run page's first drawin
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from flowkit.runview import RunView
 from flowkit.taskview import TaskView
+from flowkit.ui.nodeids import map_node
 
 #: Above this many calls the JSON names graph nodes only (a 100k-item map stays small).
 MAX_CALLS: Final = 2000
-
-_ITEM_RE = re.compile(r"(.+)\[([0-9]+)\]")
 
 
 def status_doc(run: RunView) -> dict[str, Any]:
@@ -68,10 +66,10 @@ def graph_nodes(run: RunView, tasks: Iterable[TaskView] | None = None) -> list[d
         return list(graph["nodes"])
     seen: dict[str, dict[str, Any]] = {}
     for t in run.tasks if tasks is None else tasks:
-        item = _ITEM_RE.fullmatch(t.node)
-        node_id = item.group(1) if item else t.node
+        parent = map_node(t.node)
+        node_id = t.node if parent is None else parent
         if node_id not in seen:
-            kind = "map" if item else "task"
+            kind = "task" if parent is None else "map"
             seen[node_id] = {"id": node_id, "task": t.name, "kind": kind, "cache": False}
     return list(seen.values())
 
@@ -81,8 +79,8 @@ def node_statuses(run: RunView, tasks: Iterable[TaskView] | None = None) -> dict
     calls = {t.node: t for t in (run.tasks if tasks is None else tasks)}
     items: dict[str, list[TaskView]] = defaultdict(list)
     for node, view in calls.items():
-        if (item := _ITEM_RE.fullmatch(node)) is not None:
-            items[item.group(1)].append(view)
+        if (parent := map_node(node)) is not None:
+            items[parent].append(view)
     nodes = graph_nodes(run, calls.values())
     upstream = _upstream(run)
     found: dict[str, str] = {}

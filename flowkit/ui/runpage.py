@@ -15,7 +15,6 @@ server). Nothing in it points outside the file.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Final
@@ -26,6 +25,7 @@ from flowkit.taskview import TaskView
 from flowkit.ui.gantt import gantt_svg
 from flowkit.ui.graphsvg import Href, collect, dom_id, draw, map_lists, task_href
 from flowkit.ui.live import summary
+from flowkit.ui.nodeids import map_node
 from flowkit.ui.preview import cut
 from flowkit.ui.taskpage import Context, task_section
 from flowkit.ui.templating import render
@@ -34,8 +34,6 @@ from flowkit.ui.templating import render
 ITEM_ROWS: Final = 200
 #: Characters of one parameter's value shown.
 PARAM_CHARS: Final = 300
-
-_ITEM_RE = re.compile(r"(.+)\[[0-9]+\]")
 
 
 def run_page(run: RunView, *, report: bool = False) -> str:
@@ -76,9 +74,8 @@ def table_rows(tasks: Sequence[TaskView]) -> tuple[list[TaskView], dict[str, int
     hidden: dict[str, int] = defaultdict(int)
     shown = []
     for t in tasks:
-        item = _ITEM_RE.fullmatch(t.node)
-        if item is not None and t.status != "failed":
-            node = item.group(1)
+        node = map_node(t.node)
+        if node is not None and t.status != "failed":
             per_node[node] += 1
             if per_node[node] > ITEM_ROWS:
                 hidden[node] += 1

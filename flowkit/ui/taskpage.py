@@ -16,7 +16,6 @@ process does not trust) is shown as that error, not as a failed page.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from flowkit.taskview import NoOutputError, TaskView
 from flowkit.ui.cards import cards_html
 from flowkit.ui.graphsvg import task_href
 from flowkit.ui.missreason import Memo, MissReason, miss_reason
+from flowkit.ui.nodeids import graph_node
 from flowkit.ui.preview import preview, short
 from flowkit.ui.templating import env, render
 
@@ -37,7 +37,6 @@ MAX_LOAD: Final = 16 * 2**20
 #: Characters of one attempt's log shown: its head and tail, half each.
 MAX_LOG: Final = 200_000
 
-_ITEM_RE = re.compile(r"(.+)\[[0-9]+\]")
 
 Href = Callable[[str], "str | None"]
 
@@ -96,8 +95,7 @@ class Context:
     def cached_task(self, node: str) -> bool | None:
         if self.cached_nodes is None:
             return None
-        item = _ITEM_RE.fullmatch(node)
-        return self.cached_nodes.get(item.group(1) if item else node)
+        return self.cached_nodes.get(graph_node(node))
 
 
 def task_detail(
@@ -149,11 +147,11 @@ def task_detail(
 def _inputs(task: TaskView, context: Context, href: Href) -> list[dict[str, Any]]:
     """Each input that came from the store: its token, the call that produced it and, when
     that call's output is this very value, a preview of it."""
-    graph_node = _graph_node(task.node)
+    node_of_call = graph_node(task.node)
     rows = []
     for param, token in task.inputs.items():
         produced = context.producers.get(token)
-        source = produced[0] if produced else context.sources.get((graph_node, param))
+        source = produced[0] if produced else context.sources.get((node_of_call, param))
         row: dict[str, Any] = {
             "param": param,
             "token": token,
@@ -225,11 +223,6 @@ def _digest(art: Any) -> str | None:
         return Artifact.from_dict(art).digest
     except ValueError:
         return None
-
-
-def _graph_node(node: str) -> str:
-    item = _ITEM_RE.fullmatch(node)
-    return item.group(1) if item else node
 
 
 def _cut_log(text: str) -> Mapping[str, Any]:
