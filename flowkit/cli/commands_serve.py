@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import ipaddress
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-from flowkit.cli.common import EXIT_OK, CliParser, UsageError, add_store_option, store_url
+from flowkit.cli.common import (
+    EXIT_OK,
+    CliParser,
+    UsageError,
+    add_store_option,
+    is_loopback,
+    say,
+    store_url,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -30,8 +36,8 @@ def command(argv: Sequence[str]) -> int:
     routing = _routing(ns, model)  # usage errors first, before the slow imports
     _check_extra(ns.backend)
     config = _config(ns, model, alias, routing)
-    if not _is_loopback(ns.host):
-        _say(
+    if not is_loopback(ns.host):
+        say(
             f"warning: flowkit serve has no authentication; on {ns.host} anyone who can reach "
             f"port {ns.port} can score the model"
         )
@@ -41,7 +47,7 @@ def command(argv: Sequence[str]) -> int:
         try:  # each replica opens its own prediction log; this one only gave the settings
             ray_serve.run(
                 config, replicas=ns.replicas, address=ns.ray_address, host=ns.host,
-                port=ns.port, say=_say,
+                port=ns.port, say=say,
             )  # fmt: skip
         finally:
             if config.prediction_log is not None:
@@ -54,7 +60,7 @@ def command(argv: Sequence[str]) -> int:
     app = create_app(config)
     shown = f"[{ns.host}]" if ":" in ns.host else ns.host
     following = "pinned" if config.follow_seconds is None else f"every {config.follow_seconds:g} s"
-    _say(
+    say(
         f"flowkit serve: {model}@{alias} (alias followed: {following}) at "
         f"http://{shown}:{ns.port}/invocations (Ctrl-C to stop)"
     )
@@ -219,19 +225,6 @@ def _check_extra(backend: str) -> None:
             f"flowkit serve needs the {extras} extras (missing: {', '.join(missing)}): "
             f'pip install "flowkit[{extras}]"'
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: assume it can be reached from elsewhere
-        return False
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "command"]

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import ipaddress
-import sys
 from collections.abc import Sequence
 
 from flowkit import runs
-from flowkit.cli.common import EXIT_OK, CliParser, UsageError, add_store_option, store_url
+from flowkit.cli.common import (
+    EXIT_OK,
+    CliParser,
+    UsageError,
+    add_store_option,
+    is_loopback,
+    say,
+    store_url,
+)
 from flowkit.errors import FlowkitError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -37,10 +43,10 @@ def command(argv: Sequence[str]) -> int:
     try:
         runs.open_store(url)
     except FlowkitError as exc:  # served anyway: each page says so until the store is readable
-        _say(f"warning: {exc}")
-    loopback = _is_loopback(ns.host)
+        say(f"warning: {exc}")
+    loopback = is_loopback(ns.host)
     if not loopback:
-        _say(
+        say(
             f"warning: flowkit ui has no authentication; on {ns.host} anyone who can reach "
             f"port {ns.port} can read every run in {url}"
         )
@@ -50,7 +56,7 @@ def command(argv: Sequence[str]) -> int:
         url, tracking_uri=ns.tracking_uri, allowed_hosts=LOOPBACK_NAMES if checked else None
     )
     shown = f"[{ns.host}]" if ":" in ns.host else ns.host
-    _say(f"flowkit ui: serving {url} at http://{shown}:{ns.port}/ (Ctrl-C to stop)")
+    say(f"flowkit ui: serving {url} at http://{shown}:{ns.port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning", access_log=False)
     return EXIT_OK
 
@@ -97,19 +103,6 @@ def _check_extra() -> None:
             f"flowkit ui needs the ui extra (missing: {', '.join(missing)}): "
             'pip install "flowkit[ui]"'
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: assume it can be reached from elsewhere
-        return False
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "command"]

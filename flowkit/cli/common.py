@@ -10,7 +10,9 @@ printing argparse's two-line usage block). Tables and durations are formatted he
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -94,3 +96,18 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis."""
     return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` answers this machine only (``flowkit ui``, ``serve``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it can be reached from elsewhere
+        return False
+
+
+def say(message: str) -> None:
+    """A line on stderr, now (a server's address, a warning)."""
+    print(message, file=sys.stderr, flush=True)
