@@ -27,12 +27,15 @@ class Load:
     """A client thread scoring as fast as it can; every answer is kept, every failure too."""
 
     server: Any
-    answers: list[tuple[float, int]] = field(default_factory=list)  # (time, version)
+    # (sent, received, version): with several clients, answers arrive out of the order in
+    # which their requests picked a version
+    answers: list[tuple[float, float, int]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         while not self.stop.is_set():
+            sent = time.monotonic()
             try:
                 reply = self.server.score(BODY)
             except Exception as exc:
@@ -44,10 +47,16 @@ class Load:
             answered = {round(p) for p in reply.json()["predictions"]}
             if answered != {reply.version}:
                 self.failures.append(f"header says {reply.version}, predictions say {answered}")
-            self.answers.append((time.monotonic(), reply.version))
+            self.answers.append((sent, time.monotonic(), reply.version))
 
     def first_from(self, version: int, after: float) -> float | None:
-        return next((t for t, v in self.answers if v == version and t >= after), None)
+        """When the first answer from ``version`` to a request sent after ``after`` came."""
+        found = [got for sent, got, v in self.answers if v == version and sent >= after]
+        return min(found, default=None)
+
+    def versions_sent(self, start: float, end: float = float("inf")) -> set[int]:
+        """The versions that answered the requests sent from ``start`` until ``end``."""
+        return {v for sent, _, v in self.answers if start <= sent < end}
 
 
 def _following(serve: Callable[..., Any], registry: Any, alias: str, **kw: Any) -> Any:
@@ -84,12 +93,13 @@ def test_promote_and_rollback_under_load_fail_no_request(
             t.join(timeout=60)
     assert load.failures == []
     assert len(load.answers) >= 400
-    versions = [v for _, v in sorted(load.answers)]
-    # once switched, a version is not answered by the old one any more (one atomic swap)
-    first_v2 = versions.index(2)
-    last_v2 = len(versions) - 1 - versions[::-1].index(2)
-    assert set(versions[first_v2 : last_v2 + 1]) == {2}
-    assert set(versions[last_v2 + 1 :]) == {1}
+    # once switched, a request sent after the new version answered one is never answered by
+    # the old one (one atomic swap), until the rollback; then the same the other way
+    switched = load.first_from(2, promoted)
+    back = load.first_from(1, rolled)
+    assert switched is not None and back is not None
+    assert load.versions_sent(switched, rolled) == {2}
+    assert load.versions_sent(back) == {1}
     assert server.get("/version").json()["version"] == 1
     assert server.metric("flowkit_serve_requests_total", version="2") >= 100
 
