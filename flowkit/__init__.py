@@ -41,6 +41,7 @@ from flowkit.errors import (
     TaskTimeoutError,
     TypeMismatchError,
 )
+from flowkit.events import Event, FireTime
 from flowkit.files import Directory, File
 from flowkit.records import Run, TaskRecord
 from flowkit.resources import Resources
@@ -60,7 +61,9 @@ __all__ = [
     "BackendNotFoundError",
     "Callback",
     "Directory",
+    "Event",
     "File",
+    "FireTime",
     "FlowkitError",
     "GraphError",
     "NoOutputError",

@@ -17,6 +17,7 @@ from flowkit.errors import FlowkitError, TaskFailedError
 from flowkit.header_inputs import record_inputs
 from flowkit.records import Run, new_run_id
 from flowkit.resume import Reuse
+from flowkit.runstore import is_run_id, run_dir
 from flowkit.secret import mask
 from flowkit.store import Store, resolve_store
 from flowkit.workflow import WorkflowDef, bind_inputs
@@ -35,6 +36,8 @@ def run(
     inputs: Mapping[str, Any] | None = None,
     keep: bool = True,
     resume: str | Run | None = None,
+    run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> Run:
     """Run a workflow and return its :class:`~flowkit.records.Run` record.
@@ -53,20 +56,26 @@ def run(
     ``keep``: every task output is kept in the store (``fk.runs`` reads them back; a task's
     own ``keep=False`` opts it out); ``False`` keeps only cached outputs and the workflow's
     output. ``resume``: a run (or its id, or a unique prefix of one) whose succeeded calls
-    are reused where their keys still match; the others run.
+    are reused where their keys still match; the others run. ``run_id``: the id to give
+    the run (one chosen before it starts, as ``flowkit submit`` does; it must not name a run
+    already in the store); default a new sortable id. ``tags``: short strings kept in the
+    run's header (``{"schedule": "nightly"}``), shown by ``flowkit runs`` and the UI.
 
     Workflow inputs are keyword arguments; an input whose name clashes with one of these
     options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``, ``keep``,
-    ``resume``) goes in ``inputs={"store": ...}``.
+    ``resume``, ``run_id``, ``tags``) goes in ``inputs={"store": ...}``.
     """
     _check_arguments(workflow, cache, keep, resume)
+    the_tags = _check_tags(tags)
     values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()
+    if run_id is not None:
+        _check_new_run_id(the_store, run_id)
     reuse = None if resume is None else _reuse(the_store, resume, workflow)
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
-    record = _start(workflow, values, the_backend, the_store, group, keep, reuse)
+    record = _start(workflow, values, the_backend, the_store, group, keep, reuse, run_id, the_tags)
     try:
         with lifecycle.sigterm_interrupts(), lifecycle.Heartbeat(_beat(record, the_store)):
             _execute(workflow, values, the_backend, the_store, cache, group, record, reuse)
@@ -92,10 +101,12 @@ def _start(
     group: CallbackGroup,
     keep: bool,
     reuse: Reuse | None,
+    run_id: str | None,
+    tags: dict[str, str],
 ) -> Run:
     """The run's record, its header written (who runs it, a first heartbeat), callbacks told."""
     record = Run(
-        id=new_run_id(),
+        id=run_id or new_run_id(),
         workflow=workflow.name,
         inputs=values,
         recorded_inputs=record_inputs(values, store),
@@ -105,6 +116,7 @@ def _start(
         keep=keep,
         resumed_from=None if reuse is None else reuse.run_id,
         graph=workflow.graph.shape(),
+        tags=tags,
     )
     record.heartbeat = record.started
     store.write_run(record.id, record.to_dict())
@@ -137,6 +149,30 @@ def _check_arguments(workflow: Any, cache: Any, keep: Any, resume: Any) -> None:
         raise FlowkitError(
             "resume= and cache='refresh' contradict each other (reuse calls, or recompute "
             "them); pass one of them"
+        )
+
+
+def _check_tags(tags: Any) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise FlowkitError(f"tags={tags!r}: pass a mapping of str to str")
+    return dict(tags)
+
+
+def _check_new_run_id(store: Store, run_id: Any) -> None:
+    """A chosen run id must name a folder and no run already there (one run per id)."""
+    if not isinstance(run_id, str) or not is_run_id(run_id):
+        raise FlowkitError(
+            f"run_id={run_id!r}: use letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit"
+        )
+    if store.list_dir(run_dir(run_id)):
+        raise FlowkitError(
+            f"run_id={run_id!r}: a run with this id is already in the store {store.url}; "
+            "choose a new id (or leave run_id unset)"
         )
 
 

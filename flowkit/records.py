@@ -239,6 +239,8 @@ class Run:
     keep: bool = True
     # the traced graph as plain data (flowkit.graph.Graph.shape): what the UI draws
     graph: dict[str, Any] | None = None
+    # who or what started it: {"schedule": "nightly", "fire_time": "..."} (fk.run(tags=...))
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -280,6 +282,8 @@ class Run:
             d["resumed_from"] = self.resumed_from
         if self.graph is not None:
             d["graph"] = self.graph
+        if self.tags:
+            d["tags"] = dict(self.tags)
         return d
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
 from flowkit.config import default_store_url
@@ -95,10 +96,11 @@ def list(  # fk.runs.list, as the API reads (builtins.list below)
     workflow: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> builtins.list[RunView]:
-    """Runs of the store, newest first: only those of ``workflow`` and with ``status`` when
-    given (``lost``: running when its process died), at most ``limit``. Reads one header per
-    run looked at, and no task record."""
+    """Runs of the store, newest first: only those of ``workflow``, with ``status``
+    (``lost``: running when its process died) and carrying every one of ``tags`` when given,
+    at most ``limit``. Reads one header per run looked at, and no task record."""
     _check_filters(status, limit)
     the_store = open_store(store)
     found: builtins.list[RunView] = []
@@ -106,8 +108,10 @@ def list(  # fk.runs.list, as the API reads (builtins.list below)
         if limit is not None and len(found) >= limit:
             break
         seen = view(the_store, run_id)
-        if (workflow is None or seen.workflow == workflow) and (
-            status is None or seen.status == status
+        if (
+            (workflow is None or seen.workflow == workflow)
+            and (status is None or seen.status == status)
+            and (not tags or all(seen.tags.get(k) == v for k, v in tags.items()))
         ):
             found.append(seen)
     return found

@@ -129,6 +129,14 @@ class RunView:
         return self._str("resumed_from")
 
     @property
+    def tags(self) -> Mapping[str, str]:
+        """What started the run (``fk.run(tags=...)``, a schedule, a trigger); {} if none."""
+        tags = self.header.get("tags")
+        if not isinstance(tags, dict):
+            return {}
+        return {str(k): str(v) for k, v in tags.items()}
+
+    @property
     def keep(self) -> bool | None:
         """Whether the run kept every output (False: ``fk.run(..., keep=False)``; None: the
         run was made before flowkit kept them)."""

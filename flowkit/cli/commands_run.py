@@ -34,6 +34,7 @@ from flowkit.cli.common import (
     UsageError,
     add_store_option,
     add_traceback_option,
+    parse_tags,
     plural,
     store_url,
 )
@@ -84,6 +85,18 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "key still matches; run the failed, interrupted and changed ones",
     )
     p.add_argument(
+        "--tag",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="keep KEY=VALUE in the run's header (repeatable; shown by flowkit runs and the UI)",
+    )
+    p.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="give the run this id (letters, digits, '._-'; no run of that id in the store)",
+    )
+    p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -121,6 +134,8 @@ def command(argv: Sequence[str]) -> int:
                 cache=cache,
                 callbacks=callbacks,
                 resume=ns.resume,
+                run_id=ns.run_id,
+                tags=parse_tags(ns.tag),
                 **inputs,
             )
     except TaskFailedError as e:

@@ -5,7 +5,7 @@ commands only read them, so they work on a store another process is still writin
 progress shows as ``running`` with the calls recorded so far). None of them creates a store:
 a missing local store has no runs.
 
-* ``list``: the newest runs (``--status``, ``--workflow``, ``--limit``; ``--json``).
+* ``list``: the newest runs (``--status``, ``--workflow``, ``--tag``, ``--limit``; ``--json``).
 * ``show RUN``: the header and one row per call: cached or reused, attempts, whether its
   outputs are kept and whether it logged anything; then the attempts that failed.
 * ``logs RUN [NODE] [--attempt N]``: what calls printed and logged (every call, under
@@ -34,6 +34,7 @@ from flowkit.cli.common import (
     existing_store,
     format_table,
     format_time,
+    parse_tags,
     shorten,
     store_url,
 )
@@ -81,6 +82,13 @@ def _list_parser(ls: argparse.ArgumentParser) -> None:
         help="only runs with this status (lost: its process died while it ran)",
     )
     ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    ls.add_argument(
+        "--tag",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="only runs tagged KEY=VALUE (repeatable: every one must match)",
+    )
     ls.add_argument("--json", action="store_true", help="print the run headers as JSON")
 
 
@@ -137,7 +145,13 @@ def _list(ns: argparse.Namespace) -> int:
     found = (
         []
         if store is None
-        else runs.list(store=store, workflow=ns.workflow, status=ns.status, limit=ns.limit)
+        else runs.list(
+            store=store,
+            workflow=ns.workflow,
+            status=ns.status,
+            limit=ns.limit,
+            tags=parse_tags(ns.tag),
+        )
     )
     if ns.json:
         print(json.dumps([dict(v.header) for v in found], indent=2, default=str))
@@ -225,6 +239,8 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
             f"{_count(summary, 'failed')} failed",
         ),
     ]
+    if run.tags:
+        fields.append(("tags", " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))))
     reused = sum(1 for t in tasks if t.reused_from)
     if run.resumed_from:
         fields.append(("resumed", f"from run {run.resumed_from} ({reused} calls reused)"))

@@ -111,3 +111,14 @@ def is_loopback(host: str) -> bool:
 def say(message: str) -> None:
     """A line on stderr, now (a server's address, a warning)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def parse_tags(texts: Sequence[str]) -> dict[str, str]:
+    """``["team=ml", "why=retry"]`` as a dict; UsageError naming a text without ``=``."""
+    tags: dict[str, str] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {text!r}: write KEY=VALUE")
+        tags[key] = value
+    return tags

@@ -17,6 +17,8 @@ annotation             accepted text
 ``Literal[...]``       one of the values
 an ``Enum``            a member name or value
 ``Any``                JSON if it parses, else the text
+``fk.FireTime``        an ISO 8601 time with its offset: ``2026-03-29T02:00:00+01:00``
+``fk.Event``           the event as JSON: ``{"kind": "manual"}`` (see ``fk.Event``)
 ``fk.Secret``          ``env:NAME`` (read from the environment) or ``file:PATH`` (the
                        file's first line); never the secret itself
 =====================  ==================================================================
@@ -44,6 +46,7 @@ from pathlib import PurePath
 from typing import Any, Union
 
 from flowkit import typecheck
+from flowkit.events import Event, FireTime
 from flowkit.files import Directory, File
 from flowkit.reprs import short_repr
 from flowkit.secret import Secret, SecretError
@@ -216,12 +219,28 @@ def _parse_secret(text: str) -> Secret:
     raise ParamError("<secret>")  # never the text itself
 
 
+def _parse_fire_time(text: str) -> FireTime:
+    try:
+        return FireTime.parse(text)
+    except ValueError:
+        raise ParamError(text) from None
+
+
+def _parse_event(text: str) -> Event:
+    try:
+        return Event.from_json(text)
+    except ValueError:
+        raise ParamError(text) from None
+
+
 _PARSE_BUILTIN: dict[type, Callable[[str], Any]] = {
     bool: _parse_bool,
     int: _parse_int,
     float: _parse_float,
     str: _parse_str,
     Secret: _parse_secret,
+    FireTime: _parse_fire_time,
+    Event: _parse_event,
 }
 
 
