@@ -50,6 +50,14 @@ commands:
                                    one run as a self-contained HTML file
   serve MODEL[@ALIAS] [--port 8080] [--follow SECONDS | --pin] [--canary MODEL@ALIAS:FRACTION]
                                    serve a registered model over HTTP (needs flowkit[serve])
+  schedule add FILE.py:WORKFLOW --cron EXPR [--name N] | list | pause N | resume N | remove N
+                                   run a workflow on a clock (fired by `flowkit scheduler`)
+  scheduler [FILE.py ...] [--once] [--now ISO]
+                                   the loop that fires schedules and triggers
+  trigger add FILE.py:WORKFLOW --on-success W | --on-failure W | --on-alias M@A | --on-new URL
+                                   run a workflow when something happens
+  submit FILE.py[:WORKFLOW] --address http://HEAD:8265 [--PARAM VALUE ...]
+                                   run a workflow as a Ray Job; prints its run id at once
 
 options:
   -h, --help     show this help (or a command's: flowkit run --help, flowkit run FILE.py --help)
@@ -73,6 +81,10 @@ def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
         "ui": _later("commands_ui", "command"),
         "report": _later("commands_report", "main"),
         "serve": _later("commands_serve", "command"),
+        "schedule": _later("commands_schedule", "command"),
+        "scheduler": _later("commands_schedule", "scheduler_command"),
+        "trigger": _later("commands_trigger", "command"),
+        "submit": _later("commands_submit", "command"),
     }
 
 
