@@ -48,9 +48,16 @@ def set_default_runner(runner: Callable[..., Any]) -> None:
 class WorkflowDef(Generic[P, R]):
     """A traced workflow: ``.graph`` is its typed graph, ``.fn`` the undecorated body."""
 
-    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[P, R], name: str | None = None, schedule: str | None = None
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
+        if schedule is not None and not isinstance(schedule, str):
+            raise TypeError(f"@fk.workflow(schedule=...) takes a cron text, got {schedule!r}")
+        #: a cron expression (``"0 * * * *"``): ``flowkit scheduler FILE`` keeps a schedule
+        #: of this name firing the workflow (checked there; None: not scheduled)
+        self.schedule = schedule
         self.signature = typecheck.resolve_signature(fn, kind="workflow", name=name)
         self.inputs = tuple(
             WorkflowInput(
@@ -214,17 +221,22 @@ def workflow(fn: Callable[P, R], /) -> WorkflowDef[P, R]: ...
 
 
 @overload
-def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], WorkflowDef[P, R]]: ...
+def workflow(
+    *, name: str | None = None, schedule: str | None = None
+) -> Callable[[Callable[P, R]], WorkflowDef[P, R]]: ...
 
 
-def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
+def workflow(fn: Any = None, /, *, name: str | None = None, schedule: str | None = None) -> Any:
     """Declare a workflow; its body is traced once, now, into ``.graph``::
 
     @fk.workflow
     def pipeline(n: int = 1000) -> float:
         data = load(n)
         return score(train(data), data)
+
+    ``schedule="0 * * * *"``: a cron expression; ``flowkit scheduler FILE.py`` keeps a
+    schedule named after the workflow firing it (see docs/automation.md).
     """
     if fn is not None:
-        return WorkflowDef(fn, name)
-    return lambda f: WorkflowDef(f, name)
+        return WorkflowDef(fn, name, schedule)
+    return lambda f: WorkflowDef(f, name, schedule)
