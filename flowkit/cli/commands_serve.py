@@ -59,9 +59,12 @@ def command(argv: Sequence[str]) -> int:
 
     app = create_app(config)
     shown = f"[{ns.host}]" if ":" in ns.host else ns.host
+    from flowkit.serve.models import version_pin
+
     following = "pinned" if config.follow_seconds is None else f"every {config.follow_seconds:g} s"
+    what = "a version: pinned" if version_pin(alias) else f"alias followed: {following}"
     say(
-        f"flowkit serve: {model}@{alias} (alias followed: {following}) at "
+        f"flowkit serve: {model}@{alias} ({what}) at "
         f"http://{shown}:{ns.port}/invocations (Ctrl-C to stop)"
     )
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning", access_log=False)
@@ -116,7 +119,11 @@ def _parser() -> CliParser:
         "its alias in the registry. Needs the serve and ml extras: "
         'pip install "flowkit[serve,ml]".',
     )
-    p.add_argument("model", metavar="MODEL[@ALIAS]", help="the model and its alias (production)")
+    p.add_argument(
+        "model",
+        metavar="MODEL[@ALIAS]",
+        help="the model and its alias (default production), or a version: MODEL@3",
+    )
     p.add_argument("--tracking-uri", metavar="URI", default=None, help="the MLflow registry")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")

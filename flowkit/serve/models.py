@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FOLLOW_SECONDS = 10.0
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 PINNED_RETRY_SECONDS = 10.0  # a pinned server still retries until its first load succeeds
+RETRY_FIRST = 30.0  # a version that failed to load, while another serves: first retry after
+RETRY_MAX = 600.0  # ... doubling up to this
 
 
 class PredictionSink(Protocol):
@@ -133,8 +135,21 @@ def _registry_load(name: str, version: int, tracking_uri: str) -> Any:
     return registry.load(name, version=version, tracking_uri=tracking_uri)
 
 
+def version_pin(alias: str) -> int | None:
+    """The version an ``@3`` names (``MODEL@3`` serves version 3, not an alias), else None."""
+    return int(alias) if alias.isdecimal() and alias.isascii() and int(alias) > 0 else None
+
+
 class Slot:
-    """One alias of the model: the version loaded for it and the last failure to move on."""
+    """One alias of the model (or one version: ``@3``): the version loaded for it and the
+    last failure to move on.
+
+    A version that fails to load is not fetched again on every poll (a broken model is
+    often large): it is retried after :data:`RETRY_FIRST` seconds, then twice as long each
+    time up to :data:`RETRY_MAX`, while the alias keeps naming it and another version serves
+    (with nothing to serve, every poll tries). Another version (the alias moved, or a
+    rollback) is tried at the next poll.
+    """
 
     def __init__(
         self,
@@ -152,6 +167,8 @@ class Slot:
         self._loader = loader
         self._on_failure = on_failure
         self._refreshing = threading.Lock()  # one load at a time per alias
+        self._retry_at = 0.0  # when the failed version may be fetched again
+        self._retry_wait = RETRY_FIRST
 
     def refresh(self) -> None:
         """Load the version the alias points at now, if it is not the one loaded."""
@@ -165,6 +182,14 @@ class Slot:
             if current is not None and current.version == version:
                 self.failure = None  # e.g. rolled back to it after a failed load
                 return
+            failed = self.failure
+            if (
+                current is not None  # serving nothing: every poll is worth a try
+                and failed is not None
+                and failed.version == version
+                and time.time() < self._retry_at
+            ):
+                return  # the same broken version: not downloaded again before its back-off
             try:
                 model = self._loader(self.name, version, self.tracking_uri)
             except Exception as exc:
@@ -179,13 +204,22 @@ class Slot:
         from flowkit.ml import uris
 
         c, _ = uris.client(self.tracking_uri)
-        mv = c.get_model_version_by_alias(self.name, self.alias)
+        pinned = version_pin(self.alias)
+        if pinned is not None:
+            mv = c.get_model_version(self.name, str(pinned))
+        else:
+            mv = c.get_model_version_by_alias(self.name, self.alias)
         return int(mv.version), mv.run_id or None
 
     def _failed(self, version: int | None, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         before = self.failure
-        self.failure = LoadFailure(version, error, time.time())
+        now = time.time()
+        if version is not None:
+            again = before is not None and before.version == version
+            self._retry_wait = min(2 * self._retry_wait, RETRY_MAX) if again else RETRY_FIRST
+            self._retry_at = now + self._retry_wait
+        self.failure = LoadFailure(version, error, now)
         if before is None or (before.version, before.error) != (version, error):  # once each
             if self._on_failure is not None:
                 self._on_failure(version, self.alias)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from flowkit.serve.models import ServeConfig
+from flowkit.serve.models import ServeConfig, version_pin
 
 FOLLOW = 0.5  # seconds between polls in these tests
 BODY = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 0.0], [2.0, 1.0]]}}
@@ -130,6 +131,58 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     server.wait_for(lambda: server.get("/health").json()["version"] == 3, FOLLOW + 10, "v3")
     assert "failure" not in server.get("/health").json()
     assert server.score(BODY).version == 3
+
+
+def test_a_broken_version_is_fetched_again_only_after_its_back_off(
+    serve_registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader (the registry's download) runs once per back-off for a version that keeps
+    failing while another serves, not at every poll; a good version is loaded at once."""
+    from flowkit.serve import models
+
+    clock = [1000.0]
+    monkeypatch.setattr(models, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    fetched: list[int] = []
+
+    def loader(name: str, version: int, uri: str) -> Any:
+        fetched.append(version)
+        if version == 4:
+            raise RuntimeError("broken on purpose")
+        return f"model v{version}"
+
+    slot = models.Slot("clf", "fol_backoff", serve_registry.uri, loader)
+    serve_registry.point("fol_backoff", 1)
+    slot.refresh()
+    serve_registry.point("fol_backoff", 4)
+    for _ in range(5):  # five polls within the first back-off
+        slot.refresh()
+        clock[0] += models.RETRY_FIRST / 10
+    assert fetched == [1, 4]
+    clock[0] += models.RETRY_FIRST  # past it: tried again, then the wait doubles
+    slot.refresh()
+    slot.refresh()
+    assert fetched == [1, 4, 4]
+    clock[0] += models.RETRY_FIRST * 1.5  # still within twice the first wait
+    slot.refresh()
+    assert fetched == [1, 4, 4]
+    clock[0] += models.RETRY_FIRST
+    slot.refresh()
+    assert fetched == [1, 4, 4, 4]
+    assert slot.current is not None and slot.current.version == 1
+    serve_registry.point("fol_backoff", 2)  # another version: tried at the next poll
+    slot.refresh()
+    assert fetched == [1, 4, 4, 4, 2] and slot.current.version == 2 and slot.failure is None
+
+
+def test_a_number_after_the_at_serves_that_version(
+    serve: Callable[..., Any], serve_registry: Any
+) -> None:
+    serve_registry.point("fol_number", 1)
+    server = serve(ServeConfig("clf", "3", serve_registry.uri, follow_seconds=FOLLOW))
+    assert server.score(BODY).version == 3
+    assert server.get("/version").json()["version"] == 3
+    assert version_pin("3") == 3 and version_pin("production") is None
+    assert version_pin("0") is None and version_pin("٣") is None  # an Arabic-Indic 3: an alias
 
 
 def test_a_pinned_server_does_not_follow(serve: Callable[..., Any], serve_registry: Any) -> None:
