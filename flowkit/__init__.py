@@ -24,6 +24,7 @@ fk.run(total, n=5, backend="threads").output  # 30
 from flowkit import (
     backends,
     card,
+    notify,
     runs,
 )
 from flowkit.api import run
