@@ -58,7 +58,8 @@ def run(
     output. ``resume``: a run (or its id, or a unique prefix of one) whose succeeded calls
     are reused where their keys still match; the others run. ``run_id``: the id to give
     the run (one chosen before it starts, as ``flowkit submit`` does; it must not name a run
-    already in the store); default a new sortable id. ``tags``: short strings kept in the
+    already in the store, unless ``flowkit submit`` announced it: that ``submitted`` run is
+    adopted, its tags kept); default a new sortable id. ``tags``: short strings kept in the
     run's header (``{"schedule": "nightly"}``), shown by ``flowkit runs`` and the UI.
 
     Workflow inputs are keyword arguments; an input whose name clashes with one of these
@@ -71,7 +72,8 @@ def run(
     the_store = resolve_store(store)
     the_store.check()
     if run_id is not None:
-        _check_new_run_id(the_store, run_id)
+        # a run `flowkit submit` announced keeps the tags it was given there
+        the_tags = {**_check_new_run_id(the_store, run_id), **the_tags}
     reuse = None if resume is None else _reuse(the_store, resume, workflow)
     the_backend = get_backend(backend or os.environ.get("FLOWKIT_BACKEND") or "local")
     group = CallbackGroup(callbacks)
@@ -162,18 +164,28 @@ def _check_tags(tags: Any) -> dict[str, str]:
     return dict(tags)
 
 
-def _check_new_run_id(store: Store, run_id: Any) -> None:
-    """A chosen run id must name a folder and no run already there (one run per id)."""
+def _check_new_run_id(store: Store, run_id: Any) -> dict[str, str]:
+    """A chosen run id must name a folder and no run already there (one run per id), except
+    a run announced as ``submitted`` (``flowkit submit`` writes that header before the Ray
+    job starts this run): it is adopted, and its tags are returned."""
     if not isinstance(run_id, str) or not is_run_id(run_id):
         raise FlowkitError(
             f"run_id={run_id!r}: use letters, digits, '.', '_' and '-', starting with a "
             "letter or digit"
         )
-    if store.list_dir(run_dir(run_id)):
+    names = store.list_dir(run_dir(run_id))
+    if not names:
+        return {}
+    header = store.read_run(run_id)[0] if names == ["run.json"] else {}
+    if header.get("status") != "submitted":
         raise FlowkitError(
             f"run_id={run_id!r}: a run with this id is already in the store {store.url}; "
             "choose a new id (or leave run_id unset)"
         )
+    tags = header.get("tags")
+    if not isinstance(tags, dict):
+        return {}
+    return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _reuse(store: Store, resume: str | Run, workflow: WorkflowDef[..., Any]) -> Reuse:

@@ -33,8 +33,17 @@ from flowkit.taskview import AttemptView, NoOutputError, OutputNotKeptError, Tas
 
 StoreLike = Store | str | os.PathLike[str] | None
 
-#: The statuses ``list`` and ``latest`` filter by (``unknown``: the header is unreadable).
-STATUSES: Final = ("running", "succeeded", "failed", "interrupted", "lost", "unknown")
+#: The statuses ``list`` and ``latest`` filter by (``unknown``: the header is unreadable;
+#: ``submitted``: sent to a Ray cluster as a job that has not started the run yet).
+STATUSES: Final = (
+    "submitted",
+    "running",
+    "succeeded",
+    "failed",
+    "interrupted",
+    "lost",
+    "unknown",
+)
 _SHOWN_CANDIDATES = 5
 
 
