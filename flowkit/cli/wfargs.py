@@ -34,7 +34,9 @@ def parse(
 ) -> tuple[argparse.Namespace, WorkflowDef[..., Any], dict[str, Any]]:
     """(namespace, workflow, inputs given) for ``argv``; ``add_options`` must add a
     positional ``target``. Raises :class:`HelpShown` after printing help."""
-    first = CliParser(prog=prog, add_help=False)
+    # no abbreviations here: `--n 5` (an input `n`) must not be read as a prefix of the
+    # command's own options (`--no-cache`, `--notify`), which fails when it is ambiguous
+    first = CliParser(prog=prog, add_help=False, allow_abbrev=False)
     add_options(first)
     first.add_argument("-h", "--help", action="store_true")
     known, _ = first.parse_known_args(list(argv))
