@@ -73,7 +73,25 @@ _MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
 # Names the `run` / `cache explain` commands use themselves; a workflow input with one of
 # these names is given as --input-NAME instead.
 RESERVED = frozenset(
-    {"help", "h", "backend", "store", "no_cache", "refresh", "traceback", "quiet", "q", "resume"}
+    {
+        "help",
+        "h",
+        "backend",
+        "store",
+        "no_cache",
+        "refresh",
+        "traceback",
+        "quiet",
+        "q",
+        "resume",
+        "read_only",
+        "tag",
+        "run_id",
+        "secret",
+        "notify",
+        "notify_on",
+        "callback",
+    }
 )
 
 
