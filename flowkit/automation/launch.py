@@ -8,7 +8,12 @@ when ``address`` is set), so a long run never holds up the next tick.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import importlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,4 +41,82 @@ class Launch:
     notify: tuple[str, ...] = ()
 
 
-__all__ = ["Launch"]
+# The names ``flowkit run`` uses for its own options: an input of one of these names is
+# given as --input-NAME (the same set as flowkit.cli.params.RESERVED, which this layer may
+# not import; a test keeps the two equal).
+RUN_OWN_NAMES = frozenset(
+    {"help", "h", "backend", "store", "no_cache", "refresh", "traceback", "quiet", "q", "resume"}
+)
+
+#: Where a started run's process writes what it prints (one ``<run id>.log`` per fire): read
+#: it when a fire never shows up in ``flowkit runs list`` (the workflow file failed to load).
+LOG_DIR_ENV = "FLOWKIT_SCHEDULER_LOGS"
+
+
+def default_log_dir() -> str:
+    """``$FLOWKIT_SCHEDULER_LOGS``, else ``$XDG_STATE_HOME/flowkit/scheduler-logs`` (default
+    ``~/.local/state/flowkit/scheduler-logs``)."""
+    given = os.environ.get(LOG_DIR_ENV)
+    if given:
+        return given
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "flowkit", "scheduler-logs")
+
+
+def option(name: str) -> str:
+    """The ``flowkit run`` option of workflow input ``name``."""
+    if name in RUN_OWN_NAMES:
+        return f"--input-{name}".replace("_", "-")
+    return f"--{name}"
+
+
+def run_command(launch: Launch) -> list[str]:
+    """The ``python -m flowkit run ...`` command line that starts ``launch`` here (inputs
+    as ``--NAME=TEXT``, so a text starting with ``-`` is never read as an option)."""
+    argv = [sys.executable, "-m", "flowkit", "run", launch.target, "--store", launch.store]
+    argv += ["--run-id", launch.run_id, "--quiet"]
+    if launch.backend:
+        argv += ["--backend", launch.backend]
+    for key, value in sorted(launch.tags.items()):
+        argv += ["--tag", f"{key}={value}"]
+    for url in launch.notify:
+        argv += ["--notify", url]
+    argv += [f"{option(name)}={text}" for name, text in sorted(launch.params.items())]
+    return argv
+
+
+def start(launch: Launch, *, log_dir: str | os.PathLike[str] | None = None) -> None:
+    """Start ``launch`` and return at once: a Ray Job when ``launch.address`` is set
+    (``flowkit.automation.raysubmit``), else a ``flowkit run`` process in a session of its
+    own (a scheduler stopped with Ctrl-C or by systemd leaves it running), writing to
+    ``<log_dir>/<run id>.log``. Raises OSError if the process cannot be started."""
+    if launch.address:
+        raysubmit = importlib.import_module("flowkit.automation.raysubmit")  # Ray only when used
+        submit: Callable[[Launch], object] = raysubmit.submit
+        submit(launch)
+        return
+    folder = os.fspath(log_dir) if log_dir is not None else default_log_dir()
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{launch.run_id}.log"), "ab") as log:
+        process = subprocess.Popen(
+            run_command(launch),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    # reaped when it ends, so a long-lived scheduler leaves no zombies behind
+    threading.Thread(target=process.wait, name=f"flowkit-run-{process.pid}", daemon=True).start()
+
+
+__all__ = [
+    "LOG_DIR_ENV",
+    "RUN_OWN_NAMES",
+    "Launch",
+    "default_log_dir",
+    "option",
+    "run_command",
+    "start",
+]
