@@ -10,6 +10,9 @@ signed) on it without asking which one it holds.
   and checked folders (no link below the root is followed), memory-mapped large reads.
 * :mod:`~flowkit.fsio.remote` - ``FsspecIO``: whole-object puts, deadlines on every call of
   an asynchronous filesystem.
+* :mod:`~flowkit.fsio.conditional` - ``ConditionalIO``: create-if-absent and
+  compare-and-swap writes (local: hard links and ``flock``; S3: ``If-None-Match`` /
+  ``If-Match``, see :mod:`~flowkit.fsio.s3`), and what each storage guarantees.
 * :mod:`~flowkit.fsio.streams` - :class:`HashingWriter` and :func:`read_file`.
 * :mod:`~flowkit.fsio.faults` - the errors a store raises, and :func:`describe_fault`, which
   names an operating-system or network failure for what it is (disk full, timeout...).
@@ -17,6 +20,7 @@ signed) on it without asking which one it holds.
 
 from __future__ import annotations
 
+from flowkit.fsio.conditional import ConditionalIO, Emulated, Guarantee
 from flowkit.fsio.faults import (
     ObjectCorrupt,
     ObjectMissing,
@@ -35,7 +39,10 @@ from flowkit.fsio.streams import HashingWriter, info_mtime, read_file
 __all__ = [
     "MMAP_MIN",
     "SPOOL_MAX",
+    "ConditionalIO",
+    "Emulated",
     "FsspecIO",
+    "Guarantee",
     "HashingWriter",
     "LocalIO",
     "ObjectCorrupt",

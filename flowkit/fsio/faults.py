@@ -11,9 +11,14 @@ from flowkit.errors import StoreError
 
 
 class ObjectUnavailable(StoreError):
-    """An object or document could not be read back intact (the cache treats it as a miss)."""
+    """An object or document could not be read back intact (the cache treats it as a miss).
+
+    ``version``: set by :meth:`~flowkit.store.documents.DocumentStore.read_doc_versioned`
+    when the file is there but unreadable, so that a caller may replace it by
+    compare-and-swap."""
 
     transient = False
+    version: str | None = None
 
 
 class ObjectMissing(ObjectUnavailable):

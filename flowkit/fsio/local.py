@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import mmap
 import os
@@ -22,12 +23,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
+from flowkit.fsio.conditional import Guarantee, version_of
 from flowkit.fsio.streams import NOFOLLOW, read_file
 
 # Folders whose subfolders are made, never removed or renamed (shards ``objects/ab``, a task's
 # ``cache/<task>``), so a listing of them stays true for the life of a LocalIO.
 _SHARDED = frozenset({"cache/", "fingerprints/", "objects/"})
 MMAP_MIN = 1 << 20  # local objects this big are memory-mapped; remote ones checked before put
+LOCKS = "locks"  # <root>/locks/<sha256 of a path>: the flock of a compare-and-replace there
+# a filesystem without hard links: create with O_EXCL instead (readers may see it half written)
+_NO_LINKS = frozenset(
+    getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK") if hasattr(errno, n)
+)
 
 
 class _LazyTemp(io.RawIOBase):
@@ -210,6 +217,73 @@ class LocalIO:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    # -- conditional writes (flowkit.fsio.conditional) ------------------------------------
+
+    def guarantee(self) -> Guarantee:
+        """Atomic against every process and machine: a hard link fails if its name exists,
+        and every compare-and-replace of a path holds that path's ``flock``."""
+        return "atomic"
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Write ``data`` to a temporary file and hard-link it to ``rel``; the link fails if
+        anything (a file, a planted link) is there already. No half-written file is ever
+        visible, and no lock is needed."""
+        tmp, f = self.open_temp()
+        try:
+            with f:
+                f.write(data)
+            i = rel.rfind("/")
+            if i > 0:
+                self.ensure_dir(rel[:i])
+            try:
+                os.link(tmp, self._prefix + rel, follow_symlinks=False)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                return self._create_exclusive(rel, data)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def _create_exclusive(self, rel: str, data: bytes) -> bool:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
+        try:
+            fd = os.open(self._prefix + rel, flags, 0o644)
+        except FileExistsError:
+            return False
+        with open(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def read_versioned(self, rel: str) -> tuple[bytes, str]:
+        """The file's bytes and their SHA-256 (its version)."""
+        data = self.read(rel)
+        return data, version_of(data)
+
+    def replace(self, rel: str, data: bytes, version: str) -> bool:
+        """Under the path's ``flock``: read it again, and write (temporary file renamed into
+        place) only if its bytes still have ``version``. The kernel drops the lock of a
+        killed process."""
+        import fcntl  # POSIX only; imported here so that the rest works everywhere
+
+        lock = os.path.join(self.ensure_dir(LOCKS), hashlib.sha256(rel.encode()).hexdigest())
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = self.read(rel)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            if version_of(current) != version:
+                return False
+            self.write(rel, data)
+            return True
+        finally:
+            os.close(fd)  # releases the lock
 
     def size(self, rel: str) -> int | None:
         """Size of a regular file (None if it is missing, or not a regular file)."""

@@ -15,7 +15,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
+from flowkit.fsio.conditional import ConditionalIO, Emulated, Guarantee
 from flowkit.fsio.local import MMAP_MIN
+from flowkit.fsio.s3 import S3Conditional
 from flowkit.fsio.streams import info_mtime
 
 SPOOL_MAX = 16 << 20  # a put keeps up to this much in memory before spilling to disk
@@ -37,6 +39,7 @@ class FsspecIO:
         # s3fs asks for a file's size (a HEAD, and on a miss a listing too) before every
         # GET, to split large downloads; one request is all a document or object needs
         self._one_get: dict[str, Any] = {"max_concurrency": 1} if _is_s3(fs) else {}
+        self._conditional: ConditionalIO | None = None  # chosen on first use
 
     def _budget(self, size: int) -> dict[str, Any]:
         """Deadline keyword of a transfer of ``size`` bytes (a second per MiB on top)."""
@@ -84,6 +87,37 @@ class FsspecIO:
         with self.fs.open(self.path(rel), "wb") as out:  # visible only once complete
             shutil.copyfileobj(spool, out, 8 << 20)
 
+    # -- conditional writes (flowkit.fsio.conditional) ------------------------------------
+
+    def _cond(self) -> ConditionalIO:
+        """S3 conditional puts if the server honours them (probed once), the process lock
+        for ``memory://``, best effort otherwise."""
+        if self._conditional is None:
+            chosen: ConditionalIO
+            if _is_s3(self.fs):
+                s3 = _S3IO(S3Conditional(self.fs, self._kw), self)
+                chosen = s3 if s3.s3.probe(self.root) else Emulated(self)
+            elif _protocols(self.fs) & {"memory"}:
+                chosen = Emulated(self, "process")
+            else:
+                chosen = Emulated(self)
+            self._conditional = chosen
+        return self._conditional
+
+    def guarantee(self) -> Guarantee:
+        """``atomic`` on S3 with conditional writes, ``process`` for ``memory://``,
+        ``best-effort`` otherwise (see :mod:`flowkit.fsio.conditional`)."""
+        return self._cond().guarantee()
+
+    def create(self, rel: str, data: bytes) -> bool:
+        return self._cond().create(rel, data)
+
+    def read_versioned(self, rel: str) -> tuple[bytes, str]:
+        return self._cond().read_versioned(rel)
+
+    def replace(self, rel: str, data: bytes, version: str) -> bool:
+        return self._cond().replace(rel, data, version)
+
     def size(self, rel: str) -> int | None:
         try:
             return int(self.fs.info(self.path(rel), **self._kw)["size"])
@@ -117,10 +151,33 @@ class FsspecIO:
                 yield name[len(prefix) :], int(info.get("size") or 0), info_mtime(info)
 
 
-def _is_s3(fs: Any) -> bool:
+def _protocols(fs: Any) -> set[str]:
     protocol = getattr(fs, "protocol", ())
-    names = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    return "s3" in names
+    return {protocol} if isinstance(protocol, str) else set(protocol)
+
+
+def _is_s3(fs: Any) -> bool:
+    return "s3" in _protocols(fs)
+
+
+class _S3IO:
+    """:class:`~flowkit.fsio.s3.S3Conditional` on the relative paths of an :class:`FsspecIO`."""
+
+    def __init__(self, s3: S3Conditional, io: FsspecIO) -> None:
+        self.s3 = s3
+        self.io = io
+
+    def guarantee(self) -> Guarantee:
+        return "atomic"
+
+    def create(self, rel: str, data: bytes) -> bool:
+        return self.s3.create(self.io.path(rel), data)
+
+    def read_versioned(self, rel: str) -> tuple[bytes, str]:
+        return self.s3.read_versioned(self.io.path(rel))
+
+    def replace(self, rel: str, data: bytes, version: str) -> bool:
+        return self.s3.replace(self.io.path(rel), data, version)
 
 
 __all__ = ["SPOOL_MAX", "FsspecIO"]

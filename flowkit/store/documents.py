@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 
 from flowkit.errors import StoreError
-from flowkit.fsio import ObjectCorrupt, ObjectMissing, ObjectUnsigned
+from flowkit.fsio import (
+    ConditionalIO,
+    Emulated,
+    ObjectCorrupt,
+    ObjectMissing,
+    ObjectUnavailable,
+    ObjectUnsigned,
+)
 from flowkit.signing import body_of, encode, encode_plain, judge, seal
 from flowkit.store import compressed
 from flowkit.store.base import StoreBase
@@ -50,6 +57,16 @@ class DocumentStore(StoreBase):
             )
         return rel
 
+    def _sealed(self, rel: str, obj: Any, plain: bool = False) -> bytes:
+        """The stored bytes of ``obj`` at ``rel``: encoded, compressed if ``.gz``, sealed."""
+        try:
+            body = encode_plain(obj) if plain else encode(obj)
+            if compressed.is_compressed(rel):
+                body = compressed.pack(body)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"cannot write {rel} to store {self.url}: {exc}") from exc
+        return seal(body, rel, self._signer)
+
     def write_doc(self, rel: str, obj: Any, *, plain: bool = False) -> None:
         """Atomically write a JSON document with its checksum, or its signature in a signed
         store (nothing in a read-only store); compressed if ``rel`` ends in ``.gz``.
@@ -58,16 +75,89 @@ class DocumentStore(StoreBase):
         self._rel(rel)
         if self.read_only:
             return
+        data = self._sealed(rel, obj, plain)
         try:
-            body = encode_plain(obj) if plain else encode(obj)
-            if compressed.is_compressed(rel):
-                body = compressed.pack(body)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"cannot write {rel} to store {self.url}: {exc}") from exc
-        try:
-            self._io.write(rel, seal(body, rel, self._signer))
+            self._io.write(rel, data)
         except Exception as exc:
             raise self._fault(f"write {rel} to", exc) from exc
+
+    # -- conditional writes ----------------------------------------------------------------
+
+    def _conditional(self, rel: str, what: str) -> ConditionalIO:
+        """The store's conditional writes (best effort over a plain ObjectIO), warning once
+        per store where they are not atomic across machines; a read-only store refuses."""
+        self._rel(rel)
+        if self.read_only:
+            raise StoreError(
+                f"cannot {what} {rel}: store {self.url} is opened read-only; open it "
+                "without read_only to run a scheduler or claim on it"
+            )
+        io_ = self._io
+        cond = io_ if isinstance(io_, ConditionalIO) else Emulated(io_)
+        try:
+            guarantee = cond.guarantee()
+        except Exception as exc:
+            raise self._fault("probe conditional writes on", exc) from exc
+        if guarantee == "best-effort":
+            self._warn_once(
+                "\x00conditional",
+                f"store {self.url} has no conditional writes (create-if-absent, "
+                "compare-and-swap): leases and fire claims there are best effort, and two "
+                "schedulers racing within one round trip may both start a fire. Run one "
+                "scheduler per store, or use a local folder or S3 with conditional writes",
+            )
+        return cond
+
+    def create_doc(self, rel: str, obj: Any) -> bool:
+        """Write a document (as :meth:`write_doc` does) only if no file is at ``rel``; True
+        iff this call created it. Atomic against other processes and machines on a local
+        folder and on S3 with conditional writes (see :mod:`flowkit.fsio.conditional`).
+        On S3 a retried request that finds exactly its own bytes counts as created: make
+        documents unique (a random token) if two callers could write the same bytes.
+        StoreError on a read-only store."""
+        cond = self._conditional(rel, "create")
+        data = self._sealed(rel, obj)
+        try:
+            return cond.create(rel, data)
+        except Exception as exc:
+            raise self._fault(f"create {rel} in", exc) from exc
+
+    def read_doc_versioned(self, rel: str) -> tuple[Any, str]:
+        """(document, version) for :meth:`replace_doc`. ObjectMissing if absent;
+        ObjectCorrupt / ObjectUnsigned (as :meth:`read_doc`) if damaged or unsigned, with the
+        version of what is there in the error's ``version``, so that it can be replaced."""
+        cond = self._conditional(rel, "read for a compare-and-swap")
+        try:
+            data, version = cond.read_versioned(rel)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectMissing(f"{rel} is not in {self.url}") from exc
+        except OSError as exc:
+            if exc.errno in NOT_A_FILE:
+                raise ObjectCorrupt(f"{self.url}/{rel}: not a regular file") from exc
+            raise self._fault(f"read {rel} from", exc) from exc
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._fault(f"read {rel} from", exc) from exc
+        try:
+            body = body_of(data, rel, self._signer)
+            if body is None:
+                return self._refuse_doc(data, rel), version  # raises
+            return _parse(body, rel, f"{self.url}/{rel}"), version
+        except ObjectUnavailable as exc:
+            exc.version = version
+            raise
+
+    def replace_doc(self, rel: str, obj: Any, expected_version: str) -> bool:
+        """Write a document only if the file at ``rel`` is still at ``expected_version`` (from
+        :meth:`read_doc_versioned`): compare-and-swap. False if it changed or vanished.
+        StoreError on a read-only store."""
+        cond = self._conditional(rel, "replace")
+        data = self._sealed(rel, obj)
+        try:
+            return cond.replace(rel, data, expected_version)
+        except Exception as exc:
+            raise self._fault(f"replace {rel} in", exc) from exc
 
     def read_doc(self, rel: str) -> Any:
         """Read a document; ObjectMissing / ObjectCorrupt if it is absent or damaged (a
