@@ -1,0 +1,73 @@
+"""Claims: the "exactly once" guard of a fire or an event.
+
+Before it starts a fire, the scheduler claims ``schedules/<name>/fires/<stamp>.json``; a
+trigger claims the event it reacts to. A claim is a document created only if none is at its
+path (:meth:`~flowkit.store.Store.create_doc`), so of any number of schedulers racing for one
+fire exactly one gets True and starts it (atomic on a local folder and on S3 with conditional
+writes; see docs/automation.md for other stores). A claim is never taken back: a fire whose
+claim exists is started, or was, by whoever made it.
+
+The stored document is ``{"body": <the caller's mapping>, "token": <random>, "by":
+"host:pid", "at": <unix time>}``; the token makes each claim's bytes unique, so that a request
+retried after a lost answer recognises its own claim (see :mod:`flowkit.fsio.s3`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flowkit.errors import StoreError
+from flowkit.fsio import ObjectMissing, ObjectUnavailable
+from flowkit.store import Store
+
+log = logging.getLogger("flowkit.automation")
+
+
+def claim(store: Store, rel: str, body: Mapping[str, Any]) -> bool:
+    """Create the claim at ``rel`` holding ``body`` (JSON data) if no claim is there; True
+    iff this call made it. StoreError if ``body`` is not a mapping with string keys, or
+    cannot be written as JSON, or the store is read-only."""
+    if not isinstance(body, Mapping) or not all(type(k) is str for k in body):
+        raise StoreError(
+            f"claim {rel} in store {store.url}: the body must be a mapping with string keys "
+            f"(JSON data), not {type(body).__name__}"
+        )
+    doc = {
+        "body": dict(body),
+        "token": secrets.token_hex(16),
+        "by": f"{socket.gethostname()}:{os.getpid()}",
+        "at": time.time(),
+    }
+    return store.create_doc(rel, doc)
+
+
+def claimed(store: Store, rel: str) -> Mapping[str, Any] | None:
+    """The body of the claim at ``rel``, or None if there is none. A claim file that cannot
+    be read (damaged, or unsigned in a signed store) still claims its fire: its body is
+    given as ``{}`` and a warning names it."""
+    try:
+        doc = store.read_doc(rel)
+    except ObjectUnavailable as exc:
+        if type(exc) is ObjectMissing:
+            return None  # absent (ObjectUnsigned, a subclass, is there but unsigned)
+        return _unreadable(store, rel, exc)
+    body = doc.get("body") if isinstance(doc, dict) else None
+    if not isinstance(body, dict):
+        return _unreadable(store, rel, "it is not a claim document")
+    return body
+
+
+def _unreadable(store: Store, rel: str, why: object) -> Mapping[str, Any]:
+    log.warning(
+        "claim %s/%s cannot be read (%s); it still claims its fire or event", store.url, rel, why
+    )
+    return {}
+
+
+__all__ = ["claim", "claimed"]
