@@ -45,7 +45,25 @@ class Launch:
 # given as --input-NAME (the same set as flowkit.cli.params.RESERVED, which this layer may
 # not import; a test keeps the two equal).
 RUN_OWN_NAMES = frozenset(
-    {"help", "h", "backend", "store", "no_cache", "refresh", "traceback", "quiet", "q", "resume"}
+    {
+        "help",
+        "h",
+        "backend",
+        "store",
+        "no_cache",
+        "refresh",
+        "traceback",
+        "quiet",
+        "q",
+        "resume",
+        "read_only",
+        "tag",
+        "run_id",
+        "secret",
+        "notify",
+        "notify_on",
+        "callback",
+    }
 )
 
 #: Where a started run's process writes what it prints (one ``<run id>.log`` per fire): read
