@@ -24,9 +24,10 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flowkit import capture
+from flowkit import capture, notify
 from flowkit.api import run as fk_run
 from flowkit.callbacks import Callback
+from flowkit.cli import attach as cli_attach
 from flowkit.cli import wfargs
 from flowkit.cli.common import (
     EXIT_FAILED,
@@ -102,6 +103,38 @@ def add_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not show what tasks print and log as they run (it is still kept with the run)",
     )
+    p.add_argument(
+        "--secret",
+        metavar="NAME=env:VAR|file:PATH",
+        action="append",
+        default=[],
+        help="fill the fk.Secret input NAME from an environment variable or a file's first "
+        "line (repeatable; the same as --NAME env:VAR)",
+    )
+    p.add_argument(
+        "--notify",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="POST a Slack-compatible JSON message to URL when the run fails (repeatable; "
+        "env:VAR or file:PATH read the URL from there, for URLs that are secrets)",
+    )
+    p.add_argument(
+        "--notify-on",
+        metavar="EVENTS",
+        default="failed",
+        help="for --notify: comma-separated events among "
+        + ", ".join(notify.EVENTS)
+        + " (default: failed)",
+    )
+    p.add_argument(
+        "--callback",
+        metavar="MODULE:FACTORY",
+        action="append",
+        default=[],
+        help="attach the fk.Callback that FACTORY() returns (repeatable), e.g. "
+        "flowkit.ml:MLflowTracker",
+    )
     add_traceback_option(p)
 
 
@@ -116,10 +149,17 @@ class _Last(Callback):
 
 
 def command(argv: Sequence[str]) -> int:
-    ns, wf, inputs = wfargs.parse("flowkit run", DESCRIPTION, add_options, argv)
+    argv, secrets = cli_attach.secret_options(argv)
+    ns, wf, inputs = cli_attach.parse_with_secrets(
+        secrets,
+        cli_attach.target_of(argv, add_options),
+        lambda: wfargs.parse("flowkit run", DESCRIPTION, add_options, argv),
+    )
     cache: CacheMode = False if ns.no_cache else ("refresh" if ns.refresh else True)
     last = _Last()
     callbacks: list[Callback] = [last]
+    callbacks += cli_attach.notifiers(ns.notify, ns.notify_on)
+    callbacks += cli_attach.factories(ns.callback)
     progress = progress_for(sys.stderr, wf.graph)
     if progress is not None:
         callbacks.append(progress)
