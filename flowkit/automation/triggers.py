@@ -1,0 +1,227 @@
+"""Triggers: run a workflow when another one ends, when a registry alias moves, or when new
+objects appear under a prefix. The scheduler loop calls :func:`due` on every tick.
+
+For each trigger that is not paused, :func:`due` asks its sensor what happened since its
+cursor (:mod:`flowkit.automation.sensing`), claims each event in the store
+(``triggers/<name>/fired/<key>.json``, created only if absent: :mod:`flowkit.automation.claims`)
+and returns a :class:`~flowkit.automation.launch.Launch` for each claim it won, with the run
+id chosen now, tags ``trigger=<name>`` and ``event=<kind>``, and the event's JSON as the
+target's ``fk.Event`` input. Only then is the cursor moved on. So:
+
+* two schedulers (or a restarted one) evaluating the same trigger fire each event once:
+  the event keys come from what was seen, and only one of them creates the claim;
+* a sensor that fails (a bucket unreachable, MLflow down, the store not answering) logs a
+  warning, fires nothing and keeps its cursor: what happened meanwhile fires on a later tick;
+* a trigger whose definition is damaged is skipped with a warning naming it; a damaged cursor
+  is replaced by the present state (with a warning: events between the last good state and
+  now are not fired).
+
+A trigger's first look records the present state without firing (see its sensor). A claim
+is made before the run starts: a scheduler that dies between the two leaves a claimed event
+with no run (at most once, never twice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flowkit.automation.launch import Launch
+from flowkit.automation.sensing import CursorError, Found, Look, Sensor
+from flowkit.automation.sensor_alias import AliasSensor, parse_source
+from flowkit.automation.sensor_objects import ObjectsSensor
+from flowkit.automation.sensor_runs import RunsSensor
+from flowkit.automation.trigger_defs import TriggerDef, TriggerDefError, fired_folder, state_path
+from flowkit.automation.trigger_store import load, names
+from flowkit.errors import StoreError
+from flowkit.events import Event
+from flowkit.fsio import ObjectCorrupt, ObjectMissing
+from flowkit.records import new_run_id
+from flowkit.store import Store
+
+log = logging.getLogger(__name__)
+
+# The last warning given per trigger: a sensor down for an hour warns once, not every tick.
+_warned: dict[str, str] = {}
+
+
+def due(store: Store, now: float) -> list[Launch]:
+    """The runs triggers want started now, each already claimed (start every one)."""
+    launches: list[Launch] = []
+    try:
+        found = names(store)
+    except StoreError as exc:
+        _warn("", f"triggers not evaluated: cannot list them in store {store.url}: {exc}")
+        return []
+    for name in found:
+        try:
+            definition = load(store, name)
+        except TriggerDefError as exc:
+            _warn(name, f"{exc}; skipped (fix it or `flowkit trigger remove {name}`)")
+            continue
+        except StoreError as exc:
+            _warn(name, f"trigger {name} skipped: its definition cannot be read: {exc}")
+            continue
+        if not definition.paused:
+            launches.extend(evaluate(store, definition, now))
+    return launches
+
+
+def sensor_for(store: Store, definition: TriggerDef) -> Sensor:
+    """The sensor that watches what ``definition`` is triggered by."""
+    if definition.on == "success" or definition.on == "failure":
+        return RunsSensor(store, definition.name, definition.source, definition.on)
+    if definition.on == "alias":
+        model, alias = parse_source(definition.source)
+        return AliasSensor(definition.name, model, alias, definition.tracking_uri)
+    return ObjectsSensor(definition.name, definition.source)
+
+
+def evaluate(store: Store, definition: TriggerDef, now: float) -> list[Launch]:
+    """One look of one trigger: the launches of the events it claimed (see the module)."""
+    name = definition.name
+    try:
+        cursor = read_cursor(store, definition)
+    except StoreError as exc:
+        _warn(name, f"trigger {name} not evaluated: its state cannot be read: {exc}")
+        return []
+    sensor = sensor_for(store, definition)
+    try:
+        look = _look(sensor, definition, cursor, now)
+    except Exception as exc:  # whatever the source raises: the loop must go on
+        what = f"{type(exc).__name__}: {exc}"
+        _warn(name, f"trigger {name}: {_what(definition)} could not be read ({what}); nothing "
+              "fired, its state is kept, it looks again at the next tick")  # fmt: skip
+        return []
+    launches, complete = _fire(store, definition, look.found, now)
+    if complete:
+        try:
+            write_cursor(store, definition, look.cursor, now)
+        except StoreError as exc:  # the claims keep the next look from firing twice
+            _warn(name, f"trigger {name}: its state could not be written: {exc}")
+            return launches
+    if cursor is None:
+        log.info(
+            "trigger %s: first look at %s recorded (fires from now on)", name, _what(definition)
+        )
+    _recovered(name)
+    return launches
+
+
+def _look(
+    sensor: Sensor, definition: TriggerDef, cursor: dict[str, Any] | None, now: float
+) -> Look:
+    try:
+        return sensor.look(cursor, now)
+    except CursorError as exc:
+        rel = state_path(definition.name)
+        _warn(definition.name, f"trigger {definition.name}: its state {rel} is damaged ({exc}); "
+              "starting over from what is there now (events since its last good state are not "
+              "fired)")  # fmt: skip
+        return sensor.look(None, now)
+
+
+def _fire(
+    store: Store, definition: TriggerDef, found: list[Found], now: float
+) -> tuple[list[Launch], bool]:
+    """Claim each event; (the launches of the claims won, whether every claim was tried)."""
+    from flowkit.automation.claims import claim
+
+    launches: list[Launch] = []
+    batch = definition.on == "new"  # one run for the new objects claimed in one look
+    run_id = new_run_id()
+    won: list[Event] = []
+    complete = True
+    for item in found:
+        if not batch:
+            run_id = new_run_id()
+        body = {"trigger": definition.name, "run_id": run_id, "claimed": now,
+                "event": json.loads(item.event.to_json())}  # fmt: skip
+        try:
+            mine = claim(store, f"{fired_folder(definition.name)}/{item.key}.json", body)
+        except StoreError as exc:
+            _warn(definition.name, f"trigger {definition.name}: could not claim an event: {exc}")
+            complete = False
+            break
+        if not mine:
+            continue  # another scheduler fired it
+        if batch:
+            won.append(item.event)
+        else:
+            launches.append(launch_for(store, definition, item.event, run_id))
+    if won:
+        urls = tuple(u for e in won for u in e.urls)
+        merged = Event(kind="new_objects", trigger=definition.name, time=now,
+                       prefix=definition.source, urls=urls)  # fmt: skip
+        launches.append(launch_for(store, definition, merged, run_id))
+    return launches, complete
+
+
+def launch_for(store: Store, definition: TriggerDef, event: Event, run_id: str) -> Launch:
+    """The run ``definition`` starts for ``event``."""
+    params = dict(definition.params)
+    if definition.event_param is not None:
+        params[definition.event_param] = event.to_json()
+    return Launch(
+        target=definition.target,
+        run_id=run_id,
+        store=store.url,
+        params=params,
+        tags={"trigger": definition.name, "event": event.kind},
+        backend=definition.backend,
+        notify=definition.notify,
+    )
+
+
+def read_cursor(store: Store, definition: TriggerDef) -> dict[str, Any] | None:
+    """What the trigger had seen; None before its first look, or when its state is damaged
+    or was written for another source (a warning says so). StoreError if unreadable."""
+    rel = state_path(definition.name)
+    try:
+        doc = store.read_doc(rel)
+    except ObjectMissing:
+        return None
+    except ObjectCorrupt as exc:
+        _warn(definition.name, f"trigger {definition.name}: its state {rel} is damaged ({exc}); "
+              "starting over from what is there now")  # fmt: skip
+        return None
+    ok = (
+        isinstance(doc, dict)
+        and doc.get("on") == definition.on
+        and doc.get("source") == definition.source
+        and isinstance(doc.get("cursor"), dict)
+    )
+    if not ok:
+        _warn(definition.name, f"trigger {definition.name}: its state {rel} is not one written "
+              f"for {_what(definition)}; starting over from what is there now")  # fmt: skip
+        return None
+    cursor: dict[str, Any] = doc["cursor"]
+    return cursor
+
+
+def write_cursor(store: Store, definition: TriggerDef, cursor: dict[str, Any], now: float) -> None:
+    doc = {"on": definition.on, "source": definition.source, "cursor": cursor, "looked": now}
+    store.write_doc(state_path(definition.name), doc)
+
+
+def _what(definition: TriggerDef) -> str:
+    if definition.on == "alias":
+        return f"alias {definition.source} (MLflow at {definition.tracking_uri or 'the default'})"
+    if definition.on == "new":
+        return f"prefix {definition.source}"
+    return f"the runs of workflow {definition.source}"
+
+
+def _warn(name: str, message: str) -> None:
+    if _warned.get(name) != message:
+        _warned[name] = message
+        log.warning("%s", message)
+
+
+def _recovered(name: str) -> None:
+    if _warned.pop(name, None) is not None:
+        log.info("trigger %s: evaluated again without trouble", name)
+
+
+__all__ = ["due", "evaluate", "launch_for", "read_cursor", "sensor_for", "write_cursor"]
