@@ -15,6 +15,7 @@ from flowkit.callbacks import Callback, CallbackGroup
 from flowkit.engine import CacheMode, execute
 from flowkit.errors import FlowkitError, TaskFailedError
 from flowkit.header_inputs import record_inputs
+from flowkit.limits import check_limits
 from flowkit.records import Run, new_run_id
 from flowkit.resume import Reuse
 from flowkit.runstore import is_run_id, run_dir
@@ -38,6 +39,7 @@ def run(
     resume: str | Run | None = None,
     run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    limits: Mapping[str, int] | None = None,
     **kwargs: Any,
 ) -> Run:
     """Run a workflow and return its :class:`~flowkit.records.Run` record.
@@ -61,13 +63,16 @@ def run(
     already in the store, unless ``flowkit submit`` announced it: that ``submitted`` run is
     adopted, its tags kept); default a new sortable id. ``tags``: short strings kept in the
     run's header (``{"schedule": "nightly"}``), shown by ``flowkit runs`` and the UI.
+    ``limits``: calls in flight at once per pool (``{"api": 2}``), shared by the tasks
+    declared ``@fk.task(pool="api")``; a pool a task names must be given here.
 
     Workflow inputs are keyword arguments; an input whose name clashes with one of these
     options (``store``, ``backend``, ``cache``, ``callbacks``, ``inputs``, ``keep``,
-    ``resume``, ``run_id``, ``tags``) goes in ``inputs={"store": ...}``.
+    ``resume``, ``run_id``, ``tags``, ``limits``) goes in ``inputs={"store": ...}``.
     """
     _check_arguments(workflow, cache, keep, resume)
     the_tags = _check_tags(tags)
+    the_limits = check_limits(limits)
     values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()
@@ -80,7 +85,9 @@ def run(
     record = _start(workflow, values, the_backend, the_store, group, keep, reuse, run_id, the_tags)
     try:
         with lifecycle.sigterm_interrupts(), lifecycle.Heartbeat(_beat(record, the_store)):
-            _execute(workflow, values, the_backend, the_store, cache, group, record, reuse)
+            _execute(
+                workflow, values, the_backend, the_store, cache, group, record, reuse, the_limits
+            )
         record.status = "succeeded"
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (lifecycle.RunInterrupted)
         record.status = "interrupted"
@@ -211,6 +218,7 @@ def _execute(
     group: CallbackGroup,
     record: Run,
     reuse: Reuse | None,
+    limits: Mapping[str, int],
 ) -> None:
     """Run the workflow on the backend (entered and left here) into ``record.output``."""
     with backend:
@@ -226,6 +234,7 @@ def _execute(
             record,
             keep=record.keep,
             reuse=reuse,
+            limits=limits,
         )
 
 

@@ -107,12 +107,17 @@ class Capabilities:
     ``parallelism``: how many calls really run at once (threads, cluster CPUs); batches are
     sized by it. Not declared: it is the backend's ``parallelism`` member (which may change at
     ``__enter__``), else its ``capacity``.
+    ``cpu_budget``: the CPUs the engine admits calls against, by their ``Resources.cpus``
+    (:mod:`flowkit.limits`; threads: ``max_workers``). None (the default): the backend
+    schedules resources itself (Ray) or ignores them. Not declared: the backend's
+    ``cpu_budget`` member, if it has one.
     """
 
     values_in_driver: bool = False
     splits_values: bool = False
     enforces_timeout: bool = False
     parallelism: int = 1
+    cpu_budget: float | None = None
 
 
 class BackendBase:
@@ -150,8 +155,9 @@ class BackendBase:
 
     def fetch_many(self, handles: Sequence[Any]) -> list[Any]:
         """The values of several handles, in order (default: one :meth:`fetch` each;
-        override to fetch them in one round trip)."""
-        return [self.fetch(h) for h in handles]
+        override to fetch them in one round trip). A None among them is the value None (the
+        item of a tolerant map that failed), never a handle."""
+        return [None if h is None else self.fetch(h) for h in handles]
 
     def check_store(self, url: str) -> None:
         """Raise (or warn) when the workers cannot reach the store at ``url`` (default: no
@@ -187,15 +193,29 @@ def capabilities_of(backend: Backend) -> Capabilities:
     parallelism = getattr(backend, "parallelism", None)
     if parallelism is None:
         parallelism = backend.capacity
-    return replace(caps, **loose, parallelism=max(1, int(parallelism)))
+    budget = getattr(backend, "cpu_budget", None)
+    if budget is None:
+        budget = caps.cpu_budget
+    return replace(
+        caps,
+        **loose,
+        parallelism=max(1, int(parallelism)),
+        cpu_budget=None if budget is None else float(budget),
+    )
 
 
 def fetch_many(backend: Backend, handles: Sequence[Any]) -> list[Any]:
-    """Several handles' values: in one round trip when the backend has ``fetch_many``."""
+    """Several handles' values: in one round trip when the backend has ``fetch_many``.
+
+    A None stands for the value None, not a handle (a failed item of a tolerant map,
+    :mod:`flowkit.tolerance`): it is never handed to the backend."""
     many = getattr(backend, "fetch_many", None)
-    if many is not None:
+    if many is None:
+        return [None if h is None else backend.fetch(h) for h in handles]
+    if not any(h is None for h in handles):
         return list(many(handles))
-    return [backend.fetch(h) for h in handles]
+    values = iter(many([h for h in handles if h is not None]))
+    return [None if h is None else next(values) for h in handles]
 
 
 def check_store(backend: Backend, url: str) -> None:

@@ -7,13 +7,16 @@ Policy (the dask ``get_async`` model):
   call per item (the list lengths are known by then), and a dynamic node runs its body in
   the driver and splices the sub-graph it builds into the running graph.
 * Ready calls are submitted while fewer than ``backend.capacity`` are in flight
-  (:mod:`flowkit.submitter`: driver-side cache hits, batches of map items, single calls).
+  (:mod:`flowkit.submitter`: driver-side cache hits, batches of map items, single calls);
+  a run with limits (``concurrency=``, pools, a CPU budget) holds calls back in its gate
+  (:mod:`flowkit.limits`) until a slot frees.
   Futures report completion by putting themselves on a queue; the loop is the only thing
   that touches engine state, so backends never call back into the engine.
 * Retries, exponential back-off and timeouts are decided here, identically for every
   backend, on one clock (:mod:`flowkit.retryclock`). A failed call (retries spent) stops new
   submissions; calls already in flight are drained (their results are still recorded and
-  cached), then the run fails and what never ran is recorded as skipped.
+  cached), then the run fails and what never ran is recorded as skipped. An item of a map
+  with ``min_success`` that fails is None instead, until too many have (:mod:`flowkit.tolerance`).
 * Values stay where the backend keeps them: the engine holds *handles* and fetches into
   the driver only the workflow's output, a map's input list, a dynamic task's inputs, and
   what a callback asks for.
@@ -45,16 +48,16 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, ParamSpec
 
-from flowkit import codehash
+from flowkit import codehash, limits
 from flowkit.backend import AttemptTimeout, Backend, capabilities_of
 from flowkit.callbacks import CallbackGroup, Output
 from flowkit.calls import Call, Failure, failed_attempt, new_call, retryable
 from flowkit.dynamic import DynamicRun, Traced, may_retry, trace_body
-from flowkit.errors import GraphError
+from flowkit.errors import GraphError, TaskFailedError
 from flowkit.graph import Graph, Node, OutputRef, refs_in
 from flowkit.records import AttemptRecord, Run, TaskRecord, short_key
 from flowkit.resume import Reuse
@@ -65,6 +68,7 @@ from flowkit.secret import mask
 from flowkit.store import Store
 from flowkit.submitter import Submitter
 from flowkit.taskspec import TaskSpec, map_length
+from flowkit.tolerance import MapTolerance
 from flowkit.values import MapItem, MapResult, Values
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class Engine:
         keep: bool = True,
         reuse: Reuse | None = None,
         clock: Clock | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self.graph, self.backend, self.store = graph, backend, store
         self.cache, self.callbacks, self.run = cache, callbacks, run
@@ -106,6 +111,8 @@ class Engine:
         self.by_node: dict[str, TaskRecord] = {}  # records of plain (not map item) calls
         self.log = RunLog(store, run.id)
         self.values = Values(inputs, backend)
+        self.limits = dict(limits or {})  # pool -> calls in flight (fk.run(limits=...))
+        self.tolerance: dict[str, MapTolerance] = {}  # map node id -> its failed items
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -165,6 +172,8 @@ class Engine:
             if fut is not None:
                 done = inflight.pop(fut, None)
                 if done is not None:
+                    if self.submitter.gate is not None:
+                        self._landed(done)
                     self._finished(done, fut)
             self._expire_deadlines()
             self._release_retries()
@@ -177,6 +186,8 @@ class Engine:
             self._start_attempt(call)
             self._succeeded(call, *hit)
             return
+        if sub.gate is not None and not sub.gate.admit(call):
+            return  # held: the gate hands it back when a slot frees (_landed)
         batch = sub.take_batch(call, self.ready)
         if batch is None:
             self._start_attempt(call)
@@ -210,12 +221,22 @@ class Engine:
             call = self.submitter.inflight.pop(fut, None)
             if not isinstance(call, Call):
                 continue  # finished in time (batches carry no deadline)
+            if self.submitter.gate is not None:
+                self._landed(call)  # abandoned: its slot frees now
             fut.cancel()
             err = AttemptTimeout(
                 f"task `{call.rt.name}` attempt {call.attempt} ran past its timeout of "
                 f"{call.spec.options.timeout} s"
             )
             self._failed_attempt(call, err)
+
+    def _landed(self, done: Call | list[Call]) -> None:
+        """A call (or batch) left flight: free its slots; calls that now fit go first."""
+        assert self.submitter.gate is not None
+        spec = done.spec if isinstance(done, Call) else done[0].spec
+        back = self.submitter.gate.release(spec)
+        if back:
+            self.ready.extendleft(reversed(back))
 
     def _release_retries(self) -> None:
         now = self.clock.now()
@@ -308,26 +329,73 @@ class Engine:
             )
             self.clock.retry_after(call, delay)
             return
-        self._failed_for_good(call.record, spec, exc)
+        self._failed_for_good(call.record, spec, exc, call)
 
-    def _failed_for_good(self, rec: TaskRecord, spec: TaskSpec, exc: BaseException) -> None:
+    def _failed_for_good(
+        self, rec: TaskRecord, spec: TaskSpec, exc: BaseException, call: Call | None = None
+    ) -> None:
         rec.ended = time.time()
         rec.status = "failed"
         rec.error = mask(f"{type(exc).__name__}: {exc}")  # records never hold a secret
         self.log.add(rec)
         self.callbacks.emit("on_task_error", rec, exc)
-        if self.failure is None:
+        if call is not None and call.map_index is not None and call.node.min_success is not None:
+            self._failed_item(call, exc)
+        elif self.failure is None:
             self.failure = Failure(rec, spec.name, exc)
+
+    def _failed_item(self, call: Call, exc: BaseException) -> None:
+        """An item of a tolerant map failed for good: None in its place, or the run fails
+        once fewer than ``min_success`` of the items can succeed."""
+        node_id, index = call.node.id, call.map_index
+        assert index is not None
+        tol = self.tolerance[node_id]
+        within = tol.tolerate(index)
+        self.run.tolerated[node_id] = tol.record()
+        if not within:
+            if self.failure is None:
+                self.failure = Failure(None, call.spec.name, self._too_few(tol, call, exc))
+            return
+        mres: MapResult = self.values.results[node_id]
+        mres.handles[index] = None  # the value None (flowkit.backend.fetch_many)
+        mres.digests[index] = None
+        self.map_left[node_id] -= 1
+        if self.map_left[node_id] == 0:
+            self._complete(node_id)
+
+    def _too_few(self, tol: MapTolerance, call: Call, exc: BaseException) -> TaskFailedError:
+        err = TaskFailedError(
+            f"{tol.message()} (run {self.run.id}; the last: {type(exc).__name__}: {exc})",
+            task=call.spec.name,
+            node=call.record.node,
+            attempts=call.record.attempts,
+            run_id=self.run.id,
+            remote_traceback=getattr(exc, "remote_traceback", None),
+        )
+        err.__cause__ = exc
+        return err
 
     # -- scheduling -----------------------------------------------------------------------
 
     def _add_nodes(self, nodes: Sequence[Node]) -> None:
         """Register nodes (in topological order) and schedule those with nothing to wait for."""
+        self._gate(nodes)
         for node in nodes:
             self._wait_for(node.id, [u for u in node.upstream() if u not in self.done])
         for node in nodes:
             if self.remaining[node.id] == 0:
                 self._schedule(node)
+
+    def _gate(self, nodes: Sequence[Node]) -> None:
+        """The run's gate with these nodes' tasks in it (None while nothing is limited); a
+        task that could never be admitted fails the run before any of its calls."""
+        sub = self.submitter
+        in_flight = (d.spec if isinstance(d, Call) else d[0].spec for d in sub.inflight.values())
+        try:
+            sub.gate = limits.gate_for(nodes, self.limits, sub.caps.cpu_budget, sub.gate, in_flight)
+        except GraphError as e:
+            if self.failure is None:
+                self.failure = Failure(None, self.graph.name, e)
 
     def _wait_for(self, node_id: str, upstream: Sequence[str]) -> None:
         self.remaining[node_id] = len(upstream)
@@ -396,6 +464,8 @@ class Engine:
             return
         self.values.results[node.id] = MapResult(n)
         self.map_left[node.id] = n
+        if node.min_success is not None:
+            self.tolerance[node.id] = MapTolerance(node.id, node.min_success, n)
         if n == 0:
             self._complete(node.id)
             return

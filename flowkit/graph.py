@@ -74,6 +74,8 @@ class Node:
     each parameter name to where its value comes from; ``mapped`` names the parameters that a
     map node iterates over; ``output_type`` is the node's static output type (``list[R]`` for a
     map node); ``location`` is ``file:line`` of the call in the user's code.
+    ``min_success`` is the share of a map's items that must succeed (:mod:`flowkit.tolerance`);
+    None: every item must.
     """
 
     id: str
@@ -82,6 +84,7 @@ class Node:
     output_type: Any
     location: str = ""
     mapped: tuple[str, ...] = ()
+    min_success: float | None = None
 
     @property
     def name(self) -> str:

@@ -241,6 +241,9 @@ class Run:
     graph: dict[str, Any] | None = None
     # who or what started it: {"schedule": "nightly", "fire_time": "..."} (fk.run(tags=...))
     tags: dict[str, str] = field(default_factory=dict)
+    # the maps with min_success that had failed items: node id -> {"items": n, "min_success":
+    # r, "failed": [indices]} (flowkit.tolerance); each failed item has its own task record
+    tolerated: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -284,6 +287,8 @@ class Run:
             d["graph"] = self.graph
         if self.tags:
             d["tags"] = dict(self.tags)
+        if self.tolerated:
+            d["tolerated"] = {k: dict(v) for k, v in self.tolerated.items()}
         return d
 
 

@@ -15,6 +15,10 @@ Three ways, tried in this order by the engine:
 
 A backend that raises from ``submit`` fails the call (or the batch's calls) like a failed
 future. Completed futures are put on the engine's completion queue.
+
+Before a call is handed on, the run's :class:`~flowkit.limits.Gate` (``Submitter.gate``, None
+when nothing in the run is limited) may hold it back: a task's ``concurrency``, a pool's
+limit, the backend's CPU budget. It is the driver's doing, so every backend gets it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from flowkit.backend import Backend, Capabilities, Submission
 from flowkit.calls import Call
+from flowkit.limits import Gate
 from flowkit.retryclock import RetryClock
 from flowkit.runner import Meta, Prepared, lookup_call, run_batch, run_call
 
@@ -55,6 +60,7 @@ class Submitter:
         self.inflight: dict[Future[Any], InFlight] = {}
         self._batch_maps = caps.values_in_driver or caps.splits_values
         self._submissions: dict[int, Submission] = {}  # per task runtime: what the backend is told
+        self.gate: Gate[Call] | None = None  # set by the engine when the run has limits
 
     def hit_in_driver(self, call: Call) -> tuple[Meta, Any] | None:
         """A first attempt's cache hit, looked up here when handles are values; else None."""

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, Union, overload
 
-from flowkit import serialize, typecheck
+from flowkit import serialize, tolerance, typecheck
 from flowkit.errors import GraphError, TypeMismatchError
 from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
@@ -123,12 +123,29 @@ class TaskDef(Generic[P, R]):
         (several mapped arguments are zipped and must have equal lengths); every other
         argument, and any wrapped in :class:`unmapped`, is passed whole to each call. The
         result is a list, in input order.
+
+        ``min_success=0.9``: tolerate failed items (:mod:`flowkit.tolerance`): an item that
+        still fails after its retries gives None (the result is ``list[R | None]``), and the
+        run fails only when fewer than that share of the items can succeed.
         """
         builder = current_builder()
         location = caller_location()
+        min_success = self._min_success(kwargs, location)
         if builder is None:
-            return self._map_now(kwargs, location)
-        return self._trace_map(builder, kwargs, location)
+            return self._map_now(kwargs, location, min_success)
+        return self._trace_map(builder, kwargs, location, min_success)
+
+    def _min_success(self, kwargs: dict[str, Any], where: str) -> float | None:
+        """Take ``min_success`` out of a map's arguments (checked), or None."""
+        if tolerance.KEYWORD not in kwargs:
+            return None
+        if tolerance.KEYWORD in self.param_types:
+            raise GraphError(
+                f"task `{self.name}`.map at {where}: the task has a parameter named "
+                f"`{tolerance.KEYWORD}`, which .map(...) keeps for the share of items that must "
+                "succeed; rename the parameter"
+            )
+        return tolerance.check_min_success(self.name, where, kwargs.pop(tolerance.KEYWORD))
 
     # -- tracing --------------------------------------------------------------------------
 
@@ -210,7 +227,13 @@ class TaskDef(Generic[P, R]):
             )
         return values, mapped
 
-    def _trace_map(self, builder: Builder, kwargs: dict[str, Any], where: str) -> Promise:
+    def _trace_map(
+        self,
+        builder: Builder,
+        kwargs: dict[str, Any],
+        where: str,
+        min_success: float | None = None,
+    ) -> Promise:
         if self.dynamic:
             # The engine runs a dynamic body once per node, with whole values.
             raise GraphError(
@@ -231,22 +254,38 @@ class TaskDef(Generic[P, R]):
             id=builder.new_id(self.name),
             task=self.spec,
             bindings=tuple(bindings),
-            output_type=typecheck.list_of(self.return_type),
+            output_type=typecheck.list_of(self.return_type)
+            if min_success is None
+            else tolerance.output_type(self.return_type),
             location=where,
             mapped=tuple(p for p in values if p in mapped),
+            min_success=min_success,
         )
         builder.add(node)
         return Promise(
             builder, OutputRef(node.id), node.output_type, f"mapped output of `{node.id}`"
         )
 
-    def _map_now(self, kwargs: dict[str, Any], where: str) -> list[Any]:
+    def _map_now(
+        self, kwargs: dict[str, Any], where: str, min_success: float | None = None
+    ) -> list[Any]:
         values, mapped = self._split_map_args(kwargs, where)
         n = map_length(self.name, where, {p: len(values[p]) for p in mapped})
         fn: Callable[..., Any] = self.fn
-        return [
-            fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()}) for i in range(n)
-        ]
+        if min_success is None:
+            return [
+                fn(**{p: (v[i] if p in mapped else v) for p, v in values.items()}) for i in range(n)
+            ]
+        return tolerance.map_now(
+            self.name,
+            min_success,
+            [
+                functools.partial(
+                    fn, **{p: (v[i] if p in mapped else v) for p, v in values.items()}
+                )
+                for i in range(n)
+            ],
+        )
 
 
 def _item_fits(value: Any, ptype: Any) -> bool:
@@ -324,7 +363,16 @@ def check_binding(
             describe_source(builder, binding, value),
             src_type,
             where,
+            _tolerant_hint(builder, binding),
         )
+
+
+def _tolerant_hint(builder: Builder, binding: Binding) -> str:
+    """Where the Nones of a tolerant map's output come from, when the edge reads one."""
+    node = builder.nodes.get(binding.node) if isinstance(binding, OutputRef) else None
+    if node is None or node.min_success is None:
+        return ""
+    return tolerance.mismatch_hint(node.name, node.min_success)
 
 
 _GENERIC_FIX = "Fix: make the annotations agree, or convert the value in a task in between."
@@ -338,11 +386,12 @@ def _mismatch(
     source: str,
     src_type: Any,
     where: str,
+    hint: str = "",
 ) -> None:
     raise TypeMismatchError(
         f"workflow `{builder.workflow}`: {source} ({typecheck.type_repr(src_type)}) cannot be "
         f"passed to {consumer} parameter `{pname}` ({typecheck.type_repr(ptype)}) at "
-        f"{where}. {typecheck.explain_mismatch(src_type, ptype) or _GENERIC_FIX}"
+        f"{where}{hint}. {typecheck.explain_mismatch(src_type, ptype) or _GENERIC_FIX}"
     )
 
 
@@ -361,6 +410,8 @@ def task(
     timeout: float | None = None,
     resources: Resources | None = None,
     keep: bool = True,
+    concurrency: int | None = None,
+    pool: str | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
 
@@ -371,6 +422,10 @@ def task(fn: Any = None, /, **options: Any) -> Any:
         @fk.task(cache=True, retries=2, retry_delay=0.5, timeout=600,
                  resources=fk.Resources(cpus=2), version=None, cache_ignore=("verbose",))
         def train(data: pa.Table, depth: int, verbose: bool = False) -> Model: ...
+
+    ``concurrency=4``: at most 4 calls of this task in flight at once in a run, on every
+    backend; ``pool="api"``: share the limit ``fk.run(..., limits={"api": 2})`` gives with the
+    other tasks of that pool (:mod:`flowkit.limits`).
 
     ``retry_delay`` is the first back-off; it doubles after each failed attempt. Every
     call's outputs are kept in the store (``fk.runs`` reads them back); ``keep=False`` opts a

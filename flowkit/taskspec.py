@@ -32,6 +32,9 @@ class TaskOptions:
     ``resources``: what one call needs (honoured by backends that schedule resources).
     ``keep``: store the call's outputs even when it is not cached (``False``: a huge
     intermediate nobody will look back at; a cached task's outputs are always stored).
+    ``concurrency``: at most this many calls of the task in flight at once in a run;
+    ``pool``: the name of a limit shared with other tasks, given by ``fk.run(limits=...)``
+    (:mod:`flowkit.limits`).
     """
 
     cache: bool = False
@@ -42,6 +45,8 @@ class TaskOptions:
     timeout: float | None = None
     resources: Resources = field(default_factory=Resources)
     keep: bool = True
+    concurrency: int | None = None
+    pool: str | None = None
 
     def __post_init__(self) -> None:
         # Options arrive as the user wrote them (a list for cache_ignore, an int delay...).
@@ -99,6 +104,16 @@ class TaskSpec:
         ):
             raise ValueError(
                 f"task `{self.name}`: retries and retry_delay must be >= 0 and timeout > 0"
+            )
+        n = opts.concurrency
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(
+                f"task `{self.name}`: concurrency={n!r}; use an int >= 1 (calls in flight at once)"
+            )
+        if opts.pool is not None and (not isinstance(opts.pool, str) or not opts.pool):
+            raise ValueError(
+                f"task `{self.name}`: pool={opts.pool!r}; use a non-empty name, and give its "
+                "limit with fk.run(..., limits={name: N})"
             )
 
     def __repr__(self) -> str:

@@ -4,6 +4,10 @@ Good for I/O-bound tasks and for libraries that release the GIL (numpy, pyarrow,
 scikit-learn). A call that times out cannot be killed (Python threads cannot be
 interrupted); the engine stops waiting for it and its result is ignored.
 
+``Resources.cpus`` is honoured: ``max_workers`` is the CPU budget (``cpu_budget``) and the
+engine admits a call only when its cpus fit beside those of the calls in flight
+(:mod:`flowkit.limits`); ``gpus`` and ``memory`` are recorded only.
+
 While the pool runs, native thread pools (BLAS, OpenMP) are limited to ``blas_threads``
 (default 1) when numpy is loaded and ``threadpoolctl`` is installed: N tasks that each start
 one BLAS thread per core oversubscribe the machine (seen 50x slower on 2 cores), which is why
@@ -44,6 +48,13 @@ class ThreadsBackend(BackendBase):
     def parallelism(self) -> int:
         """Calls that run at once: one per thread."""
         return self.max_workers
+
+    @property
+    def cpu_budget(self) -> float:
+        """The CPUs calls are admitted against (``Resources.cpus``): one per thread. The
+        engine holds back a call until its cpus fit beside those of the calls in flight, and
+        refuses, at run start, a task asking for more than the whole budget."""
+        return float(self.max_workers)
 
     @property
     def capacity(self) -> int:
