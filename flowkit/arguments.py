@@ -6,7 +6,8 @@ template that says how to rebuild the argument from that list:
 
 * :class:`FromInput` — flat input ``position``; ``index`` picks a tuple element (None: whole);
 * :class:`Constant` — a value known in the driver (a literal, a workflow input);
-* :class:`ListOfArgs` / :class:`DictOfArgs` — a list, tuple or dict built from templates.
+* :class:`ListOfArgs` / :class:`DictOfArgs` — a list, tuple or dict built from templates;
+* :class:`FieldOfArgs` — a field of a rebuilt value (``cfg.lr`` in a workflow body).
 
 Templates are small frozen values built once per call in the driver and pickled with the
 call; ``build(flat)`` is the only thing the worker does with them.
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
+
+from flowkit.fieldpath import Path, resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,17 @@ class DictOfArgs:
         return {k: t.build(flat) for k, t in self.items}
 
 
+@dataclass(frozen=True, slots=True)
+class FieldOfArgs:
+    """Field ``path`` of a rebuilt value (read on the worker, where the value is)."""
+
+    base: Template
+    path: Path
+
+    def build(self, flat: Sequence[Any]) -> Any:
+        return resolve(self.base.build(flat), self.path)
+
+
 # Templates are immutable, so the common one, a whole flat input, is made once per position.
 _WHOLE_INPUTS = tuple(FromInput(i) for i in range(256))
 
@@ -72,7 +86,7 @@ def whole_input(position: int) -> FromInput:
     return _WHOLE_INPUTS[position] if position < 256 else FromInput(position)
 
 
-Template = Union[FromInput, Constant, ListOfArgs, DictOfArgs]  # noqa: UP007 (runtime alias, 3.10)
+Template = Union[FromInput, Constant, ListOfArgs, DictOfArgs, FieldOfArgs]  # noqa: UP007 (runtime alias, 3.10)
 
 #: One template per parameter, in parameter order: what a call's keyword arguments are
 #: (``{name: t.build(flat) for name, t in templates}``, in :func:`flowkit.runner.run_call`).
@@ -82,6 +96,7 @@ Templates = tuple[tuple[str, Template], ...]
 __all__ = [
     "Constant",
     "DictOfArgs",
+    "FieldOfArgs",
     "FromInput",
     "ListOfArgs",
     "Template",

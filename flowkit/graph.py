@@ -10,7 +10,12 @@ Bindings say where a parameter's value comes from:
 * :class:`OutputRef` — output ``index`` of another node (``None``: the whole value);
 * :class:`InputRef` — a workflow input;
 * :class:`Literal` — a plain value written in the workflow body;
-* :class:`ListOf` / :class:`DictOf` — a Python list/tuple/dict built from other bindings.
+* :class:`ListOf` / :class:`DictOf` — a Python list/tuple/dict built from other bindings;
+* :class:`FieldOf` — a field of another binding's value (``cfg.lr``, no node of its own);
+* :class:`Select` — the result of ``fk.cond``: one of two bindings, chosen by a predicate.
+
+A node inside a branch of ``fk.cond`` carries :class:`Guard` s: it runs only when each
+guard's predicate has the guard's value, and is recorded as skipped otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, Union
 
 from flowkit import render
+from flowkit.fieldpath import Path
 from flowkit.taskspec import TaskSpec
 
 
@@ -51,7 +57,34 @@ class DictOf:
     items: tuple[tuple[str, Binding], ...]
 
 
-Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf]  # noqa: UP007 (runtime alias, 3.10)
+@dataclass(frozen=True, slots=True)
+class FieldOf:
+    """Field ``path`` of ``base``'s value (:mod:`flowkit.fieldpath`), read where it is used."""
+
+    base: Binding
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """``then`` when ``pred``'s value is true, else ``otherwise`` (``fk.cond`` ``cond``)."""
+
+    cond: str
+    pred: Binding
+    then: Binding
+    otherwise: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A node in a branch of ``fk.cond`` ``cond`` runs only when ``pred`` is ``when``."""
+
+    cond: str
+    pred: Binding
+    when: bool
+
+
+Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf, FieldOf, Select]  # noqa: UP007 (runtime alias, 3.10)
 
 
 def refs_in(binding: Binding) -> Iterator[OutputRef]:
@@ -64,6 +97,11 @@ def refs_in(binding: Binding) -> Iterator[OutputRef]:
     elif isinstance(binding, DictOf):
         for _, item in binding.items:
             yield from refs_in(item)
+    elif isinstance(binding, FieldOf):
+        yield from refs_in(binding.base)
+    elif isinstance(binding, Select):
+        for part in (binding.pred, binding.then, binding.otherwise):
+            yield from refs_in(part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +111,9 @@ class Node:
     ``task`` is what the node calls (:class:`~flowkit.taskspec.TaskSpec`); ``bindings`` maps
     each parameter name to where its value comes from; ``mapped`` names the parameters that a
     map node iterates over; ``output_type`` is the node's static output type (``list[R]`` for a
-    map node); ``location`` is ``file:line`` of the call in the user's code.
-    ``min_success`` is the share of a map's items that must succeed (:mod:`flowkit.tolerance`);
+    map node); ``location`` is ``file:line`` of the call in the user's code; ``guards`` the
+    conditions (outermost first) under which it runs, inside ``fk.cond`` branches;
+    ``min_success`` the share of a map's items that must succeed (:mod:`flowkit.tolerance`),
     None: every item must.
     """
 
@@ -84,6 +123,7 @@ class Node:
     output_type: Any
     location: str = ""
     mapped: tuple[str, ...] = ()
+    guards: tuple[Guard, ...] = ()
     min_success: float | None = None
 
     @property
@@ -99,6 +139,9 @@ class Node:
         seen: dict[str, None] = {}
         for _, b in self.bindings:
             for ref in refs_in(b):
+                seen.setdefault(ref.node)
+        for g in self.guards:  # a guard's predicate is read before the node is scheduled
+            for ref in refs_in(g.pred):
                 seen.setdefault(ref.node)
         return list(seen)
 

@@ -5,11 +5,13 @@ active in a context variable. Calling a task then adds a node to the builder and
 a :class:`Promise` (or a tuple of them for multi-output tasks) instead of running
 anything. A promise knows only its static type; using it as a value (``if p:``,
 ``p + 1``, ``len(p)``, iterating it) raises :class:`~flowkit.errors.GraphError`, because
-its value does not exist yet.
+its value does not exist yet. Reading a field (``cfg.lr``, ``report.per_class["a"]``) gives
+a promise of the field (:mod:`flowkit.fields`): a path in the graph, no task.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -17,9 +19,20 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
-from flowkit import typecheck
+from flowkit import fields, typecheck
 from flowkit.errors import GraphError
-from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, Node, OutputRef
+from flowkit.fieldpath import Step, describe
+from flowkit.graph import (
+    Binding,
+    DictOf,
+    FieldOf,
+    Guard,
+    ListOf,
+    Literal,
+    Node,
+    OutputRef,
+    refs_in,
+)
 
 _FLOWKIT_DIR = os.path.dirname(os.path.abspath(__file__))
 _current: ContextVar[Builder | None] = ContextVar("flowkit_builder", default=None)
@@ -64,6 +77,7 @@ class Builder:
         self.nodes: dict[str, Node] = {}
         self._taken: set[str] = set()
         self._next_suffix: dict[str, int] = {}  # base id -> the suffix to try next
+        self.guards: list[Guard] = []  # the fk.cond branches being traced, outermost first
 
     def __enter__(self) -> Builder:
         self._token = _current.set(self)
@@ -86,6 +100,8 @@ class Builder:
         return node_id
 
     def add(self, node: Node) -> None:
+        if self.guards:  # traced inside a branch of fk.cond: runs only when it is taken
+            node = dataclasses.replace(node, guards=(*self.guards, *node.guards))
         self.nodes[node.id] = node
         self._taken.add(node.id)
 
@@ -113,7 +129,39 @@ class Builder:
                     raise GraphError("a dict holding promises must have string keys")
                 return DictOf(pairs)
             return Literal(value)
+        _refuse_promises_inside(self, value)
         return Literal(value)
+
+
+def _refuse_promises_inside(builder: Builder, value: Any) -> None:
+    """A dataclass or NamedTuple built from promises in a workflow body would carry
+    placeholders to run time (and fail there, inside the user's class): refuse it now."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+    elif _is_namedtuple(value):
+        items = list(zip(value._fields, value, strict=False))
+    else:
+        return
+    for name, item in items:
+        if isinstance(item, (Promise, NamedPromises)):
+            cls = type(value).__qualname__
+            raise GraphError(
+                f"workflow `{builder.workflow}`: `{cls}(...)` is built at {caller_location()} "
+                f"with a promise for field `{name}`. Inside @fk.workflow a promise is a "
+                f"placeholder, so the {cls} would hold placeholders, not values. Build it in "
+                f"a task: `@fk.task def make_{cls.lower()}({name}: ...) -> {cls}: "
+                f"return {cls}({name}={name}, ...)`, and call that task here"
+            )
+        _refuse_promises_inside(builder, item)
+
+
+def _has_field(tp: Any, name: str) -> bool:
+    found = fields.attribute_fields(typecheck.strip_annotated(tp))
+    return found is not None and name in found
+
+
+def _base_what(what: str) -> str:
+    return what.split(", field `")[0]
 
 
 def _is_namedtuple(value: object) -> bool:
@@ -125,9 +173,9 @@ class Promise:
 
     __slots__ = ("_binding", "_builder", "_type", "_what")
 
-    def __init__(self, builder: Builder, binding: OutputRef | InputRef, type_: Any, what: str):
+    def __init__(self, builder: Builder, binding: Binding, type_: Any, what: str):
         self._builder = builder
-        self._binding: OutputRef | InputRef = binding
+        self._binding: Binding = binding
         self._type = type_
         self._what = what
 
@@ -138,8 +186,37 @@ class Promise:
 
     @property
     def node(self) -> str | None:
-        """Id of the producing node (None for a workflow input)."""
-        return self._binding.node if isinstance(self._binding, OutputRef) else None
+        """Id of the producing node (None for a workflow input or an fk.cond result)."""
+        refs = list(refs_in(self._binding))
+        return refs[0].node if len(refs) == 1 else None
+
+    def __getattr__(self, name: str) -> Promise:
+        """``p.field``: a promise of a field of a dataclass or NamedTuple (no task)."""
+        try:
+            tp = object.__getattribute__(self, "_type")
+        except AttributeError:
+            raise AttributeError(name) from None  # not initialised (copying, unpickling)
+        if name.startswith("__") or (name.startswith("_") and not _has_field(tp, name)):
+            raise AttributeError(name)  # protocols probed by Python and tools, not fields
+        step, field_type = fields.attr_step(tp, name, self._described())
+        return self._field(step, field_type)
+
+    def __getitem__(self, item: object) -> Any:
+        """``p["key"]`` / ``p[0]``: a promise of a dict key or tuple/list item (no task)."""
+        step, field_type = fields.item_step(self._type, item, self._described())
+        return self._field(step, field_type)
+
+    def _described(self) -> str:
+        where = caller_location()
+        return f"workflow `{self._builder.workflow}`: the promise for the {self._what} at {where}"
+
+    def _field(self, step: Step, field_type: Any) -> Promise:
+        b = self._binding
+        binding = (
+            FieldOf(b.base, (*b.path, step)) if isinstance(b, FieldOf) else FieldOf(b, (step,))
+        )
+        what = f"{_base_what(self._what)}, field `{describe(binding.path)}`"
+        return Promise(self._builder, binding, field_type, what)
 
     def __repr__(self) -> str:
         return f"<Promise {self._what}: {getattr(self._type, '__name__', self._type)}>"
@@ -164,9 +241,6 @@ class Promise:
 
     def __contains__(self, item: object) -> bool:
         self._misuse("test membership in {p}")
-
-    def __getitem__(self, item: object) -> Any:
-        self._misuse("index {p}")
 
     def __index__(self) -> int:
         self._misuse("use {p} as an integer")

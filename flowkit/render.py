@@ -4,6 +4,9 @@ Kept apart from :mod:`flowkit.graph` so the data model stays free of drawing cod
 functions read nodes duck-typed (``id``, ``name``, ``bindings``, ``output_type``, ``mapped``)
 and ``edges`` from the graph, so this module imports nothing from flowkit but
 :mod:`flowkit.reprs`.
+
+An ``fk.cond`` decision is drawn as a rhombus (Mermaid ``{...}``, DOT ``shape=diamond``) fed by
+its predicate, with ``true`` / ``false`` edges to the first nodes of each branch.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class _Syntax:
     input_edge: str  # {src} (the input's name), {param}, {target}
     edge: str  # {source}, {param}, {target}
     node_id: Callable[[str], str]  # a node id as the language can take it
+    decision: str  # {id}, {label}
+    pred_edge: str  # {source}, {target}: the predicate into its decision
+    branch_edge: str  # {source}, {when}, {target}
 
 
 _MERMAID = _Syntax(
@@ -48,6 +54,9 @@ _MERMAID = _Syntax(
     input_edge="    in_{src} -->|{param}| {target}",
     edge="    {source} -->|{param}| {target}",
     node_id=_safe_id,
+    decision='    {id}{{"{label}"}}',
+    pred_edge="    {source} -.-> {target}",
+    branch_edge="    {source} -->|{when}| {target}",
 )
 
 _DOT = _Syntax(
@@ -56,6 +65,9 @@ _DOT = _Syntax(
     input_edge='    "in:{src}" -> "{target}" [label="{param}"];',
     edge='    "{source}" -> "{target}" [label="{param}"];',
     node_id=str,
+    decision='    "{id}" [shape=diamond, label="{label}"];',
+    pred_edge='    "{source}" -> "{target}" [style=dashed];',
+    branch_edge='    "{source}" -> "{target}" [label="{when}"];',
 )
 
 
@@ -75,7 +87,35 @@ def _draw(graph: Any, syntax: _Syntax) -> list[str]:
             syntax.edge.format(source=ident(e.source), param=e.param, target=ident(e.target))
             for e in graph.edges
         ),
+        *_decisions(graph, syntax),
     ]
+
+
+def _decisions(graph: Any, syntax: _Syntax) -> list[str]:
+    """The rhombus of each fk.cond decision, its predicate's edges and its branch edges (to
+    the nodes whose innermost guard it is)."""
+    nodes = list(graph.nodes.values())
+    decisions: dict[str, Any] = {}
+    for n in nodes:
+        for g in getattr(n, "guards", ()):
+            decisions.setdefault(g.cond, g.pred)
+    ident = syntax.node_id
+    lines: list[str] = []
+    for cond, pred in decisions.items():
+        did = ident(f"cond:{cond}")
+        label = f"{cond}: {_describe(pred, graph.nodes)}?"
+        lines.append(syntax.decision.format(id=did, label=label.replace('"', "'")))
+        for src in dict.fromkeys(_nodes_in(pred)):
+            lines.append(syntax.pred_edge.format(source=ident(src), target=did))
+        for name in dict.fromkeys(_inputs_in(pred)):
+            src = ident(f"in:{name}") if syntax is _DOT else f"in_{name}"
+            lines.append(syntax.pred_edge.format(source=src, target=did))
+        for n in nodes:
+            guards = getattr(n, "guards", ())
+            if guards and guards[-1].cond == cond:
+                when = "true" if guards[-1].when else "false"
+                lines.append(syntax.branch_edge.format(source=did, when=when, target=ident(n.id)))
+    return lines
 
 
 def to_mermaid(graph: Any) -> str:
@@ -91,24 +131,64 @@ def to_dot(graph: Any) -> str:
 def to_text(graph: Any) -> str:
     lines = [f"workflow {graph.name}({', '.join(i.name for i in graph.inputs)})"]
     for node in graph.nodes.values():
-        args = ", ".join(f"{p} <- {_describe(b)}" for p, b in node.bindings)
-        lines.append(f"  {node.id}: {_label(node)}({args}) -> {_type_name(node.output_type)}")
+        args = ", ".join(f"{p} <- {_describe(b, graph.nodes)}" for p, b in node.bindings)
+        guards = "".join(
+            f" if {'' if g.when else 'not '}{g.cond}" for g in getattr(node, "guards", ())
+        )
+        lines.append(
+            f"  {node.id}: {_label(node)}({args}) -> {_type_name(node.output_type)}{guards}"
+        )
     return "\n".join(lines) + "\n"
 
 
-def _describe(binding: Any) -> str:
+def _describe(binding: Any, nodes: Any) -> str:
+    """A binding as the listing shows it; a NamedTuple output by its field (``split.train``)."""
     kind = type(binding).__name__
     if kind == "OutputRef":
-        return str(binding.node) + ("" if binding.index is None else f"[{binding.index}]")
+        return str(binding.node) + _output_suffix(nodes.get(binding.node), binding.index)
     if kind == "InputRef":
         return f"input {binding.name}"
     if kind == "Literal":
         return short_repr(binding.value, 30)
     if kind == "ListOf":
-        return "[" + ", ".join(_describe(b) for b in binding.items) + "]"
+        return "[" + ", ".join(_describe(b, nodes) for b in binding.items) + "]"
     if kind == "DictOf":
-        return "{" + ", ".join(f"{k}: {_describe(b)}" for k, b in binding.items) + "}"
+        return "{" + ", ".join(f"{k}: {_describe(b, nodes)}" for k, b in binding.items) + "}"
+    if kind == "FieldOf":
+        return _describe(binding.base, nodes) + "".join(str(s) for s in binding.path)
+    if kind == "Select":
+        then, other = _describe(binding.then, nodes), _describe(binding.otherwise, nodes)
+        return f"{binding.cond} ? {then} : {other}"
     return kind
+
+
+def _output_suffix(node: Any, index: int | None) -> str:
+    if index is None:
+        return ""
+    outputs = getattr(getattr(node, "task", None), "outputs", ())
+    name = outputs[index][0] if index < len(outputs) else str(index)
+    return f".{name}" if name.isidentifier() else f"[{index}]"
+
+
+def _nodes_in(binding: Any) -> list[str]:
+    kind = type(binding).__name__
+    if kind == "OutputRef":
+        return [binding.node]
+    return [n for b in _parts(binding) for n in _nodes_in(b)]
+
+
+def _parts(binding: Any) -> list[Any]:
+    """The bindings directly inside a list, dict, field or cond binding."""
+    kind = type(binding).__name__
+    if kind == "ListOf":
+        return list(binding.items)
+    if kind == "DictOf":
+        return [b for _, b in binding.items]
+    if kind == "FieldOf":
+        return [binding.base]
+    if kind == "Select":
+        return [binding.pred, binding.then, binding.otherwise]
+    return []
 
 
 def _input_sources(node: Any) -> list[tuple[str, str]]:
@@ -120,11 +200,6 @@ def _input_sources(node: Any) -> list[tuple[str, str]]:
 
 
 def _inputs_in(binding: Any) -> list[str]:
-    kind = type(binding).__name__
-    if kind == "InputRef":
+    if type(binding).__name__ == "InputRef":
         return [binding.name]
-    if kind == "ListOf":
-        return [n for b in binding.items for n in _inputs_in(b)]
-    if kind == "DictOf":
-        return [n for _, b in binding.items for n in _inputs_in(b)]
-    return []
+    return [n for b in _parts(binding) for n in _inputs_in(b)]

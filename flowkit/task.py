@@ -15,7 +15,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, Union, overload
 
 from flowkit import serialize, tolerance, typecheck
 from flowkit.errors import GraphError, TypeMismatchError
-from flowkit.graph import Binding, InputRef, Literal, Node, OutputRef
+from flowkit.fieldpath import describe
+from flowkit.graph import Binding, FieldOf, InputRef, Literal, Node, OutputRef, Select
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
 from flowkit.reprs import short_repr
 from flowkit.resources import Resources
@@ -326,6 +327,10 @@ def describe_source(builder: Builder, binding: Binding, value: Any) -> str:
         return f"workflow input `{binding.name}`"
     if isinstance(binding, Literal):
         return f"the value {short_repr(binding.value)}"
+    if isinstance(binding, FieldOf):
+        return f"{describe_source(builder, binding.base, None)} field `{describe(binding.path)}`"
+    if isinstance(binding, Select):
+        return f"the result of fk.cond `{binding.cond}`"
     return "a literal list or dict"
 
 

@@ -7,6 +7,13 @@ resolves a binding against that state three ways: as an argument *template* plus
 it needs (what :func:`flowkit.runner.run_call` receives), as a known *digest* (so an input
 from the store is never hashed again), or as a *value* fetched into the driver.
 
+A :class:`~flowkit.graph.FieldOf` binding (``cfg.lr``) reads its field where the value is: in
+the driver for a value there (a workflow input, a literal, a fetched value), else on the
+worker (:class:`~flowkit.arguments.FieldOfArgs`). Its digest is never the whole value's: two
+calls reading two fields of one output must not share a cache key, so the field's value is
+hashed where it is read. A :class:`~flowkit.graph.Select` (``fk.cond``) resolves to the branch
+its predicate picked; a node of the branch not taken holds :data:`SKIPPED`.
+
 A map node's mapped arguments are split into items (:meth:`Values.map_items`): one
 :class:`BindingItem`, :class:`HandleItem`, or for a value already in the driver the
 :class:`~flowkit.arguments.Constant` template the call passes it as.
@@ -21,6 +28,7 @@ from flowkit import keys
 from flowkit.arguments import (
     Constant,
     DictOfArgs,
+    FieldOfArgs,
     FromInput,
     ListOfArgs,
     Template,
@@ -28,7 +36,30 @@ from flowkit.arguments import (
 )
 from flowkit.backend import Backend, fetch_many
 from flowkit.errors import GraphError
-from flowkit.graph import Binding, DictOf, InputRef, ListOf, Literal, OutputRef
+from flowkit.fieldpath import Step, resolve
+from flowkit.graph import (
+    Binding,
+    DictOf,
+    FieldOf,
+    Guard,
+    InputRef,
+    ListOf,
+    Literal,
+    OutputRef,
+    Select,
+)
+
+
+class _Skipped:
+    """The result of a node in a branch of ``fk.cond`` that was not taken."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = _Skipped()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +104,44 @@ class Values:
         self.aliases: dict[str, Binding] = {}
 
     def unalias(self, b: Binding) -> Binding:
-        while isinstance(b, OutputRef) and b.node in self.aliases:
-            target = self.aliases[b.node]
-            if b.index is None:
-                b = target
-            elif isinstance(target, ListOf):
-                b = target.items[b.index]
-            elif isinstance(target, OutputRef) and target.index is None:
-                b = OutputRef(target.node, b.index)
-            elif isinstance(target, Literal):
-                b = Literal(target.value[b.index])
+        """``b`` with dynamic nodes' aliases and decided ``fk.cond`` selections followed."""
+        while True:
+            if isinstance(b, Select):
+                b = b.then if self.taken(b.pred) else b.otherwise
+            elif isinstance(b, OutputRef) and b.node in self.aliases:
+                target = self.aliases[b.node]
+                b = target if b.index is None else _element(self.unalias(target), b.index)
             else:
-                raise GraphError(f"cannot select output {b.index} of dynamic node `{b.node}`")
-        return b
+                return b
+
+    def taken(self, pred: Binding) -> bool:
+        """The value of an ``fk.cond`` predicate (fetched into the driver)."""
+        return bool(self.value(pred))
+
+    def runs(self, guards: tuple[Guard, ...]) -> bool:
+        """Whether a node with ``guards`` runs: each predicate has its guard's value, read
+        outermost first (an inner predicate of a branch not taken is never read)."""
+        return all(self.taken(g.pred) == g.when for g in guards)
+
+    def _result(self, node: str) -> Any:
+        res = self.results[node]
+        if res is SKIPPED:
+            raise GraphError(
+                f"node `{node}` was skipped (a branch of fk.cond not taken) but its output "
+                "was read; read a branch's output only through the result of fk.cond"
+            )
+        return res
 
     def template(self, b: Binding, flat: list[Any]) -> Template:
         """How a call rebuilds ``b``'s value; the handles it reads are appended to ``flat``."""
         b = self.unalias(b)
+        if isinstance(b, FieldOf):
+            base = self.unalias(b.base)
+            if isinstance(base, (InputRef, Literal)):  # in the driver: read the field now
+                return Constant(resolve(self.value(base), b.path))
+            return FieldOfArgs(self.template(base, flat), b.path)
         if isinstance(b, OutputRef):
-            res = self.results[b.node]
+            res = self._result(b.node)
             if isinstance(res, MapResult):
                 start = len(flat)
                 flat.extend(res.handles)
@@ -112,8 +162,8 @@ class Values:
         """The token (:mod:`flowkit.keys`) of a binding's value when the run already knows it."""
         b = self.unalias(b)
         if not isinstance(b, OutputRef):
-            return None
-        res = self.results[b.node]
+            return None  # (a FieldOf too: the field is hashed where it is read, see above)
+        res = self._result(b.node)
         if isinstance(res, MapResult):
             if any(d is None for d in res.digests):
                 return None
@@ -138,8 +188,10 @@ class Values:
     def value(self, b: Binding) -> Any:
         """A binding's value in the driver (handles fetched)."""
         b = self.unalias(b)
+        if isinstance(b, FieldOf):
+            return resolve(self.value(b.base), b.path)
         if isinstance(b, OutputRef):
-            res = self.results[b.node]
+            res = self._result(b.node)
             if isinstance(res, MapResult):
                 return fetch_many(self.backend, res.handles)
             value = self.backend.fetch(res)
@@ -153,3 +205,16 @@ class Values:
             return tuple(items) if b.as_tuple else items
         assert isinstance(b, DictOf)
         return {k: self.value(x) for k, x in b.items}
+
+
+def _element(target: Binding, index: int) -> Binding:
+    """The binding of element ``index`` of ``target``'s value (a dynamic body's output)."""
+    if isinstance(target, ListOf):
+        return target.items[index]
+    if isinstance(target, OutputRef) and target.index is None:
+        return OutputRef(target.node, index)
+    if isinstance(target, Literal):
+        return Literal(target.value[index])
+    if isinstance(target, FieldOf):
+        return FieldOf(target.base, (*target.path, Step("key", index)))
+    return FieldOf(target, (Step("key", index),))

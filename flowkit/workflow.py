@@ -20,12 +20,15 @@ from flowkit.errors import GraphError, TypeMismatchError
 from flowkit.graph import (
     Binding,
     DictOf,
+    FieldOf,
     Graph,
+    Guard,
     InputRef,
     ListOf,
     Literal,
     Node,
     OutputRef,
+    Select,
     WorkflowInput,
 )
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
@@ -167,6 +170,8 @@ def inline(
         )
         inputs[inp.name] = binding
     ids: dict[str, str] = {}
+    for cond in _conds_in(wf.graph):  # fk.cond ids are renamed like node ids
+        ids[cond] = builder.new_id(f"{wf.name}.{cond}")
     for node in wf.graph.nodes.values():
         new_id = builder.new_id(f"{wf.name}.{node.id}")
         ids[node.id] = new_id
@@ -178,6 +183,9 @@ def inline(
                 output_type=node.output_type,
                 location=node.location,
                 mapped=node.mapped,
+                guards=tuple(
+                    Guard(ids[g.cond], _rebind(g.pred, ids, inputs), g.when) for g in node.guards
+                ),
             )
         )
     if wf.graph.output is None:
@@ -194,7 +202,41 @@ def _rebind(b: Binding, ids: dict[str, str], inputs: dict[str, Binding]) -> Bind
         return ListOf(tuple(_rebind(x, ids, inputs) for x in b.items), b.as_tuple)
     if isinstance(b, DictOf):
         return DictOf(tuple((k, _rebind(x, ids, inputs)) for k, x in b.items))
+    if isinstance(b, FieldOf):
+        return FieldOf(_rebind(b.base, ids, inputs), b.path)
+    if isinstance(b, Select):
+        parts = (_rebind(x, ids, inputs) for x in (b.pred, b.then, b.otherwise))
+        return Select(ids[b.cond], *parts)
     return b
+
+
+def _conds_in(graph: Graph) -> list[str]:
+    """The ids of the ``fk.cond`` decisions in a graph, in order."""
+    found: dict[str, None] = {}
+    for node in graph.nodes.values():
+        for g in node.guards:
+            found.setdefault(g.cond)
+            _selects_in(g.pred, found)
+        for _, b in node.bindings:
+            _selects_in(b, found)
+    if graph.output is not None:
+        _selects_in(graph.output, found)
+    return list(found)
+
+
+def _selects_in(b: Binding, found: dict[str, None]) -> None:
+    if isinstance(b, Select):
+        found.setdefault(b.cond)
+        for part in (b.pred, b.then, b.otherwise):
+            _selects_in(part, found)
+    elif isinstance(b, ListOf):
+        for item in b.items:
+            _selects_in(item, found)
+    elif isinstance(b, DictOf):
+        for _, item in b.items:
+            _selects_in(item, found)
+    elif isinstance(b, FieldOf):
+        _selects_in(b.base, found)
 
 
 def _promises_for(builder: Builder, binding: Binding, type_: Any) -> Any:
@@ -202,7 +244,7 @@ def _promises_for(builder: Builder, binding: Binding, type_: Any) -> Any:
     if isinstance(binding, OutputRef) and binding.index is None:
         if hasattr(typecheck.strip_annotated(type_), "_fields"):  # a NamedTuple: unpackable
             return NamedPromises(builder, binding, typecheck.strip_annotated(type_), "sub-workflow")
-    if isinstance(binding, (OutputRef, InputRef)):
+    if isinstance(binding, (OutputRef, InputRef, FieldOf, Select)):
         return Promise(builder, binding, type_, "sub-workflow output")
     if isinstance(binding, Literal):
         return binding.value

@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 from flowkit import cache, keys
 from flowkit.cache import CacheEntry
-from flowkit.graph import Binding, DictOf, Graph, InputRef, ListOf, Node, OutputRef
+from flowkit.fieldpath import resolve
+from flowkit.graph import Binding, DictOf, FieldOf, Graph, InputRef, ListOf, Node, OutputRef, Select
 from flowkit.graph import Literal as LiteralBinding
 from flowkit.runner import TaskRuntime, make_runtime
 from flowkit.store import Store
@@ -282,6 +283,10 @@ class Explainer:
             return tuple(items) if b.as_tuple else items
         if isinstance(b, DictOf):
             return {k: self._value(x) for k, x in b.items}
+        if isinstance(b, FieldOf):  # cfg.lr: the field of the value (hashed, like the engine)
+            return resolve(self._value(b.base), b.path)
+        if isinstance(b, Select):  # fk.cond: the branch the predicate picks
+            return self._value(b.then if self._value(b.pred) else b.otherwise)
         res = self._resolve(b.node)
         if res.node.mapped:
             return [self._load(res, e) for e in res.entries]
