@@ -1,0 +1,290 @@
+"""The scheduler loop: each tick, under the store's ``scheduler`` lease, fire every schedule's
+due times, then the triggers.
+
+A tick (:meth:`Scheduler.tick`):
+
+1. takes or renews the lease ``leases/scheduler.json`` (:class:`~flowkit.automation.lease.Lease`,
+   ``ttl`` a few intervals): a scheduler that does not hold it does nothing, so of several
+   schedulers on one store one works and the others stand by, taking over once a dead
+   holder's lease lapses;
+2. for each schedule that is not paused, finds the fire times due since its ``last_fire``
+   as ``catchup`` says (``none``: only a fire due now, i.e. within ``grace`` of the tick;
+   ``latest``: the last one missed; ``all``: every one missed, at most
+   :data:`MAX_CATCHUP` a tick, oldest first, with a warning), applies ``overlap`` (is the
+   previous fire's run still running? its header says, through :func:`flowkit.runs.view`;
+   ``lost`` counts as ended) and fires them (:func:`flowkit.automation.fires.fire`: claim,
+   then start). Then it records ``last_fire`` (and the queue, and the last run) by
+   compare-and-swap. The claim, not the lease, is what makes each fire start once: two
+   schedulers that both believe they hold the lease still start each fire once;
+3. starts the runs the triggers want (:func:`flowkit.automation.triggers.due`, which claims
+   them itself).
+
+A run is started by a *starter* (:func:`flowkit.automation.launch.start` by default: a
+detached ``flowkit run`` process or a Ray Job), so a long run never holds up a tick; tests
+inject their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import importlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flowkit import runs
+from flowkit.automation import launch, schedules
+from flowkit.automation.crontimes import UTC, Cron, to_utc
+from flowkit.automation.fires import Fire, Starter, fire
+from flowkit.automation.launch import Launch
+from flowkit.automation.lease import Lease
+from flowkit.automation.schedule_defs import LastRun, ScheduleDef, iso, parse_time
+from flowkit.lifecycle import LOST_AFTER_SECONDS
+from flowkit.store import Store
+
+log = logging.getLogger("flowkit.automation")
+
+LEASE_NAME = "scheduler"
+#: The most fires one schedule starts (or queues) in one tick when catching up.
+MAX_CATCHUP = 100
+#: A fire's run whose header has not appeared yet counts as running for this long after it
+#: was started (an interpreter starting, a Ray job waiting for room).
+START_GRACE = LOST_AFTER_SECONDS
+_STILL_GOING = frozenset({"running", "submitted"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Tick:
+    """What one tick did: ``held`` (False: another scheduler holds the lease, nothing was
+    done), the schedules' ``fires``, the ``triggered`` launches started, and the schedules
+    or triggers that could not be evaluated (``problems``, also logged)."""
+
+    held: bool
+    fires: tuple[Fire, ...] = ()
+    triggered: tuple[Launch, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """One line per fire and trigger run (what ``flowkit scheduler`` prints)."""
+        out = [f.line() for f in self.fires]
+        out += [
+            f"trigger {t.tags.get('trigger', '?')} started run {t.run_id}" for t in self.triggered
+        ]
+        return out
+
+
+class Scheduler:
+    """Fires the schedules (and triggers) of one store. One object belongs to one thread.
+
+    ``interval``: seconds between ticks of :meth:`serve`; the lease lasts ``ttl`` (default
+    3 x ``interval``). ``grace``: how late a fire may be and still count as due now for
+    ``catchup="none"`` (default 2 x ``interval``, at least 60 s). ``clock``: wall time
+    (epoch seconds) for the lease, the tick's default time and the start grace.
+    ``starter``: starts a :class:`Launch` (default :func:`launch.start` writing logs to
+    ``log_dir``). ``triggers``: also evaluate the store's triggers.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float = 30.0,
+        ttl: float | None = None,
+        grace: float | None = None,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.time,
+        starter: Starter | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        triggers: bool = True,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval={interval!r}: give a positive number of seconds")
+        self.store = store
+        self.interval = float(interval)
+        self.grace = float(grace) if grace is not None else max(60.0, 2 * self.interval)
+        self.clock = clock
+        self.lease = Lease(store, LEASE_NAME, holder=holder, ttl=ttl or 3 * interval, clock=clock)
+        self.starter: Starter = starter or functools.partial(launch.start, log_dir=log_dir)
+        self.triggers = triggers
+
+    @property
+    def holder(self) -> str:
+        return self.lease.holder
+
+    # -- one tick ----------------------------------------------------------------------------
+
+    def tick(self, now: dt.datetime | None = None) -> Tick:
+        """One tick at ``now`` (an aware datetime; default: the clock's time)."""
+        when = to_utc(now) if now is not None else dt.datetime.fromtimestamp(self.clock(), UTC)
+        if not self.lease.acquire():
+            return Tick(held=False)
+        fires: list[Fire] = []
+        problems: list[str] = []
+        for name in schedules.names(self.store):
+            try:
+                sd = schedules.read(self.store, name)
+                if not sd.paused:
+                    fires += self._tick_schedule(sd, when)
+            except Exception as exc:  # one bad schedule must not stop the others
+                problems.append(f"schedule {name}: {type(exc).__name__}: {exc}")
+                log.warning("%s", problems[-1])
+        triggered = self._triggers(when, problems) if self.triggers else []
+        return Tick(True, tuple(fires), tuple(triggered), tuple(problems))
+
+    def _tick_schedule(self, sd: ScheduleDef, now: dt.datetime) -> list[Fire]:
+        due, advance = self._due(sd, now)
+        done: list[Fire] = []
+        fired: set[str] = set()  # ISO instants decided here (started, skipped or taken)
+        queued: set[str] = set()
+        last_run = sd.last_run
+        running = self._still_running(last_run)
+
+        def one(when: dt.datetime, skip: str | None = None) -> None:
+            nonlocal last_run, running
+            result = fire(self.store, sd, when, self.starter, skip=skip, by=self.holder)
+            done.append(result)
+            fired.add(iso(when))
+            if result.outcome == "started" and result.run_id is not None:
+                last_run = LastRun(result.run_id, iso(when), self.clock())
+                running = True
+
+        if sd.overlap == "allow":
+            for when in due:
+                one(when)
+        elif sd.overlap == "skip":
+            for when in due:
+                previous = last_run.run_id if last_run is not None else "?"
+                busy = f"the previous fire's run {previous} is still running"
+                one(when, skip=busy if running else None)
+        else:  # queue: one at a time, in order
+            queue = sorted({*(parse_time(p, "pending") for p in sd.pending), *due})
+            queued = {iso(t) for t in due}
+            if queue and not running:
+                one(queue[0])
+            waiting = len(queue) - (0 if running else 1)
+            if waiting > 0:
+                log.info("schedule %s: %d fire(s) queued behind a running one", sd.name, waiting)
+        self._record(sd.name, advance, queued, fired, last_run)
+        return done
+
+    def _due(
+        self, sd: ScheduleDef, now: dt.datetime
+    ) -> tuple[list[dt.datetime], dt.datetime | None]:
+        """(fire times to fire now, the new ``last_fire``) under ``sd.catchup``."""
+        cron = Cron(sd.cron, sd.tz)
+        anchor = sd.anchor()
+        if sd.catchup == "all":
+            due = cron.between(anchor, now, MAX_CATCHUP + 1)
+            if len(due) > MAX_CATCHUP:
+                log.warning(
+                    "schedule %s: more than %d missed fires; firing the oldest %d now and the "
+                    "rest at the next ticks",
+                    sd.name,
+                    MAX_CATCHUP,
+                    MAX_CATCHUP,
+                )
+                due = due[:MAX_CATCHUP]
+            return due, (due[-1] if due else None)
+        last = cron.latest(now)
+        if last is None or last <= anchor:
+            return [], None
+        if sd.catchup == "none" and (now - last).total_seconds() > self.grace:
+            log.info(
+                "schedule %s: missed fire(s) up to %s not run (catchup none)",
+                sd.name,
+                cron.local(last).isoformat(),
+            )
+            return [], last
+        return [last], last
+
+    def _still_running(self, last_run: LastRun | None) -> bool:
+        """Whether the last fire's run goes on: its header says running (or submitted to
+        Ray); a header not written yet counts as running for :data:`START_GRACE`."""
+        if last_run is None:
+            return False
+        seen = runs.view(self.store, last_run.run_id)
+        if seen.damage is not None:  # no header (yet)
+            return self.clock() - last_run.started < START_GRACE
+        return seen.status in _STILL_GOING
+
+    def _record(
+        self,
+        name: str,
+        advance: dt.datetime | None,
+        queued: set[str],
+        fired: set[str],
+        last_run: LastRun | None,
+    ) -> None:
+        """Write what this tick decided into the schedule's document (compare-and-swap,
+        merged with whatever another scheduler wrote meanwhile)."""
+
+        def change(sd: ScheduleDef) -> ScheduleDef:
+            last_fire = sd.last_fire
+            if advance is not None and (
+                last_fire is None or advance > parse_time(last_fire, "last_fire")
+            ):
+                last_fire = iso(advance)
+            pending = sorted(({*sd.pending} | queued) - fired)[-MAX_CATCHUP:]
+            kept = sd.last_run
+            if last_run is not None and (kept is None or last_run.fire_time >= kept.fire_time):
+                kept = last_run
+            return dataclasses.replace(
+                sd, last_fire=last_fire, pending=tuple(pending), last_run=kept
+            )
+
+        schedules.update(self.store, name, change)
+
+    def _triggers(self, now: dt.datetime, problems: list[str]) -> list[Launch]:
+        """Start the runs the store's triggers want now (each claimed by the triggers)."""
+        try:
+            # imported by name: the trigger sensors pull in their own dependencies
+            triggers: Any = importlib.import_module("flowkit.automation.triggers")
+            launches: Sequence[Launch] = triggers.due(self.store, now.timestamp())
+        except Exception as exc:
+            problems.append(f"triggers: {type(exc).__name__}: {exc}")
+            log.warning("%s", problems[-1])
+            return []
+        started = []
+        for one in launches:
+            try:
+                self.starter(one)
+            except Exception as exc:
+                problems.append(f"trigger run {one.run_id}: could not start: {exc}")
+                log.error("%s", problems[-1])
+            else:
+                started.append(one)
+        return started
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event, on_tick: Callable[[Tick], None] | None = None) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set; then give the lease up (a
+        stand-by scheduler takes over at once). A failing tick (the store unreachable) is
+        logged and the loop goes on."""
+        try:
+            while not stop.is_set():
+                try:
+                    result = self.tick()
+                except Exception:
+                    log.exception("scheduler tick failed; trying again in %.0f s", self.interval)
+                else:
+                    if on_tick is not None:
+                        on_tick(result)
+                stop.wait(self.interval)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give the lease up if held."""
+        try:
+            self.lease.release()
+        except Exception as exc:  # it lapses by itself within ttl
+            log.warning("could not release the scheduler lease: %s", exc)
+
+
+__all__ = ["LEASE_NAME", "MAX_CATCHUP", "START_GRACE", "Scheduler", "Tick"]
