@@ -28,6 +28,7 @@ from flowkit import (
     runs,
 )
 from flowkit.api import run
+from flowkit.automation.schedules import schedule
 from flowkit.backend import Backend, available_backends
 from flowkit.callbacks import Callback, Output
 from flowkit.capture import current_run_id
@@ -93,6 +94,7 @@ __all__ = [
     "dynamic",
     "run",
     "runs",
+    "schedule",
     "task",
     "unmapped",
     "workflow",
