@@ -24,6 +24,7 @@ from flowkit.cli.common import (
     say,
     store_url,
 )
+from flowkit.serve.models import DEFAULT_MAX_BATCH_ROWS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -109,6 +110,7 @@ def _config(
         shadow=shadow,
         prediction_log=prediction_log,
         max_body_bytes=int(ns.max_body_mb * 2**20),
+        max_batch_rows=ns.max_batch_rows,
     )
 
 
@@ -144,6 +146,11 @@ def _parser() -> CliParser:
     p.add_argument(
         "--max-body-mb", metavar="N", type=_positive, default=16.0,
         help="refuse request bodies larger than N MiB (default 16)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-batch-rows", metavar="N", type=_count, default=DEFAULT_MAX_BATCH_ROWS,
+        help="score the requests waiting for one version together, up to N rows "
+        f"(default {DEFAULT_MAX_BATCH_ROWS}; 1: each request alone)",
     )  # fmt: skip
     p.add_argument(
         "--log-predictions", action="store_true",
@@ -204,6 +211,12 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _port(text: str) -> int:

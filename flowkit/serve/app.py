@@ -21,6 +21,7 @@ delays nor fails the answer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -38,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from flowkit.serve import scoring
+from flowkit.serve.batching import Batcher
 from flowkit.serve.metrics import CONTENT_TYPE, ServeMetrics
 from flowkit.serve.models import Deployment, Follower, LoadedModel, ServeConfig, Slot
 
@@ -46,8 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A request scores on the event loop when its body is at most this many bytes and its
-#: version's last request took less than INLINE_SECONDS (its first one goes to a thread).
+#: A body is parsed on the event loop when it is at most this many bytes (else on a thread);
+#: a batch is scored on the loop while its version's last batch took under INLINE_SECONDS.
 INLINE_BYTES = 64 * 1024
 INLINE_SECONDS = 0.002
 
@@ -123,8 +125,8 @@ class _Handlers:
         self.deployment = deployment
         self.metrics = metrics
         self.shadow: ShadowScorer | None = None
-        # seconds the last request to each version took to score: quick ones score inline
-        self._took: dict[int, float] = {}
+        # version -> (the loaded model, its batcher)
+        self._batchers: dict[int, tuple[LoadedModel, Batcher]] = {}
 
     async def invocations(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -163,21 +165,25 @@ class _Handlers:
         )
 
     async def _score(self, body: bytes, kind: str | None, loaded: LoadedModel) -> scoring.Scored:
-        """Parse and score a body: on the event loop when it is small and this version scored
-        the last one quickly (a thread hop would cost more than the work), else on a thread,
-        so that a large body or a slow model never stalls the other requests and /health."""
-        quick = self._took.get(loaded.version, INLINE_SECONDS) < INLINE_SECONDS
-        if quick and len(body) <= INLINE_BYTES:
-            return self._timed(body, kind, loaded)
-        return await anyio.to_thread.run_sync(self._timed, body, kind, loaded)
+        """Parse and check a body (on a thread when it is large), then score its rows with
+        the other requests waiting for the same version (:mod:`flowkit.serve.batching`)."""
+        if len(body) <= INLINE_BYTES:
+            parsed, named, frame = _parsed(body, kind, loaded)
+        else:
+            parsed, named, frame = await anyio.to_thread.run_sync(_parsed, body, kind, loaded)
+        predictions = await self._batcher(loaded).predict(frame)
+        return scoring.Scored(parsed, named, frame, predictions, scoring.answer(predictions))
 
-    def _timed(self, body: bytes, kind: str | None, loaded: LoadedModel) -> scoring.Scored:
-        # CPU seconds of this thread, not wall time: on a busy thread pool the wait for the
-        # interpreter lock would make every request look slow and keep them all off the loop
-        t0 = time.thread_time()
-        scored = scoring.score(body, kind, loaded)
-        self._took[loaded.version] = time.thread_time() - t0
-        return scored
+    def _batcher(self, loaded: LoadedModel) -> Batcher:
+        found = self._batchers.get(loaded.version)
+        if found is None or found[0] is not loaded:  # a version loaded again: a new batcher
+            batcher = Batcher(
+                functools.partial(scoring.predict, loaded),
+                max_rows=self.config.max_batch_rows,
+                inline_seconds=INLINE_SECONDS,
+            )
+            found = self._batchers[loaded.version] = (loaded, batcher)
+        return found[1]
 
     def _after(
         self,
@@ -233,6 +239,14 @@ class _Handlers:
     def metrics_text(self, request: Request) -> Response:
         del request
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _parsed(
+    body: bytes, kind: str | None, loaded: LoadedModel
+) -> tuple[pd.DataFrame, bool, pd.DataFrame]:
+    """(rows as parsed, columns named?, rows as the model takes them)."""
+    parsed, named = scoring.parse(body, kind)
+    return parsed, named, scoring.conform(parsed, named, loaded)
 
 
 def _slot_doc(slot: Slot) -> dict[str, Any]:

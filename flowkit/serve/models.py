@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FOLLOW_SECONDS = 10.0
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+DEFAULT_MAX_BATCH_ROWS = 64
 PINNED_RETRY_SECONDS = 10.0  # a pinned server still retries until its first load succeeds
 RETRY_FIRST = 30.0  # a version that failed to load, while another serves: first retry after
 RETRY_MAX = 600.0  # ... doubling up to this
@@ -68,7 +69,9 @@ class ServeConfig:
     10 s until it is). ``canary``: (alias, fraction) of the same model answering
     that fraction of requests. ``shadow``: an alias of the same model that also scores every
     request, after the answer is sent. ``max_body_bytes``: larger request bodies are refused
-    (413) while they are read.
+    (413) while they are read. ``max_batch_rows``: requests waiting for one version are
+    scored together up to this many rows (1: every request alone; see
+    :mod:`flowkit.serve.batching`).
     """
 
     model: str
@@ -79,6 +82,7 @@ class ServeConfig:
     shadow: str | None = None
     prediction_log: PredictionSink | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -87,6 +91,8 @@ class ServeConfig:
             raise ValueError(f"follow_seconds must be > 0 (or None), got {self.follow_seconds}")
         if self.canary is not None and not 0.0 <= self.canary[1] <= 1.0:
             raise ValueError(f"the canary fraction must be in [0, 1], got {self.canary[1]}")
+        if self.max_batch_rows < 1:
+            raise ValueError(f"max_batch_rows must be >= 1, got {self.max_batch_rows}")
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
 
@@ -310,6 +316,7 @@ class Follower:
 
 __all__ = [
     "DEFAULT_FOLLOW_SECONDS",
+    "DEFAULT_MAX_BATCH_ROWS",
     "DEFAULT_MAX_BODY_BYTES",
     "Deployment",
     "Follower",

@@ -261,14 +261,6 @@ class Scored:
     content: bytes
 
 
-def score(body: bytes, content_type: str | None, loaded: LoadedModel) -> Scored:
-    """Parse, check and score a request body (the CPU-bound part, run off the event loop)."""
-    parsed, named = parse(body, content_type)
-    frame = conform(parsed, named, loaded)
-    predictions = predict(loaded, frame)
-    return Scored(parsed, named, frame, predictions, answer(predictions))
-
-
 def answer(predictions: Any) -> bytes:
     """``{"predictions": [...]}`` as JSON bytes (numpy and pandas values converted)."""
     if hasattr(predictions, "to_dict") and hasattr(predictions, "columns"):  # a DataFrame
@@ -309,5 +301,4 @@ __all__ = [
     "parse",
     "predict",
     "read_body",
-    "score",
 ]
