@@ -32,6 +32,7 @@ from flowkit.automation.schedules import schedule
 from flowkit.backend import Backend, available_backends
 from flowkit.callbacks import Callback, Output
 from flowkit.capture import current_run_id
+from flowkit.conditional import cond
 from flowkit.errors import (
     BackendNotFoundError,
     FlowkitError,
@@ -90,6 +91,7 @@ __all__ = [
     "available_backends",
     "backends",
     "card",
+    "cond",
     "current_run_id",
     "dynamic",
     "run",

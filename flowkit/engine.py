@@ -69,7 +69,7 @@ from flowkit.store import Store
 from flowkit.submitter import Submitter
 from flowkit.taskspec import TaskSpec, map_length
 from flowkit.tolerance import MapTolerance
-from flowkit.values import MapItem, MapResult, Values
+from flowkit.values import SKIPPED, MapItem, MapResult, Values
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -416,12 +416,30 @@ class Engine:
     def _schedule(self, node: Node) -> None:
         if self.failure is not None:
             return
+        if node.guards and self._skip_branch(node):
+            return
         if node.dynamic:
             self._run_dynamic(node)
         elif node.mapped:
             self._expand_map(node)
         else:
             self.ready.append(self._new_call(node))
+
+    def _skip_branch(self, node: Node) -> bool:
+        """True for a node of an ``fk.cond`` branch not taken (:mod:`flowkit.conditional`):
+        it is recorded as skipped and done, holding no value."""
+        try:
+            if self.values.runs(node.guards):
+                return False
+        except Exception as e:  # a predicate that cannot be read as a bool
+            self.failure = Failure(None, node.name, e)
+            return True
+        rec = self._new_record(node.task, node.id)
+        rec.status = "skipped"
+        self.log.add(rec)
+        self.values.results[node.id] = SKIPPED
+        self._complete(node.id)
+        return True
 
     def _runtime(self, task: TaskSpec) -> TaskRuntime:
         rt = self.runtimes.get(id(task))
