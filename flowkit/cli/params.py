@@ -145,7 +145,11 @@ def _hint(tp: Any) -> str:
 def supported(tp: Any) -> bool:
     """True if a value of type ``tp`` can be written on a command line."""
     tp = typecheck.strip_annotated(tp)
-    if tp is Any or tp is object or tp in (bool, int, float, str, _NoneType, Secret):
+    if (
+        tp is Any
+        or tp is object
+        or tp in (bool, int, float, str, _NoneType, Secret, FireTime, Event)
+    ):
         return True
     if _is_union(tp):
         return all(supported(a) for a in typing.get_args(tp))
