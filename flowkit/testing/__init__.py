@@ -24,6 +24,9 @@ pytest then runs every ``test_*`` method of its two parts against that backend:
   results (chains, fan-out/in, multi-output unpacking, sub-workflows), map order, zipped
   maps and ``fk.unmapped``, empty maps, retries with doubling back-off, timeouts, failures,
   dynamic sub-graphs, concurrency (when ``capacity > 1``), caching and callbacks.
+* :class:`~flowkit.testing.conditional.ConditionalContract`: ``fk.cond`` runs only the branch
+  taken (the other's calls recorded as skipped, never started), nested conds, and field access
+  on promises (``h.low``) feeding calls.
 
 Policies:
 
@@ -47,6 +50,7 @@ This package imports pytest; it is meant for test-suites, and ``import flowkit``
 from __future__ import annotations
 
 from flowkit.testing.base import ContractBase
+from flowkit.testing.conditional import ConditionalContract
 from flowkit.testing.observe import (
     Recorder,
     attempt_times,
@@ -111,7 +115,7 @@ from flowkit.testing.workflows import (
 )
 
 
-class BackendContract(ProtocolContract, WorkflowContract):
+class BackendContract(ProtocolContract, WorkflowContract, ConditionalContract):
     """Inherit from this in a ``Test…`` class and implement :meth:`make_backend` (see the
     package docstring); optionally set ``store_url``."""
 
@@ -119,6 +123,7 @@ class BackendContract(ProtocolContract, WorkflowContract):
 __all__ = [
     # the contract and its helpers
     "BackendContract",
+    "ConditionalContract",
     "ContractBase",
     "ProtocolContract",
     "Recorder",
