@@ -25,10 +25,13 @@ Values whose serialised bytes are not reproducible (pickles) are serialised twic
 differ, or if the pickle holds a hash-ordered set, the value has no token and the call is not
 cached (one warning per task input and process).
 
-Secrets (:class:`flowkit.secret.Secret`) are left out: an input whose value is a Secret is
-skipped as if it were in ``cache_ignore``, and a Secret inside another value is hashed as a
-placeholder (:data:`flowkit.secret.REDACTING`). Nothing derived from a secret's text, not even
-a digest, enters a key, so changing a secret does not miss the cache.
+Secrets (:class:`flowkit.secret.Secret`): an input whose value is a Secret has the token
+``sha256(["secret", HMAC-SHA256(k, text)])``, with ``k`` a key the store's readers do not get
+from the entry (:mod:`flowkit.secretkey`), so changing a secret misses the cache and the text
+is never written, not even as a plain digest. Computing it needs the store (``store=``): without
+one, or without a key at hand, the call has no key and is not cached. A Secret *inside* another
+value is hashed as a placeholder (:data:`flowkit.secret.REDACTING`): only the rest of the value
+counts. Calls without a Secret input have the keys they always had.
 """
 
 from __future__ import annotations
@@ -41,11 +44,11 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from flowkit import codehash, hashing, naming, serialize, typecheck
+from flowkit import codehash, hashing, naming, secretkey, serialize, typecheck
 from flowkit.errors import SerializationError
 from flowkit.fsio import HashingWriter
 from flowkit.secret import REDACTING, Secret
-from flowkit.store import hash_value
+from flowkit.store import Store, hash_value
 
 if TYPE_CHECKING:
     from flowkit.taskspec import TaskSpec
@@ -99,10 +102,13 @@ def token(digest: str, refs: Iterable[Any]) -> str:
     return hashing.hash_struct("value", digest, named)
 
 
-def value_token(value: Any, *, what: str = "value") -> str | None:
+def value_token(value: Any, *, what: str = "value", store: Store | None = None) -> str | None:
     """The token of a value given directly (a workflow input, a literal, an uncached upstream
-    output), or None (with one warning) when its bytes are not reproducible. A Secret inside
-    the value counts as a placeholder, without its text."""
+    output), or None (with one warning) when its bytes are not reproducible. A Secret has its
+    HMAC token in ``store`` (None without a store); a Secret inside the value counts as a
+    placeholder, without its text."""
+    if isinstance(value, Secret):
+        return None if store is None else secretkey.secret_token(store, value)
     data = serialize.scalar_json_bytes(value)  # ints, strings...: no serializer machinery
     if data is not None:
         return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
@@ -142,14 +148,21 @@ def _hashed_token(value: Any, what: str) -> str | None:
 
 
 def input_tokens(
-    ignore: frozenset[str], task_name: str, kwargs: Mapping[str, Any], known: Mapping[str, str]
+    ignore: frozenset[str],
+    task_name: str,
+    kwargs: Mapping[str, Any],
+    known: Mapping[str, str],
+    *,
+    store: Store | None = None,
 ) -> dict[str, str] | None:
-    """The token of every input in the key (``known`` ones reused), or None when one has none."""
+    """The token of every input in the key (``known`` ones reused), or None when one has none
+    (a Secret input has none without ``store``: see the module docstring)."""
     tokens = {}
     for name, value in kwargs.items():
-        if name in ignore or left_out(value):
+        if name in ignore:
             continue
-        tok = known.get(name) or value_token(value, what=f"input `{name}` of task `{task_name}`")
+        what = f"input `{name}` of task `{task_name}`"
+        tok = known.get(name) or value_token(value, what=what, store=store)
         if tok is None:
             return None
         tokens[name] = tok
@@ -157,13 +170,13 @@ def input_tokens(
 
 
 def left_out(value: Any) -> bool:
-    """True for an input value that never enters a key, whatever the task says: a Secret."""
+    """True for a Secret: left out of the keys of calls that are only kept (resume matches
+    them without the store's secret key); cached calls key it by HMAC (:func:`input_tokens`)."""
     return isinstance(value, Secret)
 
 
 def secret_params(task: TaskSpec) -> frozenset[str]:
-    """The parameters annotated ``fk.Secret`` (or ``Secret | None``...): add them to the
-    ignored inputs so every reader of a key (the runner, ``cache explain``) leaves them out."""
+    """The parameters annotated ``fk.Secret`` (or ``Secret | None``...)."""
     return frozenset(
         p.name for p in task.signature.params if _mentions_secret(typecheck.strip_annotated(p.type))
     )

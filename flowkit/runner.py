@@ -184,7 +184,7 @@ def _input_tokens(
     for a call that is only kept, the known ones and plain scalars (a value that would have to
     be hashed gives the call no key: it is kept but cannot be resumed)."""
     if rt.use_cache:
-        return keys.input_tokens(rt.ignore, rt.name, kwargs, known)
+        return keys.input_tokens(rt.ignore, rt.name, kwargs, known, store=rt.store)
     tokens = {}
     for name, value in kwargs.items():
         if name in rt.ignore or keys.left_out(value):
@@ -458,7 +458,7 @@ def make_runtime(
         components=components,
         interface=keys.interface(task),
         version=opts.version,
-        ignore=opts.cache_ignore | keys.secret_params(task),
+        ignore=opts.cache_ignore,  # a Secret input is keyed by HMAC (flowkit.keys)
         store=store if keyed else None,
         run_id=run_id,
         keep=keep,

@@ -1,4 +1,4 @@
-"""``fk.Secret``: shown as stars, never stored, left out of keys, masked in text, CLI forms.
+"""``fk.Secret``: shown as stars, never stored, keyed by HMAC, masked in text, CLI forms.
 
 Planted secrets (``core_fixtures/secrets.py``) carry a marker no other value holds, so finding
 their text in a store file or a header can only be a leak.
@@ -21,7 +21,15 @@ from typing import Annotated, Any
 
 import cloudpickle
 import pytest
-from core_fixtures.secrets import MARKER, SETTINGS, Holder, files_holding, holding, json_values
+from core_fixtures.secrets import (
+    MARKER,
+    SETTINGS,
+    Holder,
+    files_holding,
+    holding,
+    json_values,
+    secret_texts,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -220,22 +228,72 @@ def test_the_refusal_is_a_serialization_error_and_names_the_fix() -> None:
 
 @settings(SETTINGS, max_examples=80)
 @given(data=st.data(), plain=json_values, a=st.text(max_size=8), b=st.text(max_size=8))
-def test_keys_do_not_change_when_only_a_secret_changes(
+def test_a_nested_secret_does_not_change_the_key(
     data: st.DataObject, plain: Any, a: str, b: str
 ) -> None:
-    shape = data.draw(st.sampled_from(["top", "nested"]))
     sa, sb = Secret(MARKER + a), Secret(MARKER + b)
-    if shape == "top":
-        va, vb = sa, sb
-    else:  # the same structure drawn twice from one seed, with a different secret planted
-        seed = data.draw(st.integers(0, 2**32))
-        va = data.draw(_seeded(sa, seed))
-        vb = data.draw(_seeded(sb, seed))
+    # the same structure drawn twice from one seed, with a different secret planted
+    seed = data.draw(st.integers(0, 2**32))
+    va = data.draw(_seeded(sa, seed))
+    vb = data.draw(_seeded(sb, seed))
     ta = keys.input_tokens(frozenset(), "t", {"x": plain, "s": va}, {})
     tb = keys.input_tokens(frozenset(), "t", {"x": plain, "s": vb}, {})
     assert ta is not None and ta == tb
-    if shape == "top":
-        assert set(ta) == {"x"}  # left out, as if in cache_ignore
+
+
+_KEY_STORE = Store(f"memory://fk-secret-keys-{uuid.uuid4().hex}")
+
+
+@settings(SETTINGS, max_examples=80)
+@given(plain=json_values, a=secret_texts, b=secret_texts)
+def test_a_secret_input_is_keyed_by_its_hmac(plain: Any, a: str, b: str) -> None:
+    """Equal secrets give one token, different ones two; the token is not a plain digest of
+    the text (nor the text), and without the store there is no key at all."""
+    import hashlib
+
+    def tokens(text: str) -> dict[str, str] | None:
+        return keys.input_tokens(
+            frozenset(), "t", {"x": plain, "s": Secret(text)}, {}, store=_KEY_STORE
+        )
+
+    ta, tb = tokens(a), tokens(b)
+    assert ta is not None and tb is not None and ta["x"] == tb["x"]
+    assert (ta["s"] == tb["s"]) == (a == b) and tokens(a) == ta
+    plain_digests = {hashlib.sha256(a.encode()).hexdigest(), keys.value_token(a)}
+    assert ta["s"] not in plain_digests and a not in ta["s"]
+    assert keys.input_tokens(frozenset(), "t", {"s": Secret(a)}, {}) is None
+    assert keys.input_tokens(frozenset({"s"}), "t", {"x": plain, "s": Secret(a)}, {}) == {
+        "x": ta["x"]
+    }
+
+
+def test_the_hmac_key_is_the_signing_key_then_the_env_then_the_stores_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowkit import secretkey
+
+    monkeypatch.delenv("FLOWKIT_STORE_KEY", raising=False)
+    monkeypatch.delenv(secretkey.ENV, raising=False)
+    s = Secret(unique())
+    plain, other = Store(tmp_path / "a"), Store(tmp_path / "b")
+    plain.check()
+    other.check()
+    own = secretkey.secret_token(plain, s)
+    assert own is not None and (tmp_path / "a" / "keys" / "secret-hmac").is_file()
+    assert secretkey.secret_token(Store(tmp_path / "a"), s) == own  # read back, not remade
+    assert secretkey.secret_token(other, s) != own  # each store its own random key
+    assert secretkey.secret_token(Store(tmp_path / "a", read_only=True), s) == own
+    assert secretkey.secret_token(Store(tmp_path / "c", read_only=True), s) is None
+    monkeypatch.setenv(secretkey.ENV, "shared-secret-key")
+    by_env = secretkey.secret_token(plain, s)
+    assert by_env == secretkey.secret_token(other, s) != own  # one key for every store
+    signed = Store(tmp_path / "signed", key="store-signing-key")
+    by_store_key = secretkey.secret_token(signed, s)
+    assert by_store_key not in (own, by_env)
+    assert not (tmp_path / "signed" / "keys").exists()  # nothing written for a signed store
+    assert secretkey.secret_token(Store(tmp_path / "x", key="store-signing-key"), s) == (
+        by_store_key
+    )
 
 
 def _seeded(s: Secret, seed: int) -> st.SearchStrategy[Any]:
@@ -297,13 +355,16 @@ def leaking(token: Secret) -> Secret:
 
 
 @pytest.mark.parametrize("backend", ["local", "threads"])
-def test_a_changed_secret_hits_and_no_store_file_holds_one(tmp_path: Path, backend: str) -> None:
+def test_a_changed_secret_misses_and_no_store_file_holds_one(tmp_path: Path, backend: str) -> None:
     store = str(tmp_path / "store")
     first, second = unique("first"), unique("second")
     run = fk.run(with_token, token=Secret(first), n=2, backend=backend, store=store)
     assert run.output == 2 + len(first) and not run.tasks[0].cached
+    same = fk.run(with_token, token=Secret(first), n=2, backend=backend, store=store)
+    assert same.tasks[0].cached  # the same secret: the same key
     again = fk.run(with_token, token=Secret(second), n=2, backend=backend, store=store)
-    assert again.tasks[0].cached  # documented: a secret changes who computes, not what
+    assert not again.tasks[0].cached and again.output == 2 + len(second)
+    assert again.tasks[0].key != run.tasks[0].key
     assert files_holding(store, first) == [] and files_holding(store, second) == []
 
 
