@@ -252,7 +252,7 @@ class Explainer:
         return self._value_digest(lambda: payload)
 
     def _value_digest(self, get: Callable[[], Any]) -> str:
-        digest = keys.value_token(get())
+        digest = keys.value_token(get(), store=self.store)
         if digest is None:
             raise _Unstable("its serialised bytes vary; see the warning above")
         return digest
