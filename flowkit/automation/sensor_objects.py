@@ -5,8 +5,10 @@ endpoints come from the environment, as the filesystem's library reads them
 (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``... for s3fs). Every object below the prefix
 counts, at any depth. The cursor maps each object's URL to its signature: its size and its
 ETag / modification time, so an object rewritten in place counts as new again, and one that
-is deleted then recreated too. An object still being written (a local file growing) may be
-seen twice: write to another name and rename it into the folder.
+is deleted then recreated too. A local folder that is missing is a failure (the sensor keeps
+its cursor), not an empty folder; on object stores an empty listing is just empty. An object
+still being written (a local file growing) may be seen twice, once per size: write it
+elsewhere and rename it into the folder (objects on S3 and GCS appear whole).
 
 Each new object is its own :class:`Found` (key: a digest of its URL and signature), so two
 schedulers that list the folder at different moments still claim each object once; the
@@ -40,12 +42,21 @@ def list_objects(prefix: str) -> dict[str, str]:
 
     fs, path = fsspec.core.url_to_fs(prefix)
     fs.invalidate_cache()  # s3fs, gcsfs keep listings: a stale one hides new objects
+    if "file" in _protocols(fs) and not fs.isdir(path):
+        # a folder that went away (an unmounted disk) is a failure, not "every object gone":
+        # when it comes back, its objects are not new
+        raise FileNotFoundError(f"{prefix}: no such folder")
     listing: dict[str, dict[str, Any]] = fs.find(path, detail=True)
     return {
         fs.unstrip_protocol(name): signature(info)
         for name, info in listing.items()
         if info.get("type", "file") != "directory"
     }
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def signature(info: Mapping[str, Any]) -> str:

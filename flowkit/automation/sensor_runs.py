@@ -44,8 +44,8 @@ class RunsSensor:
         known = _known(cursor)
         listed = runs.ids(self.store)  # newest first
         handled = known.intersection(listed)
-        found: list[Found] = []
-        for run_id in reversed(listed):  # oldest first: events in the order runs began
+        found: list[tuple[float, str, Found]] = []
+        for run_id in listed:
             if run_id in known:
                 continue
             seen = runs.view(self.store, run_id)
@@ -62,8 +62,9 @@ class RunsSensor:
                     kind=self.on, trigger=self.trigger, time=now, workflow=seen.workflow,
                     run_id=run_id,
                 )  # fmt: skip
-                found.append(Found(run_id, event))
-        return Look(found, {"known": sorted(handled)})
+                found.append((seen.ended or 0.0, run_id, Found(run_id, event)))
+        found.sort(key=lambda f: f[:2])  # in the order the runs ended
+        return Look([f for _, _, f in found], {"known": sorted(handled)})
 
 
 def _known(cursor: Mapping[str, Any] | None) -> set[str]:
