@@ -146,7 +146,8 @@ class TaskDef(Generic[P, R]):
                 f"`{tolerance.KEYWORD}`, which .map(...) keeps for the share of items that must "
                 "succeed; rename the parameter"
             )
-        return tolerance.check_min_success(self.name, where, kwargs.pop(tolerance.KEYWORD))
+        value = kwargs.pop(tolerance.KEYWORD)
+        return None if value is None else tolerance.check_min_success(self.name, where, value)
 
     # -- tracing --------------------------------------------------------------------------
 

@@ -241,6 +241,7 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
     ]
     if run.tags:
         fields.append(("tags", " ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))))
+    fields.extend(("tolerated", line) for line in _tolerated(run.header.get("tolerated")))
     reused = sum(1 for t in tasks if t.reused_from)
     if run.resumed_from:
         fields.append(("resumed", f"from run {run.resumed_from} ({reused} calls reused)"))
@@ -252,6 +253,25 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
     for k, v in fields:
         print(f"{k.ljust(width)}  {v}")
     print()
+
+
+def _tolerated(entries: Any) -> list[str]:
+    """One line per map with ``min_success`` that had failed items (the header's
+    ``tolerated``; a planted or damaged entry is shown as far as it reads)."""
+    if not isinstance(entries, dict):
+        return []
+    lines = []
+    for node, e in entries.items():
+        e = e if isinstance(e, dict) else {}
+        listed = e.get("failed")
+        failed: list[Any] = listed if isinstance(listed, list) else []
+        shown = ", ".join(f"{node}[{i}]" for i in failed[:10])
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        lines.append(
+            f"{node}: {len(failed)} of {e.get('items', '?')} items failed "
+            f"(min_success={e.get('min_success', '?')}): {shown}{more}"
+        )
+    return lines
 
 
 def _source(t: TaskView) -> str:

@@ -27,6 +27,9 @@ pytest then runs every ``test_*`` method of its two parts against that backend:
 * :class:`~flowkit.testing.conditional.ConditionalContract`: ``fk.cond`` runs only the branch
   taken (the other's calls recorded as skipped, never started), nested conds, and field access
   on promises (``h.low``) feeding calls.
+* :class:`~flowkit.testing.fanout.FanoutContract`: limits on calls in flight (a task's
+  ``concurrency``, a pool shared through ``fk.run(limits=...)``) held and reached, measured
+  by files the calls keep while they run, and maps with ``min_success``.
 
 Policies:
 
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 from flowkit.testing.base import ContractBase
 from flowkit.testing.conditional import ConditionalContract
+from flowkit.testing.fanout import FanoutContract
 from flowkit.testing.observe import (
     Recorder,
     attempt_times,
@@ -115,7 +119,7 @@ from flowkit.testing.workflows import (
 )
 
 
-class BackendContract(ProtocolContract, WorkflowContract, ConditionalContract):
+class BackendContract(ProtocolContract, WorkflowContract, FanoutContract, ConditionalContract):
     """Inherit from this in a ``Test…`` class and implement :meth:`make_backend` (see the
     package docstring); optionally set ``store_url``."""
 
@@ -125,6 +129,7 @@ __all__ = [
     "BackendContract",
     "ConditionalContract",
     "ContractBase",
+    "FanoutContract",
     "ProtocolContract",
     "Recorder",
     # tasks and workflows (importable by name on any worker)
