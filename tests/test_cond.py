@@ -1,0 +1,375 @@
+"""``fk.cond`` (issue 15): typed branches in the static graph.
+
+Both branches are traced at decoration (their inputs type-checked, their return types
+unified); at run time only the branch taken runs and the other's calls are recorded as
+skipped (read back from the store, as ``flowkit runs show`` and the UI read them). Random
+nested conds are checked against plain Python, cached runs against fresh uncached ones. The
+backend contract (``flowkit.testing.conditional``) runs the same semantics on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import flowkit as fk
+from flowkit.graph import Select
+
+BACKENDS = ["local", "threads"]
+
+
+@fk.task
+def big(x: int) -> bool:
+    return x > 5
+
+
+@fk.task
+def above(x: int, t: int) -> bool:
+    return x > t
+
+
+@fk.task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@fk.task
+def negate(x: int) -> int:
+    return -x
+
+
+@fk.task
+def add(x: int, k: int) -> int:
+    return x + k
+
+
+@fk.task
+def as_text(x: int) -> str:
+    return str(x)
+
+
+@fk.task
+def span(n: int) -> list[int]:
+    return list(range(n))
+
+
+@fk.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@fk.task
+def marked(x: int) -> int:
+    with open(os.environ["FK_MARKS"], "a") as f:
+        f.write(f"{x}\n")
+    return x
+
+
+@fk.workflow
+def neg_double(x: int) -> int:
+    return double(negate(x))
+
+
+@fk.workflow
+def simple(x: int) -> int:
+    return fk.cond(big(x), then=double, otherwise=neg_double, x=x)
+
+
+# -- decoration -------------------------------------------------------------------------------
+
+
+def test_both_branches_are_in_the_graph_with_their_guards() -> None:
+    nodes = simple.graph.nodes
+    assert list(nodes) == ["big", "double", "neg_double.negate", "neg_double.double"]
+    assert [(g.cond, g.when) for g in nodes["double"].guards] == [("cond", True)]
+    assert [(g.cond, g.when) for g in nodes["neg_double.negate"].guards] == [("cond", False)]
+    assert nodes["big"].guards == ()
+    out = simple.graph.output
+    assert isinstance(out, Select) and out.cond == "cond"
+    text = simple.graph.to_text()
+    assert "double: double(x <- input x) -> int if cond" in text
+    assert "neg_double.double: double(x <- neg_double.negate) -> int if not cond" in text
+
+
+def test_mermaid_and_dot_draw_the_decision() -> None:
+    mermaid = simple.graph.to_mermaid()
+    assert 'n_cond_cond{"cond: big?"}' in mermaid
+    assert "n_big -.-> n_cond_cond" in mermaid
+    assert "n_cond_cond -->|true| n_double" in mermaid
+    assert "n_cond_cond -->|false| n_neg_double_negate" in mermaid
+    dot = simple.graph.to_dot()
+    assert '"cond:cond" [shape=diamond, label="cond: big?"];' in dot
+    assert '"cond:cond" -> "double" [label="true"];' in dot
+
+
+def test_the_result_is_a_typed_promise() -> None:
+    seen: dict[str, Any] = {}
+
+    @fk.workflow
+    def wf(x: int) -> str:
+        r = fk.cond(big(x), then=double, otherwise=negate, x=x)
+        seen["type"] = r.type
+        return as_text(r)
+
+    assert seen["type"] is int
+
+
+def test_mismatched_branch_types_name_both_branches() -> None:
+    with pytest.raises(fk.TypeMismatchError) as info:
+
+        @fk.workflow
+        def wf(x: int) -> Any:
+            return fk.cond(big(x), then=double, otherwise=as_text, x=x)
+
+    msg = str(info.value)
+    assert "then=task `double` returns int" in msg
+    assert "otherwise=task `as_text` returns str" in msg
+    assert "test_cond.py:" in msg
+
+
+def test_branch_inputs_are_type_checked_like_any_edge() -> None:
+    with pytest.raises(fk.TypeMismatchError, match=r"parameter `x` \(int\)"):
+
+        @fk.workflow
+        def wf(x: int, s: str) -> int:
+            return fk.cond(big(x), then=double, otherwise=negate, x=s)
+
+
+@pytest.mark.parametrize(
+    ("pred", "expected"),
+    [
+        ("as_text(x)", "the predicate is the output of `as_text` (str), not a bool"),
+        ("1", "must be a promise of bool (a task returning bool) or a bool, not int"),
+    ],
+)
+def test_the_predicate_must_be_a_bool(pred: str, expected: str) -> None:
+    with pytest.raises(fk.TypeMismatchError) as info:
+        exec(
+            "@fk.workflow\ndef wf(x: int) -> int:\n"
+            f"    return fk.cond({pred}, then=double, otherwise=negate, x=x)\n",
+            globals(),
+        )
+    assert expected in str(info.value)
+
+
+def test_a_branch_must_be_callable() -> None:
+    with pytest.raises(fk.GraphError, match="`otherwise=` must be a task, a workflow"):
+
+        @fk.workflow
+        def wf(x: int) -> int:
+            return fk.cond(big(x), then=double, otherwise=3, x=x)  # type: ignore[arg-type]
+
+
+def test_outside_a_workflow_cond_calls_the_branch() -> None:
+    assert fk.cond(True, then=double, otherwise=negate, x=4) == 8
+    assert fk.cond(False, then=double, otherwise=negate, x=4) == -4
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("x", "expected"), [(7, 14), (2, -4)])
+def test_only_the_branch_taken_runs(backend: str, x: int, expected: int, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    run = fk.run(simple, x=x, backend=backend, store=store)
+    assert run.output == expected
+    status = {t.node: t.status for t in run.tasks}
+    then, otherwise = ("succeeded", "skipped") if x > 5 else ("skipped", "succeeded")
+    assert status == {
+        "big": "succeeded",
+        "double": then,
+        "neg_double.negate": otherwise,
+        "neg_double.double": otherwise,
+    }
+    assert run.status == "succeeded"
+    # as `flowkit runs show` and the UI read it: from the store
+    stored = fk.runs.get(run.id, store=store)
+    assert {t.node: t.status for t in stored.tasks} == status
+
+
+@fk.workflow
+def literal_pred(x: int) -> int:
+    return fk.cond(False, then=double, otherwise=negate, x=x)
+
+
+@fk.workflow
+def map_in_branch(n: int) -> int:
+    return fk.cond(
+        big(n),
+        then=lambda n: total(double.map(x=span(n))),
+        otherwise=lambda n: negate(n),
+        n=n,
+    )
+
+
+@fk.workflow
+def result_into_map(n: int) -> list[int]:
+    xs = fk.cond(big(n), then=span, otherwise=lambda n: span(double(n)), n=n)
+    return double.map(x=xs)
+
+
+@fk.dynamic
+def cond_at_run_time(x: int) -> int:
+    return fk.cond(big(x), then=double, otherwise=negate, x=x) if x % 2 else x  # type: ignore[no-any-return]
+
+
+@fk.workflow
+def dynamic_cond(x: int) -> int:
+    return add(cond_at_run_time(x), 1)
+
+
+@fk.workflow
+def sub_twice(x: int) -> int:
+    return add(simple(x), simple(add(x, 5)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conds_in_all_positions(backend: str, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+
+    def run(wf: Any, **kw: Any) -> Any:
+        return fk.run(wf, backend=backend, store=store, **kw)
+
+    assert run(literal_pred, x=3).output == -3
+    r = run(map_in_branch, n=3)  # the map is skipped whole: one record
+    assert r.output == -3
+    assert {t.node: t.status for t in r.tasks if t.node.startswith("double")} == {
+        "double": "skipped"
+    }
+    r = run(map_in_branch, n=7)
+    assert r.output == 42
+    assert sum(t.node.startswith("double[") for t in r.tasks) == 7
+    assert run(result_into_map, n=2).output == [0, 2, 4, 6]
+    assert run(result_into_map, n=6).output == [0, 2, 4, 6, 8, 10]
+    assert [run(dynamic_cond, x=x).output for x in (7, 3, 4)] == [15, -2, 5]
+    r = run(sub_twice, x=2)  # simple(2) = -4, simple(7) = 14
+    assert r.output == 10
+    assert list(sub_twice.graph.nodes)[:2] == ["simple.big", "simple.double"]
+    assert {g.cond for n in sub_twice.graph for g in n.guards} == {"simple.cond", "simple.cond_2"}
+
+
+@fk.workflow
+def guarded_marks(x: int) -> int:
+    return fk.cond(
+        big(x),
+        then=lambda x: marked(add(x, 1000)),
+        otherwise=lambda x: marked(add(x, 2000)),
+        x=x,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_skipped_call_never_starts(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marks = tmp_path / "marks"
+    monkeypatch.setenv("FK_MARKS", str(marks))
+    assert fk.run(guarded_marks, x=9, backend=backend, store=str(tmp_path / "s")).output == 1009
+    assert fk.run(guarded_marks, x=1, backend=backend, store=str(tmp_path / "s")).output == 2001
+    assert marks.read_text().split() == ["1009", "2001"]
+
+
+# -- random nested conds against plain Python --------------------------------------------------
+
+# A tree is ("leaf", k): x + k, or ("cond", t, then, otherwise): then if x > t else otherwise,
+# where a branch's x is the value computed so far (each level adds its leaf on top).
+trees = st.recursive(
+    st.tuples(st.just("leaf"), st.integers(-3, 3)),
+    lambda sub: st.tuples(st.just("cond"), st.integers(-4, 4), sub, sub),
+    max_leaves=6,
+)
+
+
+def oracle(tree: Any, x: int) -> int:
+    if tree[0] == "leaf":
+        return x + tree[1]
+    _, t, then, otherwise = tree
+    return oracle(then if x > t else otherwise, x)
+
+
+def build(tree: Any, x: Any) -> Any:
+    if tree[0] == "leaf":
+        return add(x, tree[1])
+    _, t, then, otherwise = tree
+    return fk.cond(
+        above(x, t),
+        then=lambda x: build(then, x),
+        otherwise=lambda x: build(otherwise, x),
+        x=x,
+    )
+
+
+def leaves(tree: Any) -> int:
+    return 1 if tree[0] == "leaf" else leaves(tree[2]) + leaves(tree[3])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=trees, x=st.integers(-5, 5), backend=st.sampled_from(BACKENDS))
+def test_random_nested_conds_match_python(tree: Any, x: int, backend: str) -> None:
+    @fk.workflow
+    def wf(x: int) -> int:
+        return build(tree, x)  # type: ignore[no-any-return]
+
+    run = fk.run(wf, x=x, backend=backend, keep=False)
+    assert run.output == oracle(tree, x)
+    # exactly one leaf ran; every other leaf was skipped, or its cond was never decided
+    adds = [t for t in run.tasks if t.name == "add"]
+    assert len(adds) == leaves(tree)
+    assert sum(t.status == "succeeded" for t in adds) == 1
+    assert all(t.status in ("succeeded", "skipped") for t in run.tasks)
+
+
+# -- caching under cond: a cached run answers like a fresh uncached one ------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    good: int
+    bad: int
+
+
+@fk.task(cache=True)
+def scores(x: int) -> Scores:
+    return Scores(x, -x)
+
+
+@fk.task(cache=True)
+def positive(x: int) -> bool:
+    return x > 0
+
+
+@fk.task(cache=True)
+def cached_double(x: int) -> int:
+    return 2 * x
+
+
+@fk.task(cache=True)
+def cached_negate(x: int) -> int:
+    return -x
+
+
+@fk.workflow
+def cached_cond(x: int) -> int:
+    s = scores(x)
+    return fk.cond(positive(s.good), then=cached_double, otherwise=cached_negate, x=s.bad)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(xs=st.lists(st.integers(-3, 3), min_size=1, max_size=4))
+def test_cached_conds_match_fresh_uncached_runs(xs: list[int], tmp_path: Path) -> None:
+    store = str(tmp_path / "shared")  # shared by the examples: hits from earlier ones
+    for x in xs:
+        cached = fk.run(cached_cond, x=x, store=store).output
+        fresh = fk.run(cached_cond, x=x, store=store, cache=False).output
+        assert cached == fresh == (-2 * x if x > 0 else x)
