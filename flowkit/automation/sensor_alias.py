@@ -73,9 +73,16 @@ def _parse(cursor: Mapping[str, Any] | None) -> tuple[int | None, int]:
 
 def parse_source(text: str) -> tuple[str, str]:
     """``MODEL@ALIAS`` as (model, alias); ValueError saying how to write it."""
+    from flowkit.ml import registry
+    from flowkit.ml.errors import RegistryError
+
     model, sep, alias = text.rpartition("@")
     if not sep or not model.strip() or not alias.strip():
         raise ValueError(f"{text!r}: write MODEL@ALIAS (e.g. digits@production)")
+    try:
+        registry._check_alias(alias)  # the registry's own rule for alias names
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
     return model, alias
 
 
