@@ -8,8 +8,9 @@ writes; see docs/automation.md for other stores). A claim is never taken back: a
 claim exists is started, or was, by whoever made it.
 
 The stored document is ``{"body": <the caller's mapping>, "token": <random>, "by":
-"host:pid", "at": <unix time>}``; the token makes each claim's bytes unique, so that a request
-retried after a lost answer recognises its own claim (see :mod:`flowkit.fsio.s3`).
+"host:pid", "at": <unix time>}``. The token tells a claim from its twin: on S3 a request
+retried after its answer was lost finds its own claim there (see :mod:`flowkit.fsio.s3`), and
+is still the one that made it.
 """
 
 from __future__ import annotations
@@ -38,13 +39,20 @@ def claim(store: Store, rel: str, body: Mapping[str, Any]) -> bool:
             f"claim {rel} in store {store.url}: the body must be a mapping with string keys "
             f"(JSON data), not {type(body).__name__}"
         )
+    token = secrets.token_hex(16)
     doc = {
         "body": dict(body),
-        "token": secrets.token_hex(16),
+        "token": token,
         "by": f"{socket.gethostname()}:{os.getpid()}",
         "at": time.time(),
     }
-    return store.create_doc(rel, doc)
+    if store.create_doc(rel, doc):
+        return True
+    try:
+        there = store.read_doc(rel)
+    except ObjectUnavailable:
+        return False
+    return isinstance(there, dict) and there.get("token") == token  # our retried request
 
 
 def claimed(store: Store, rel: str) -> Mapping[str, Any] | None:

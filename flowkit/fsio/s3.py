@@ -8,9 +8,10 @@ under an ``If-Match`` that cannot hold: a server that lets a write through is no
 conditional, and the caller falls back to best effort (and says so).
 
 A request whose answer is lost is retried by the client, and the retry of a write that did
-happen fails its condition. So a failed condition is checked by reading the object back: if
-it holds exactly the bytes this call sent, this call wrote them. Callers make their
-documents unique (a random token, a holder name) so that this cannot be someone else's.
+happen fails its condition: the call then reports False although its bytes are there. Bytes
+alone cannot tell (two writers may send the same), so callers that care recognise their own
+write by a token in it (:func:`flowkit.automation.claims.claim` does; a lease names its
+holder).
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ class S3Conditional:
         try:
             self._put(path, data, IfNoneMatch="*")
         except FileExistsError:
-            return self._holds(path, data)
+            return False
         except OSError as exc:
             if not is_precondition_failed(exc):
                 raise
-            return self._holds(path, data)
+            return False
         return True
 
     def read_versioned(self, path: str) -> tuple[bytes, str]:
@@ -84,16 +85,8 @@ class S3Conditional:
         except OSError as exc:
             if not is_precondition_failed(exc):
                 raise
-            return self._holds(path, data)
-        return True
-
-    def _holds(self, path: str, data: bytes) -> bool:
-        """After a failed condition: whether the object is exactly what this call sent (a
-        retry of our own write that had gone through)."""
-        try:
-            return bool(self.fs.cat_file(path, **self.kw) == data)
-        except FileNotFoundError:
             return False
+        return True
 
     def probe(self, root: str) -> bool:
         """Whether the server honours both conditions (a scratch object below ``root``,

@@ -112,8 +112,8 @@ class DocumentStore(StoreBase):
         """Write a document (as :meth:`write_doc` does) only if no file is at ``rel``; True
         iff this call created it. Atomic against other processes and machines on a local
         folder and on S3 with conditional writes (see :mod:`flowkit.fsio.conditional`).
-        On S3 a retried request that finds exactly its own bytes counts as created: make
-        documents unique (a random token) if two callers could write the same bytes.
+        On S3, a request retried after its answer was lost may report False for a document
+        it did create: put a token in it to recognise your own (as claims do).
         StoreError on a read-only store."""
         cond = self._conditional(rel, "create")
         data = self._sealed(rel, obj)
