@@ -50,6 +50,7 @@ SLOW_FILES = frozenset(
         "tests/test_typecheck_mypy.py",  # one in-process mypy run over ~9,300 pairs
         "tests/ui/test_models.py",  # a real MLflow registry (sqlite): MLflow's import
         "tests/ml/test_lineage.py",  # a real MLflow registry (sqlite)
+        "tests/automation/test_triggers_alias.py",  # a real MLflow registry (sqlite)
     }
 )
 
@@ -85,6 +86,8 @@ SLOW_TESTS = frozenset(
         "tests/ml/test_predictions.py::test_batch_predict_refuses_bad_input_before_loading",
         "tests/serve/test_predlog.py::test_record_never_waits_for_a_slow_store",
         "tests/serve/test_predlog.py::test_concurrent_requests_lose_nothing",
+        "tests/automation/test_triggers_cli.py::test_a_fire_runs_the_workflow_with_its_event",
+        "tests/automation/test_triggers_cli.py::test_two_processes_racing_fire_each_run_once",
     }
 )
 
