@@ -10,6 +10,8 @@ backend contract (``flowkit.testing.conditional``) runs the same semantics on ev
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,3 +375,32 @@ def test_cached_conds_match_fresh_uncached_runs(xs: list[int], tmp_path: Path) -
         cached = fk.run(cached_cond, x=x, store=store).output
         fresh = fk.run(cached_cond, x=x, store=store, cache=False).output
         assert cached == fresh == (-2 * x if x > 0 else x)
+
+
+# -- the example: a Flyte conditional pipeline, ported ------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "flyte_conditional.py"
+
+
+def test_the_flyte_conditional_example_runs_as_a_script(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(tmp_path / "store")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in done.stdout.splitlines()
+    }
+    assert lines["report_fields"].split()[0] == "25.12"  # area 50.24, halved
+    assert (
+        "failed as the original does: the input must be within 0 to 10 (radius=11.0)"
+        in (lines["radius=11.0"])
+    )
+    assert "calculate_circle_area=skipped" in done.stdout
+    assert "inner_nested.out_of_range=skipped" in done.stdout
