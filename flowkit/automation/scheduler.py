@@ -78,6 +78,34 @@ class Tick:
         return out
 
 
+class _Firing:
+    """The fires of one schedule in one tick, and whether its last run still goes on."""
+
+    def __init__(self, sched: Scheduler, sd: ScheduleDef, running: bool) -> None:
+        self.sched = sched
+        self.sd = sd
+        self.running = running
+        self.last_run = sd.last_run
+        self.done: list[Fire] = []
+        self.fired: set[str] = set()  # ISO instants decided here (started, skipped or taken)
+
+    def busy(self) -> str | None:
+        """Why a fire is skipped now (``overlap="skip"``), or None."""
+        if not self.running:
+            return None
+        previous = self.last_run.run_id if self.last_run is not None else "?"
+        return f"the previous fire's run {previous} is still running"
+
+    def one(self, when: dt.datetime, skip: str | None = None) -> None:
+        sched = self.sched
+        result = fire(sched.store, self.sd, when, sched.starter, skip=skip, by=sched.holder)
+        self.done.append(result)
+        self.fired.add(iso(when))
+        if result.outcome == "started" and result.run_id is not None:
+            self.last_run = LastRun(result.run_id, iso(when), sched.clock())
+            self.running = True
+
+
 class Scheduler:
     """Fires the schedules (and triggers) of one store. One object belongs to one thread.
 
@@ -138,39 +166,29 @@ class Scheduler:
 
     def _tick_schedule(self, sd: ScheduleDef, now: dt.datetime) -> list[Fire]:
         due, advance = self._due(sd, now)
-        done: list[Fire] = []
-        fired: set[str] = set()  # ISO instants decided here (started, skipped or taken)
+        if not due and not sd.pending:
+            if advance is not None:  # fires passed over (catchup none): remember them
+                self._record(sd.name, advance, set(), set(), sd.last_run)
+            return []
+        # read the previous run's header only when it matters
+        firing = _Firing(self, sd, sd.overlap != "allow" and self._still_running(sd.last_run))
         queued: set[str] = set()
-        last_run = sd.last_run
-        running = self._still_running(last_run)
-
-        def one(when: dt.datetime, skip: str | None = None) -> None:
-            nonlocal last_run, running
-            result = fire(self.store, sd, when, self.starter, skip=skip, by=self.holder)
-            done.append(result)
-            fired.add(iso(when))
-            if result.outcome == "started" and result.run_id is not None:
-                last_run = LastRun(result.run_id, iso(when), self.clock())
-                running = True
-
         if sd.overlap == "allow":
             for when in due:
-                one(when)
+                firing.one(when)
         elif sd.overlap == "skip":
             for when in due:
-                previous = last_run.run_id if last_run is not None else "?"
-                busy = f"the previous fire's run {previous} is still running"
-                one(when, skip=busy if running else None)
+                firing.one(when, skip=firing.busy())
         else:  # queue: one at a time, in order
             queue = sorted({*(parse_time(p, "pending") for p in sd.pending), *due})
             queued = {iso(t) for t in due}
-            if queue and not running:
-                one(queue[0])
-            waiting = len(queue) - (0 if running else 1)
+            if queue and not firing.running:
+                firing.one(queue[0])
+            waiting = len(queue) - len(firing.fired)
             if waiting > 0:
                 log.info("schedule %s: %d fire(s) queued behind a running one", sd.name, waiting)
-        self._record(sd.name, advance, queued, fired, last_run)
-        return done
+        self._record(sd.name, advance, queued, firing.fired, firing.last_run)
+        return firing.done
 
     def _due(
         self, sd: ScheduleDef, now: dt.datetime
