@@ -14,9 +14,11 @@ only makes one scheduler do the work; what makes a fire start once is its claim
 (:mod:`flowkit.automation.claims`), which holds even if two schedulers overlap briefly.
 
 A lease file that cannot be read (damaged, planted, wrong types, an invalid signature in a
-signed store) is treated as held by someone unknown until it has stayed the same for ``ttl``
-on this process's clock; then it is replaced by compare-and-swap. A live holder rewrites it
-at every renewal, so a scheduler with another key (which cannot read it) never takes it over.
+signed store), or whose term runs implausibly far ahead (more than 10 ``ttl``: schedulers on
+one store use the same ``ttl``), is treated as held by someone unknown until it has stayed
+the same for ``ttl`` on this process's clock; then it is replaced by compare-and-swap. A live
+holder rewrites it at every renewal, so a scheduler with another key (which cannot read it)
+never takes it over. A link or a folder planted at its path is refused by name.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from flowkit.store import Store
 
 LEASES = "leases"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A lease whose term runs more than this many ttl past now was not written by a scheduler
+# using this ttl (planted, or a clock far ahead): it is treated as unreadable.
+_PLAUSIBLE_TERMS = 10
 
 
 def default_holder() -> str:
@@ -91,23 +96,24 @@ class Lease:
         ours; False while another holder's lease is live."""
         try:
             doc, version = self.store.read_doc_versioned(self.rel)
-        except ObjectMissing as exc:
-            if exc.version is None:  # absent (an unsigned one is "missing" with a version)
-                return self._write(None, self.generation + 1)
-            return self._unreadable_lease(exc.version)
         except ObjectUnavailable as exc:
-            if exc.version is None:
-                raise
-            return self._unreadable_lease(exc.version)
+            if exc.version is not None:  # there, but damaged or unsigned
+                return self._unreadable_lease(exc.version)
+            if type(exc) is ObjectMissing:  # absent: the first tenure (or after a deletion)
+                return self._write(None, self.generation + 1)
+            raise StoreError(
+                f"lease file {self.store.url}/{self.rel} cannot be read ({exc}); if it is a "
+                "link or a folder planted there, remove it"
+            ) from exc
+        now = self.clock()
         state = _parse(doc)
-        if state is None:
-            return self._unreadable_lease(version)
+        if state is None or state[1] - now > _PLAUSIBLE_TERMS * self.ttl:
+            return self._unreadable_lease(version)  # not a lease, or one no one could renew
         self._unreadable = None
         holder, expires, generation = state
-        now = self.clock()
         if holder == self.holder and (self._held or now < expires):
             if self._held and generation != self.generation:
-                self._held = False  # not our tenure: it lapsed, and was taken and left to us?
+                self._held = False  # our name under another generation: a new tenure
             return self._write(version, generation if self._held else generation + 1)
         if now < expires:
             self._lost(generation)
