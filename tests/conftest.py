@@ -59,6 +59,7 @@ SLOW_FILES = frozenset(
 SLOW_TESTS = frozenset(
     {
         "tests/test_cache.py::test_three_processes_recording_the_same_keys_all_succeed",
+        "tests/test_secret_leaks.py::test_a_secret_is_in_no_file_log_payload_or_page",
         "tests/test_codehash.py::test_same_digest_in_fresh_interpreters",
         "tests/test_codehash.py::test_same_digest_run_as_script_or_imported",
         "tests/test_codehash_objects.py::test_class_digest_follows_what_its_methods_do",
