@@ -86,7 +86,9 @@ class Gate(Generic[C]):
         self._cpus_used = 0.0
         self._costs: dict[TaskSpec, _Cost] = {}
         self._held: dict[TaskSpec, deque[C]] = {}
-        self._freed: set[int] = set()  # ids of held calls handed back, not yet re-admitted
+        # held calls handed back, not yet admitted again (the objects, not ids: an id may be
+        # reused once a call that rode along in a batch is gone)
+        self._freed: set[C] = set()
 
     # -- registering tasks ----------------------------------------------------------------
 
@@ -137,9 +139,9 @@ class Gate(Generic[C]):
         if cost is None:
             self.add_task(spec)
             cost = self._costs[spec]
-        freed = bool(self._freed) and id(call) in self._freed
+        freed = bool(self._freed) and call in self._freed
         if freed:
-            self._freed.discard(id(call))
+            self._freed.discard(call)
         queue = self._held.get(spec)
         if (queue and not freed) or not self._fits(cost):
             if queue is None:
@@ -173,7 +175,7 @@ class Gate(Generic[C]):
                     used[key] = used.get(key, 0) + 1
                 cpus += cost.cpus
                 call = queue.popleft()
-                self._freed.add(id(call))
+                self._freed.add(call)
                 back.append(call)
             if not queue:
                 del self._held[spec]
