@@ -17,7 +17,7 @@ from flowkit.automation.trigger_defs import (
     state_path,
 )
 from flowkit.errors import FlowkitError
-from flowkit.fsio import ObjectMissing
+from flowkit.fsio import ObjectMissing, ObjectUnsigned
 from flowkit.store import Store
 
 
@@ -48,6 +48,8 @@ def load(store: Store, name: str) -> TriggerDef:
     check_name(name)
     try:
         doc = store.read_doc(definition_path(name))
+    except ObjectUnsigned as exc:  # planted in a signed store: there, but not ours
+        raise TriggerDefError(f"trigger {name}: {exc}") from exc
     except ObjectMissing:
         known = names(store)
         have = ", ".join(known) if known else "none"

@@ -33,7 +33,7 @@ from flowkit.automation.sensor_alias import AliasSensor, parse_source
 from flowkit.automation.sensor_objects import ObjectsSensor
 from flowkit.automation.sensor_runs import RunsSensor
 from flowkit.automation.trigger_defs import TriggerDef, TriggerDefError, fired_folder, state_path
-from flowkit.automation.trigger_store import load, names
+from flowkit.automation.trigger_store import UnknownTriggerError, load, names
 from flowkit.errors import StoreError
 from flowkit.events import Event
 from flowkit.fsio import ObjectCorrupt, ObjectMissing
@@ -60,11 +60,17 @@ def due(store: Store, now: float) -> list[Launch]:
         except TriggerDefError as exc:
             _warn(name, f"{exc}; skipped (fix it or `flowkit trigger remove {name}`)")
             continue
+        except UnknownTriggerError:
+            continue  # removed since the listing
         except StoreError as exc:
             _warn(name, f"trigger {name} skipped: its definition cannot be read: {exc}")
             continue
-        if not definition.paused:
+        if definition.paused:
+            continue
+        try:
             launches.extend(evaluate(store, definition, now))
+        except Exception as exc:  # never lose the launches other triggers claimed
+            _warn(name, f"trigger {name} not evaluated: {type(exc).__name__}: {exc}")
     return launches
 
 
@@ -140,8 +146,9 @@ def _fire(
                 "event": json.loads(item.event.to_json())}  # fmt: skip
         try:
             mine = claim(store, f"{fired_folder(definition.name)}/{item.key}.json", body)
-        except StoreError as exc:
-            _warn(definition.name, f"trigger {definition.name}: could not claim an event: {exc}")
+        except Exception as exc:  # the store's fault: the event is tried again next tick
+            what = f"{type(exc).__name__}: {exc}"
+            _warn(definition.name, f"trigger {definition.name}: could not claim an event: {what}")
             complete = False
             break
         if not mine:

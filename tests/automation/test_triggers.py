@@ -344,3 +344,31 @@ def test_paused_triggers_do_not_fire_and_resume_from_the_present(
     assert cli("trigger", "remove", "t", "--store", store.url) == 0
     assert trigger_store.names(store) == []
     assert list(store.walk("triggers/t")) == []  # its state and claims went with it
+
+
+def test_a_signed_store_skips_a_planted_unsigned_trigger(
+    wf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FLOWKIT_STORE_KEY", "the-shared-signing-key")  # the CLI's key
+    ours = Store(tmp_path / "signed", key="the-shared-signing-key")
+    ours.check()
+    assert cli("trigger", "add", f"{wf_file}:react", "--on-success", "train", "--name", "ours",
+               "--store", ours.url) == 0  # fmt: skip
+    run_id = run_train(wf_file, ours)
+    monkeypatch.delenv("FLOWKIT_STORE_KEY")
+    plain = Store(tmp_path / "signed")  # someone without the key plants a trigger
+    planted = {**ours.read_doc(definition_path("ours")), "name": "planted"}
+    plain.write_doc(definition_path("planted"), planted)
+    with caplog.at_level(logging.WARNING, logger="flowkit"):
+        launches = due(ours, time.time())
+    assert [launch.tags["trigger"] for launch in launches] == ["ours"]
+    assert [e.run_id for e in events(launches)] == [run_id]
+    assert "trigger planted" in caplog.text
+
+
+def test_a_read_only_store_fires_nothing(wf_file: Path, store: Store) -> None:
+    assert cli("trigger", "add", f"{wf_file}:react", "--on-success", "train", "--store",
+               store.url) == 0  # fmt: skip
+    run_train(wf_file, store)
+    assert due(Store(store.root, read_only=True), time.time()) == []  # it cannot claim
+    assert len(due(store, time.time())) == 1  # nothing was taken by the read-only look
