@@ -34,10 +34,11 @@ def claim(store: Store, rel: str, body: Mapping[str, Any]) -> bool:
     """Create the claim at ``rel`` holding ``body`` (JSON data) if no claim is there; True
     iff this call made it. StoreError if ``body`` is not a mapping with string keys, or
     cannot be written as JSON, or the store is read-only."""
-    if not isinstance(body, Mapping) or not all(type(k) is str for k in body):
+    problem = _not_json(body) if isinstance(body, Mapping) else type(body).__name__
+    if problem is not None:
         raise StoreError(
-            f"claim {rel} in store {store.url}: the body must be a mapping with string keys "
-            f"(JSON data), not {type(body).__name__}"
+            f"claim {rel} in store {store.url}: the body must be a mapping of JSON data "
+            f"(string keys; text, numbers, booleans, None, lists, mappings), not {problem}"
         )
     token = secrets.token_hex(16)
     doc = {
@@ -53,6 +54,22 @@ def claim(store: Store, rel: str, body: Mapping[str, Any]) -> bool:
     except ObjectUnavailable:
         return False
     return isinstance(there, dict) and there.get("token") == token  # our retried request
+
+
+def _not_json(value: Any) -> str | None:
+    """What in ``value`` is not JSON data (a non-string key, another type), or None."""
+    if value is None or isinstance(value, (str, int, float)):
+        return None
+    if isinstance(value, (list, tuple)):
+        items: Any = value
+    elif isinstance(value, Mapping):
+        bad_key = next((k for k in value if type(k) is not str), None)
+        if bad_key is not None:
+            return f"the key {bad_key!r}"
+        items = value.values()
+    else:
+        return f"a {type(value).__name__}"
+    return next((p for p in map(_not_json, items) if p is not None), None)
 
 
 def claimed(store: Store, rel: str) -> Mapping[str, Any] | None:
