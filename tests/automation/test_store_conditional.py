@@ -8,19 +8,15 @@ S3 endpoint that ignores conditional headers (a proxy in front of moto that stri
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import logging
 import multiprocessing
 import os
 import re
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +26,8 @@ from flowkit.errors import StoreError
 from flowkit.fsio import ObjectCorrupt, ObjectMissing, ObjectUnsigned
 from flowkit.store import Store
 from tests.automation.contenders import create_and_increment, increment
-from tests.conftest import S3_CREDENTIALS, S3Stores
+from tests.automation.s3proxy import CONDITIONS, proxied_store
+from tests.conftest import S3Stores
 
 DOC = "race/doc.json"
 
@@ -331,66 +328,13 @@ def test_processes_racing_to_create_and_swap_agree(shared_store: Store) -> None:
 
 # -- an S3 endpoint that ignores conditional headers -----------------------------------------
 
-_STRIPPED = {"if-none-match", "if-match", "expect"}  # the body is read before forwarding
-
-
-class _StrippingProxy(http.server.ThreadingHTTPServer):
-    """An HTTP proxy on 127.0.0.1 in front of the S3 server that drops conditional headers:
-    an S3-compatible server without conditional writes."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-
-
-class _ProxyHandler(http.server.BaseHTTPRequestHandler):
-    server: _StrippingProxy
-    protocol_version = "HTTP/1.1"  # keep-alive, and "100 Continue" for a client that waits
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _STRIPPED}
-        up = self.server.upstream
-        conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=30)
-        try:
-            conn.request(self.command, self.path, body=body, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            for k, v in answer.getheaders():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        finally:
-            conn.close()
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
 
 @pytest.fixture
 def unconditional_s3(s3_stores: S3Stores) -> Iterator[Store]:
-    proxy = _StrippingProxy(s3_stores.endpoint)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        host, port = proxy.server_address[:2]
-        url = f"s3://{s3_stores.bucket()}/prefix"
-        store = Store(url, **S3_CREDENTIALS, endpoint_url=f"http://{host!s}:{port}")
-        store.check()
+    """A store on an S3-compatible endpoint without conditional writes: a proxy in front of
+    the S3 server that drops the conditional headers."""
+    with proxied_store(s3_stores, strip=CONDITIONS) as (store, _):
         yield store
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join()
 
 
 def test_an_s3_server_ignoring_conditions_is_detected_and_named_once(
