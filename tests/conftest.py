@@ -87,6 +87,11 @@ SLOW_TESTS = frozenset(
         "tests/ml/test_predictions.py::test_batch_predict_refuses_bad_input_before_loading",
         "tests/serve/test_predlog.py::test_record_never_waits_for_a_slow_store",
         "tests/serve/test_predlog.py::test_concurrent_requests_lose_nothing",
+        "tests/automation/test_store_conditional.py::test_processes_racing_to_create_and_swap_agree",
+        "tests/automation/test_store_conditional.py::test_conditional_writes_follow_a_model",
+        "tests/automation/test_lease.py::test_two_processes_racing_for_50_rounds_never_both_hold_it",
+        "tests/automation/test_lease.py::test_a_killed_holder_is_taken_over_once_its_term_runs_out",
+        "tests/automation/test_lease.py::test_no_interleaving_gives_two_holders",
         "tests/automation/test_triggers_cli.py::test_a_fire_runs_the_workflow_with_its_event",
         "tests/automation/test_triggers_cli.py::test_two_processes_racing_fire_each_run_once",
     }
