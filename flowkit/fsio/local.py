@@ -8,6 +8,10 @@ path), and large objects are memory-mapped for reading. Small files are read wit
 a symbolic link below the root: the last component is opened with ``O_NOFOLLOW`` and every
 folder on a path is checked once per process, so a link planted in a store cannot make flowkit
 read, write or delete anything outside it.
+
+Conditional writes (:mod:`flowkit.fsio.conditional`): a create is a temporary file hard-linked
+to its name (the link fails if anything is there), a compare-and-replace holds the ``flock``
+of ``<root>/locks/<sha256 of the path>`` while it reads, compares and renames.
 """
 
 from __future__ import annotations

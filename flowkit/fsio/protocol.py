@@ -5,6 +5,10 @@ on these operations and never asks which implementation it holds. Paths are ``/`
 and relative to the root; the store validates them before they get here. Implementations
 raise ``OSError`` (``FileNotFoundError`` for a missing file) or their client's own errors; the
 store names them as a :class:`~flowkit.fsio.faults.StoreFault`.
+
+An implementation may also offer conditional writes
+(:class:`~flowkit.fsio.conditional.ConditionalIO`); the store emulates them, best effort,
+over one that does not.
 """
 
 from __future__ import annotations
