@@ -100,7 +100,12 @@ def fire(
     }
     path = fire_path(sd.name, when)
     if not claim(store, path, body):
-        return Fire(sd.name, logical, "taken", reason="claimed by another scheduler")
+        return Fire(
+            sd.name,
+            logical,
+            "taken",
+            reason="claimed already (by another scheduler, or fired before)",
+        )
     if skip or run_id is None:
         log.info("schedule %s: fire %s skipped (%s)", sd.name, logical, skip)
         return Fire(sd.name, logical, "skipped", reason=skip or "")

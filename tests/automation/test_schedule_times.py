@@ -17,7 +17,7 @@ PARIS = "Europe/Paris"
 
 
 def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 def local_texts(cron: Cron, times: list[dt.datetime]) -> list[str]:

@@ -39,7 +39,7 @@ TARGET = "/nowhere/schedule_flows.py:gated"
 
 
 def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 class Clock:

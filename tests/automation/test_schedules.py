@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import threading
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_the_decorator_declares_a_schedule() -> None:
     assert every_five.schedule == "*/5 * * * *"
     assert needs_label.schedule is None
     with pytest.raises(TypeError, match="cron text"):
-        fk.workflow(schedule=5)(lambda: None)  # type: ignore[arg-type]
+        fk.workflow(schedule=5)(lambda: None)  # type: ignore[call-overload]
 
 
 def test_unknown_names_are_named_with_the_known_ones(store: Store) -> None:
@@ -131,7 +132,7 @@ def test_pausing_while_a_scheduler_records_fires_loses_neither(store: Store) -> 
     def record() -> None:
         for i in range(1, 51):
             when = (start + dt.timedelta(hours=i)).isoformat()
-            schedules.update(store, "needs_label", lambda s, w=when: _with(s, last_fire=w))
+            schedules.update(store, "needs_label", functools.partial(_with, last_fire=when))
         stop.set()
 
     thread = threading.Thread(target=record)
