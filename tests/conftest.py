@@ -87,6 +87,13 @@ SLOW_TESTS = frozenset(
         "tests/ml/test_predictions.py::test_batch_predict_refuses_bad_input_before_loading",
         "tests/serve/test_predlog.py::test_record_never_waits_for_a_slow_store",
         "tests/serve/test_predlog.py::test_concurrent_requests_lose_nothing",
+        "tests/automation/test_schedule_cli.py::test_a_killed_scheduler_process_is_taken_over",
+        "tests/automation/test_schedule_cli.py::"
+        "test_fires_across_the_spring_change_are_runs_that_get_their_fire_time",
+        "tests/automation/test_scheduler_tick.py::"
+        "test_two_racing_schedulers_start_each_fire_exactly_once",
+        "tests/automation/test_schedules.py::"
+        "test_a_planted_document_is_read_or_refused_with_a_named_field",
         "tests/automation/test_store_conditional.py::test_processes_racing_to_create_and_swap_agree",
         "tests/automation/test_store_conditional.py::test_conditional_writes_follow_a_model",
         "tests/automation/test_lease.py::test_two_processes_racing_for_50_rounds_never_both_hold_it",
