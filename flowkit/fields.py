@@ -31,6 +31,7 @@ from flowkit.fieldpath import Step
 _DICTS: tuple[Any, ...] = (dict, typing.Dict, typing.Mapping, typing.MutableMapping)  # noqa: UP006
 _DICT_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 _SEQUENCES = (list, collections.abc.Sequence)
+_MISSING = object()
 
 
 def _plain(tp: Any) -> Any:
@@ -96,9 +97,9 @@ def attr_step(tp: Any, name: str, what: str) -> tuple[Step, Any]:
     if fields is not None and name in fields:
         return Step("attr", name), fields[name]
     cls = typing.get_origin(plain) or plain
-    member = getattr(cls, name, None) if isinstance(cls, type) else None
-    if callable(member) or isinstance(member, property):
-        kind = "property" if isinstance(member, property) else "method"
+    member = getattr(cls, name, _MISSING) if isinstance(cls, type) else _MISSING
+    if member is not _MISSING:
+        kind = "method" if callable(member) else "property"  # (a descriptor: computed)
         raise GraphError(
             f"{what} ({type_name(tp)}): `.{name}` is a {kind}, and a promise has no value to "
             f"run it on while the workflow is traced. Call it in a task: "

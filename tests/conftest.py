@@ -48,6 +48,7 @@ SLOW_FILES = frozenset(
         "tests/test_caching_e2e.py",
         "tests/test_trust_cache.py",
         "tests/test_typecheck_mypy.py",  # one in-process mypy run over ~9,300 pairs
+        "tests/test_fields_mypy.py",  # one in-process mypy run over 400 field paths
         "tests/ui/test_models.py",  # a real MLflow registry (sqlite): MLflow's import
         "tests/ml/test_lineage.py",  # a real MLflow registry (sqlite)
         "tests/automation/test_triggers_alias.py",  # a real MLflow registry (sqlite)
@@ -58,6 +59,8 @@ SLOW_FILES = frozenset(
 # service: fresh interpreters, multi-process races, property tests with many examples.
 SLOW_TESTS = frozenset(
     {
+        "tests/test_fields.py::test_cached_field_reads_match_a_fresh_uncached_run",
+        "tests/test_cond.py::test_the_flyte_conditional_example_runs_as_a_script",
         "tests/test_cache.py::test_three_processes_recording_the_same_keys_all_succeed",
         "tests/test_secret_leaks.py::test_a_secret_is_in_no_file_log_payload_or_page",
         "tests/test_codehash.py::test_same_digest_in_fresh_interpreters",

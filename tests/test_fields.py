@@ -186,7 +186,8 @@ def test_optional_values_are_refused_with_the_fix() -> None:
         ("r.leaves[1]", "key 1 is not a str"),
         ("r.pair[2]", "position 2 is out of range"),
         ("r.pair[0:1]", "index with a key written in the workflow body"),
-        ("r.doc['leaf'].n.real", "cannot read `.real`"),
+        ("r.doc['leaf'].n.real", "`.real` is a property"),
+        ("r.doc['leaf'].n.nope", "cannot read `.nope`"),
         ("r.leaves[r.doc['leaf'].pair.left]", "a key that is itself a promise needs a task"),
     ],
 )
