@@ -14,7 +14,8 @@ target's ``fk.Event`` input. Only then is the cursor moved on. So:
   warning, fires nothing and keeps its cursor: what happened meanwhile fires on a later tick;
 * a trigger whose definition is damaged is skipped with a warning naming it; a damaged cursor
   is replaced by the present state (with a warning: events between the last good state and
-  now are not fired).
+  now are not fired). The cursor is written by compare-and-swap: a caller that looked
+  before another one moved it on cannot move it back (which could lose an alias move).
 
 A trigger's first look records the present state without firing (see its sensor). A claim
 is made before the run starts: a scheduler that dies between the two leaves a claimed event
@@ -36,7 +37,7 @@ from flowkit.automation.trigger_defs import TriggerDef, TriggerDefError, fired_f
 from flowkit.automation.trigger_store import UnknownTriggerError, load, names
 from flowkit.errors import StoreError
 from flowkit.events import Event
-from flowkit.fsio import ObjectCorrupt, ObjectMissing
+from flowkit.fsio import ObjectMissing, ObjectUnavailable
 from flowkit.records import new_run_id
 from flowkit.store import Store
 
@@ -88,7 +89,7 @@ def evaluate(store: Store, definition: TriggerDef, now: float) -> list[Launch]:
     """One look of one trigger: the launches of the events it claimed (see the module)."""
     name = definition.name
     try:
-        cursor = read_cursor(store, definition)
+        cursor, version = read_cursor(store, definition)
     except StoreError as exc:
         _warn(name, f"trigger {name} not evaluated: its state cannot be read: {exc}")
         return []
@@ -103,7 +104,7 @@ def evaluate(store: Store, definition: TriggerDef, now: float) -> list[Launch]:
     launches, complete = _fire(store, definition, look.found, now)
     if complete:
         try:
-            write_cursor(store, definition, look.cursor, now)
+            write_cursor(store, definition, look.cursor, now, version)
         except StoreError as exc:  # the claims keep the next look from firing twice
             _warn(name, f"trigger {name}: its state could not be written: {exc}")
             return launches
@@ -181,18 +182,20 @@ def launch_for(store: Store, definition: TriggerDef, event: Event, run_id: str) 
     )
 
 
-def read_cursor(store: Store, definition: TriggerDef) -> dict[str, Any] | None:
-    """What the trigger had seen; None before its first look, or when its state is damaged
-    or was written for another source (a warning says so). StoreError if unreadable."""
+def read_cursor(store: Store, definition: TriggerDef) -> tuple[dict[str, Any] | None, str | None]:
+    """(what the trigger had seen, the version of its state file for :func:`write_cursor`).
+    The cursor is None before the first look, or when the state is damaged, unsigned in a
+    signed store or written for another source (a warning says so); the version is None when
+    there is no state file. StoreError if the store cannot be read."""
     rel = state_path(definition.name)
     try:
-        doc = store.read_doc(rel)
-    except ObjectMissing:
-        return None
-    except ObjectCorrupt as exc:
-        _warn(definition.name, f"trigger {definition.name}: its state {rel} is damaged ({exc}); "
-              "starting over from what is there now")  # fmt: skip
-        return None
+        doc, version = store.read_doc_versioned(rel)
+    except ObjectUnavailable as exc:
+        if type(exc) is ObjectMissing:
+            return None, None
+        _warn(definition.name, f"trigger {definition.name}: its state {rel} cannot be used "
+              f"({exc}); starting over from what is there now")  # fmt: skip
+        return None, getattr(exc, "version", None)
     ok = (
         isinstance(doc, dict)
         and doc.get("on") == definition.on
@@ -202,14 +205,34 @@ def read_cursor(store: Store, definition: TriggerDef) -> dict[str, Any] | None:
     if not ok:
         _warn(definition.name, f"trigger {definition.name}: its state {rel} is not one written "
               f"for {_what(definition)}; starting over from what is there now")  # fmt: skip
-        return None
+        return None, version
     cursor: dict[str, Any] = doc["cursor"]
-    return cursor
+    return cursor, version
 
 
-def write_cursor(store: Store, definition: TriggerDef, cursor: dict[str, Any], now: float) -> None:
-    doc = {"on": definition.on, "source": definition.source, "cursor": cursor, "looked": now}
-    store.write_doc(state_path(definition.name), doc)
+def write_cursor(
+    store: Store, definition: TriggerDef, cursor: dict[str, Any], now: float, version: str | None
+) -> bool:
+    """Keep ``cursor`` if the state file is still the one read (``version``; None: there was
+    none): a compare-and-swap, so a caller that looked before another one moved the cursor on
+    cannot move it back. False if another caller wrote first (its state is as new: the claims
+    keep this look's events from firing twice)."""
+    rel = state_path(definition.name)
+    doc = _state_doc(definition, cursor, now)
+    if version is None:
+        return store.create_doc(rel, doc)
+    return store.replace_doc(rel, doc, version)
+
+
+def record_first_look(
+    store: Store, definition: TriggerDef, cursor: dict[str, Any], now: float
+) -> None:
+    """Keep the state a new trigger starts from (``flowkit trigger add``), over any left."""
+    store.write_doc(state_path(definition.name), _state_doc(definition, cursor, now))
+
+
+def _state_doc(definition: TriggerDef, cursor: dict[str, Any], now: float) -> dict[str, Any]:
+    return {"on": definition.on, "source": definition.source, "cursor": cursor, "looked": now}
 
 
 def _what(definition: TriggerDef) -> str:
@@ -231,4 +254,12 @@ def _recovered(name: str) -> None:
         log.info("trigger %s: evaluated again without trouble", name)
 
 
-__all__ = ["due", "evaluate", "launch_for", "read_cursor", "sensor_for", "write_cursor"]
+__all__ = [
+    "due",
+    "evaluate",
+    "launch_for",
+    "read_cursor",
+    "record_first_look",
+    "sensor_for",
+    "write_cursor",
+]

@@ -205,7 +205,7 @@ def _add(ns: argparse.Namespace) -> int:
     now_seen = _first_look(store, definition)
     try:
         trigger_store.add(store, definition)
-        triggers.write_cursor(store, definition, now_seen, definition.created)
+        triggers.record_first_look(store, definition, now_seen, definition.created)
     except FlowkitError as exc:
         raise UsageError(str(exc)) from exc
     takes = f", passing the event as --{event_param}" if event_param else ""

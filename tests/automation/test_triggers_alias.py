@@ -15,7 +15,7 @@ import pytest
 from flowkit import ml
 from flowkit.automation import trigger_store
 from flowkit.automation.trigger_defs import state_path
-from flowkit.automation.triggers import due
+from flowkit.automation.triggers import due, read_cursor, write_cursor
 from flowkit.cli import main
 from flowkit.events import Event
 from flowkit.store import Store
@@ -152,3 +152,22 @@ def test_bad_alias_input_is_refused(setup: tuple[Path, Store], registry: str) ->
                      "--tracking-uri", registry, "--store", store.url]) == 2  # fmt: skip
     assert main(["trigger", "add", f"{wf}:serve_refresh", "--on-success", "train",
                  "--tracking-uri", registry, "--store", store.url]) == 2  # fmt: skip
+
+
+def test_a_slow_caller_cannot_move_the_cursor_back(
+    registry: str, setup: tuple[Path, Store]
+) -> None:
+    """Caller B looked before caller A fired a promotion; B's late write would make the
+    rollback after it look like no change at all. The compare-and-swap refuses it."""
+    wf, store = setup
+    ml.promote("clf", 1, tracking_uri=registry)
+    assert main(["trigger", "add", f"{wf}:serve_refresh", "--on-alias", "clf@production",
+                 "--tracking-uri", registry, "--store", store.url, "--name", "t"]) == 0  # fmt: skip
+    definition = trigger_store.load(store, "t")
+    stale, version = read_cursor(store, definition)  # B reads...
+    ml.promote("clf", 2, tracking_uri=registry)
+    assert [(e.previous, e.version) for e in alias_events(store)] == [("1", "2")]  # A fires
+    ml.rollback("clf", tracking_uri=registry)
+    assert stale is not None
+    assert not write_cursor(store, definition, stale, time.time(), version)  # B is too late
+    assert [(e.previous, e.version) for e in alias_events(store)] == [("2", "1")]
