@@ -52,6 +52,8 @@ commands:
                                    serve a registered model over HTTP (needs flowkit[serve])
   schedule add FILE.py:WORKFLOW --cron EXPR [--name N] | list | pause N | resume N | remove N
                                    run a workflow on a clock (fired by `flowkit scheduler`)
+  schedule backfill N --from ISO --to ISO
+                                   start the fires of a window that were not fired
   scheduler [FILE.py ...] [--once] [--now ISO]
                                    the loop that fires schedules and triggers
   trigger add FILE.py:WORKFLOW --on-success W | --on-failure W | --on-alias M@A | --on-new URL
