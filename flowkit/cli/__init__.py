@@ -57,6 +57,7 @@ commands:
   scheduler [FILE.py ...] [--once] [--now ISO]
                                    the loop that fires schedules and triggers
   trigger add FILE.py:WORKFLOW --on-success W | --on-failure W | --on-alias M@A | --on-new URL
+          | list | pause N | resume N | remove N
                                    run a workflow when something happens
   submit FILE.py[:WORKFLOW] --address http://HEAD:8265 [--PARAM VALUE ...]
                                    run a workflow as a Ray Job; prints its run id at once
