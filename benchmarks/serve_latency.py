@@ -422,10 +422,13 @@ def main() -> None:
         results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
         results.update(measure(servers, payload_of, expected, args))
         fk = next(s for s in servers if s.name == "flowkit")
-        say(f"(c) {args.moves} moves under 8 clients, follow {args.follow:g} s")
-        results["promote"] = asyncio.run(
-            promote_under_load(fk.port, payload_of(fk.port), expected, uri, args.moves, args.follow)
-        )
+        if args.moves:
+            say(f"(c) {args.moves} moves under 8 clients, follow {args.follow:g} s")
+            results["promote"] = asyncio.run(
+                promote_under_load(
+                    fk.port, payload_of(fk.port), expected, uri, args.moves, args.follow
+                )
+            )
         results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(results, indent=1, default=str))
         print(markdown(results))
