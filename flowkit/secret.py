@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import dataclasses
 import hmac
+import json
 import os
 import re
 import threading
@@ -218,6 +219,14 @@ _known: frozenset[str] = frozenset()
 _pattern: re.Pattern[str] | None = None  # None until a maskable secret is registered
 
 
+def _written_forms(value: str) -> set[str]:
+    """``value`` and how code commonly writes it into a text: ``repr`` (``f"{token!r}"``) and
+    JSON escape what is not printable, so ``'\\x00'`` would otherwise pass the mask."""
+    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    return {f for f in forms if len(f) >= MIN_MASKED}
+
+
 def _register(value: str) -> None:
     global _known, _pattern
     if len(value) < MIN_MASKED or value in _known:
@@ -225,7 +234,7 @@ def _register(value: str) -> None:
     with _lock:
         if value in _known:
             return
-        known = _known | {value}
+        known = _known | _written_forms(value)
         # longest first: where one secret contains another, the longer one is masked whole
         ordered = sorted(known, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(v) for v in ordered))

@@ -44,6 +44,7 @@ from flowkit.engine import CacheMode
 from flowkit.errors import BackendNotFoundError, FlowkitError, StoreError, TaskFailedError
 from flowkit.records import Run
 from flowkit.reprs import format_duration
+from flowkit.secret import mask
 from flowkit.store import Store
 
 _OUTPUT_CHARS = 2000
@@ -176,7 +177,7 @@ def command(argv: Sequence[str]) -> int:
                 resume=ns.resume,
                 run_id=ns.run_id,
                 tags=parse_tags(ns.tag),
-                **inputs,
+                inputs=inputs,  # not **: an input may be named like an option (store, tags)
             )
     except TaskFailedError as e:
         _report_failure(e, last.run, ns)
@@ -185,7 +186,7 @@ def command(argv: Sequence[str]) -> int:
         raise UsageError(str(e)) from e
     except FlowkitError as e:
         if last.run is None:  # refused before it started: bad inputs, a graph error
-            raise UsageError(f"{type(e).__name__}: {e}") from e
+            raise UsageError(mask(f"{type(e).__name__}: {e}")) from e
         _report_failure(e, last.run, ns)
         return EXIT_FAILED
     if record.output is not None:
@@ -227,14 +228,15 @@ def summary_line(run: Run) -> str:
 
 
 def _report_failure(e: FlowkitError, run: Run | None, ns: argparse.Namespace) -> None:
+    """The failure on stderr, secrets masked (a task's error may quote one it was given)."""
     err = sys.stderr
     if ns.traceback:
         remote = getattr(e, "remote_traceback", None)
         if remote:
-            print(remote.rstrip(), file=err)
+            print(mask(remote.rstrip()), file=err)
         else:
-            traceback.print_exception(e, file=err)
-    print(f"flowkit run: {e}", file=err)
+            print(mask("".join(traceback.format_exception(e)).rstrip()), file=err)
+    print(mask(f"flowkit run: {e}"), file=err)
     if run is not None:
         print(summary_line(run), file=err)
         store = f" --store {ns.store}" if ns.store else ""
