@@ -530,3 +530,47 @@ def test_dataclasses_holding_secrets_compare_by_value() -> None:
 
     assert Creds("u", Secret("same-token")) == Creds("u", Secret("same-token"))
     assert "same-token" not in repr(Creds("u", Secret("same-token")))
+
+
+def test_flowkit_run_secret_option_fills_a_secret_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "flow.py").write_text("import flowkit.secret\n" + FLOW)
+    monkeypatch.chdir(tmp_path)
+    value = unique()
+    monkeypatch.setenv("FK_TOKEN", value)
+    (tmp_path / "token.txt").write_text(value + "x\n")
+    run = ["run", "flow.py", "--store", "s"]
+    assert main([*run, "--secret", "token=env:FK_TOKEN"]) == 0
+    assert capsys.readouterr().out == f"{len(value)}\n"
+    assert main([*run, f"--secret=token=file:{tmp_path / 'token.txt'}"]) == 0
+    assert capsys.readouterr().out == f"{len(value) + 1}\n"  # another secret: another key
+    assert files_holding(tmp_path / "s", value) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("token=hunter2-literal", "give env:VAR (an environment variable) or file:PATH"),
+        ("token", "--secret takes NAME=env:VAR"),
+        ("tokn=env:FK_TOKEN", "workflow `wf` has no input `tokn`; its inputs: token, n"),
+        ("n=env:FK_TOKEN", "input `n` of workflow `wf` is not typed fk.Secret; give it as --n"),
+        ("token=env:FK_SURELY_UNSET_TOKEN", "FK_SURELY_UNSET_TOKEN is not set"),
+    ],
+)
+def test_flowkit_run_secret_option_errors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    message: str,
+) -> None:
+    flow = FLOW.replace(
+        "def wf(token: fk.secret.Secret)", "def wf(token: fk.secret.Secret, n: int = 1)"
+    )
+    (tmp_path / "flow.py").write_text("import flowkit.secret\n" + flow)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FK_TOKEN", unique())
+    assert main(["run", "flow.py", "--store", "s", "--secret", given]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "hunter2" not in err
