@@ -374,7 +374,15 @@ def _declare(store: Store, path: str) -> None:
         )
     for wf in declared:
         assert wf.schedule is not None
-        sd, what = schedules.upsert(store, schedules.make(wf, cron=wf.schedule))
+        try:
+            definition = schedules.make(wf, cron=wf.schedule)
+        except ScheduleDefError as exc:
+            raise UsageError(
+                f"{path}: @fk.workflow(schedule={wf.schedule!r}) on `{wf.name}`: {exc} (a "
+                "declared schedule passes no inputs: give them defaults, or call "
+                "fk.schedule(wf, cron=..., params=...) instead)"
+            ) from exc
+        sd, what = schedules.upsert(store, definition)
         say(f"schedule {sd.name} {what} from {path}: {_describe(sd)}")
 
 

@@ -140,6 +140,25 @@ def test_scheduler_refuses_now_without_once_or_an_offset(
     assert "positive number of seconds" in capsys.readouterr().err
 
 
+def test_a_declared_schedule_with_a_bad_cron_or_required_inputs_is_refused(
+    tmp_path: Path, store_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.py"
+    head = "import flowkit as fk\n\n"
+    bad.write_text(
+        head + '@fk.workflow(schedule="0 25 * * *")\ndef w(n: int = 1) -> int:\n    return n\n'
+    )
+    assert cli("scheduler", str(bad), "--once", "--store", store_path) == 2
+    assert "cron expression '0 25 * * *' is not valid" in capsys.readouterr().err
+    needs = tmp_path / "needs.py"
+    needs.write_text(
+        head + '@fk.workflow(schedule="@daily")\ndef w(n: int) -> int:\n    return n\n'
+    )
+    assert cli("scheduler", str(needs), "--once", "--store", store_path) == 2
+    err = capsys.readouterr().err
+    assert "needs input(s) n" in err and "give them defaults" in err
+
+
 def test_a_file_without_declared_schedules_is_refused(
     tmp_path: Path, store_path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
