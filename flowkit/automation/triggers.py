@@ -43,6 +43,10 @@ from flowkit.store import Store
 
 log = logging.getLogger(__name__)
 
+# New objects per run: the event is one command-line argument, and Linux caps one at 128 KiB.
+MAX_URLS = 500
+MAX_URL_CHARS = 64 * 1024
+
 # The last warning given per trigger: a sensor down for an hour warns once, not every tick.
 _warned: dict[str, str] = {}
 
@@ -135,14 +139,16 @@ def _fire(
     """Claim each event; (the launches of the claims won, whether every claim was tried)."""
     from flowkit.automation.claims import claim
 
-    launches: list[Launch] = []
     batch = definition.on == "new"  # one run for the new objects claimed in one look
-    run_id = new_run_id()
-    won: list[Event] = []
+    won: dict[str, list[Event]] = {}  # run id -> its events, in order
     complete = True
+    run_id, size = new_run_id(), 0  # size: of the URLs in run_id's event
     for item in found:
-        if not batch:
-            run_id = new_run_id()
+        grows = sum(len(u) + 4 for u in item.event.urls)
+        full = len(won.get(run_id, ())) >= MAX_URLS or size + grows > MAX_URL_CHARS
+        if not batch or (full and run_id in won):
+            run_id, size = new_run_id(), 0
+        size += grows
         body = {"trigger": definition.name, "run_id": run_id, "claimed": now,
                 "event": json.loads(item.event.to_json())}  # fmt: skip
         try:
@@ -152,17 +158,16 @@ def _fire(
             _warn(definition.name, f"trigger {definition.name}: could not claim an event: {what}")
             complete = False
             break
-        if not mine:
-            continue  # another scheduler fired it
+        if mine:  # else another scheduler fired it
+            won.setdefault(run_id, []).append(item.event)
+    launches = []
+    for rid, events in won.items():
         if batch:
-            won.append(item.event)
-        else:
-            launches.append(launch_for(store, definition, item.event, run_id))
-    if won:
-        urls = tuple(u for e in won for u in e.urls)
-        merged = Event(kind="new_objects", trigger=definition.name, time=now,
-                       prefix=definition.source, urls=urls)  # fmt: skip
-        launches.append(launch_for(store, definition, merged, run_id))
+            urls = tuple(u for e in events for u in e.urls)
+            merged = Event(kind="new_objects", trigger=definition.name, time=now,
+                           prefix=definition.source, urls=urls)  # fmt: skip
+            events = [merged]
+        launches += [launch_for(store, definition, event, rid) for event in events]
     return launches, complete
 
 

@@ -372,3 +372,33 @@ def test_a_read_only_store_fires_nothing(wf_file: Path, store: Store) -> None:
     run_train(wf_file, store)
     assert due(Store(store.root, read_only=True), time.time()) == []  # it cannot claim
     assert len(due(store, time.time())) == 1  # nothing was taken by the read-only look
+
+
+def test_many_new_objects_are_split_over_runs(
+    wf_file: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is one command-line argument (Linux caps one at 128 KiB): a look that finds
+    thousands of objects starts several runs, each object in exactly one."""
+    import flowkit.automation.triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "MAX_URLS", 3)
+    root = f"memory://fk-many-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("memory")
+    fs.mkdir(root)
+    assert cli("trigger", "add", f"{wf_file}:react", "--on-new", root, "--store", store.url) == 0
+    for i in range(7):
+        fs.pipe(f"{root}/o{i}.bin", b"x")
+    launches = due(store, time.time())
+    assert [len(e.urls) for e in events(launches)] == [3, 3, 1]
+    assert len({launch.run_id for launch in launches}) == 3
+    urls = [u for e in events(launches) for u in e.urls]
+    assert sorted(urls) == sorted({*urls}) and len(urls) == 7
+    # each claim names the run its object went to
+    for launch, event in zip(launches, events(launches), strict=True):
+        for url in event.urls:
+            [claim] = [
+                c for c in (store.read_doc(f"{fired_folder('react-on-new')}/{n}")
+                            for n in store.list_dir(fired_folder("react-on-new")))
+                if c["body"]["event"]["urls"] == [url]
+            ]  # fmt: skip
+            assert claim["body"]["run_id"] == launch.run_id
