@@ -132,6 +132,7 @@ def test_signed_documents_are_created_signed_and_refused_without_the_key(tmp_pat
 @pytest.mark.parametrize(
     "planted",
     [b"", b"not a document", b"0" * 64 + b"\n{}", b"\xff\xfe" * 40, b"hmac-sha256:" + b"0" * 64],
+    ids=["empty", "text", "bad-checksum", "binary", "truncated-signature"],
 )
 def test_a_damaged_document_gives_its_version_so_it_can_be_replaced(
     any_store: Store, planted: bytes
