@@ -91,6 +91,7 @@ SLOW_TESTS = frozenset(
         "tests/serve/test_predlog.py::test_record_never_waits_for_a_slow_store",
         "tests/serve/test_predlog.py::test_concurrent_requests_lose_nothing",
         "tests/automation/test_schedule_cli.py::test_a_killed_scheduler_process_is_taken_over",
+        "tests/automation/test_schedule_cli.py::test_sigterm_stops_the_loop_and_releases_the_lease",
         "tests/automation/test_schedule_cli.py::"
         "test_fires_across_the_spring_change_are_runs_that_get_their_fire_time",
         "tests/automation/test_scheduler_tick.py::"

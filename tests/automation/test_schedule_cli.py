@@ -282,17 +282,7 @@ def test_a_killed_scheduler_process_is_taken_over(tmp_path: Path, flows: Path) -
     )
     try:
         store = Store(store_path)
-        deadline = time.monotonic() + 60
-        while True:  # until the process holds the lease
-            try:
-                holder = store.read_doc("leases/scheduler.json")["holder"]
-            except ObjectUnavailable:
-                holder = ""
-            if f":{process.pid}:" in holder:
-                break
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_holding(store, process)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
     finally:
@@ -324,6 +314,49 @@ def test_a_killed_scheduler_process_is_taken_over(tmp_path: Path, flows: Path) -
     assert lease["holder"] == standby.holder
     assert lease["generation"] >= 2
     standby.close()
+
+
+def test_sigterm_stops_the_loop_and_releases_the_lease(tmp_path: Path) -> None:
+    store_path = str(tmp_path / "store")
+    store = Store(store_path)
+    store.check()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowkit", "scheduler", "--interval", "0.5", "--store", store_path],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_until_holding(store, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        err = process.stderr.read().decode() if process.stderr else ""
+        if process.stderr is not None:
+            process.stderr.close()
+    assert "stopped (lease released)" in err
+    assert store.read_doc("leases/scheduler.json")["expires"] == 0
+    standby = Scheduler(store, interval=0.5, starter=lambda launch: None, triggers=False)
+    assert standby.tick().held  # at once: no term to wait out
+    standby.close()
+
+
+def wait_until_holding(store: Store, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            holder = store.read_doc("leases/scheduler.json")["holder"]
+        except ObjectUnavailable:
+            holder = ""
+        if f":{process.pid}:" in holder:
+            return
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the scheduler process never took the lease"
+        time.sleep(0.1)
 
 
 # -- how a fire's process is started ---------------------------------------------------------
