@@ -111,6 +111,7 @@ def test_a_read_only_store_refuses_conditional_writes_by_name(local_store: Store
 def test_guarantees_by_kind(any_store: Store) -> None:
     expected = {"atomic"} if any_store.local or any_store.url.startswith("s3://") else {"process"}
     assert any_store._io.guarantee() in expected  # type: ignore[attr-defined]
+    assert not [n for n in any_store.list_dir("tmp") if "probe" in n]  # the S3 probe is gone
 
 
 # -- signed stores and planted files ------------------------------------------------------------
