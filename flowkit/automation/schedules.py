@@ -171,8 +171,10 @@ def set_paused(
 
 def remove(store: Store, name: str) -> None:
     """Delete the schedule ``name`` (its fire claims stay: a schedule added again under the
-    name never re-runs a time already fired). UnknownScheduleError if there is none."""
-    read(store, name)
+    name never re-runs a time already fired). UnknownScheduleError if there is none; a
+    damaged document is removed all the same."""
+    if f"{check_name(name)}.json" not in store.list_dir(ROOT):
+        raise _unknown(store, name)
     store.delete(definition_path(name))
 
 

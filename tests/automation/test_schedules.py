@@ -187,3 +187,11 @@ def test_a_schedules_file_is_where_the_docs_say(store: Store) -> None:
     fk.schedule(needs_label, cron="0 * * * *", params={"label": "x"}, store=store)
     assert definition_path("needs_label") == "schedules/needs_label.json"
     assert store.read_doc("schedules/needs_label.json")["cron"] == "0 * * * *"
+
+
+def test_a_damaged_schedule_can_be_removed(store: Store) -> None:
+    store.write_doc("schedules/broken.json", {"format": 1, "name": "broken", "cron": []})
+    with pytest.raises(ScheduleDefError, match="schedule broken: field 'target'"):
+        schedules.read(store, "broken")
+    schedules.remove(store, "broken")
+    assert schedules.names(store) == []
