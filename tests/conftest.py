@@ -96,6 +96,8 @@ SLOW_TESTS = frozenset(
         "test_fires_across_the_spring_change_are_runs_that_get_their_fire_time",
         "tests/automation/test_scheduler_tick.py::"
         "test_two_racing_schedulers_start_each_fire_exactly_once",
+        "tests/automation/test_scheduler_tick.py::"
+        "test_any_sequence_of_ticks_fires_cron_times_once_in_order",
         "tests/automation/test_schedules.py::"
         "test_a_planted_document_is_read_or_refused_with_a_named_field",
         "tests/automation/test_store_conditional.py::test_processes_racing_to_create_and_swap_agree",

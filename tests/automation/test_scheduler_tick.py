@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schedule_flows import InProcess, Recorder, gate
 
 from flowkit import runs
@@ -25,6 +30,7 @@ from flowkit.automation.crontimes import UTC, Cron
 from flowkit.automation.launch import Launch
 from flowkit.automation.lease import Lease
 from flowkit.automation.schedule_defs import (
+    CATCHUPS,
     Catchup,
     Overlap,
     ScheduleDef,
@@ -502,3 +508,46 @@ def test_a_schedule_removed_mid_tick_is_not_written_again(store: Store) -> None:
 
     scheduler(store, clock, remove_then_record).tick(clock.at(utc(2026, 5, 1, 1)))
     assert schedules.names(store) == []
+
+
+# -- any sequence of ticks -------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=6 * 60), min_size=1, max_size=12),
+    catchup=st.sampled_from(CATCHUPS),
+    expr=st.sampled_from(["*/10 * * * *", "0 * * * *", "30 2 * * *", "15 1-3 * * *"]),
+    tz=st.sampled_from(["UTC", PARIS, "America/New_York"]),
+    day=st.sampled_from([utc(2026, 3, 28, 20), utc(2026, 10, 24, 20), utc(2026, 3, 7, 20)]),
+)
+def test_any_sequence_of_ticks_fires_cron_times_once_in_order(
+    gaps: list[int], catchup: Catchup, expr: str, tz: str, day: dt.datetime
+) -> None:
+    """Ticks minutes apart (1 min to 6 h): every fire is a cron time, fired once, in order;
+    ``all`` fires every time up to the last tick, ``latest`` at least the last one due, and
+    ``none`` only times a tick saw within the grace."""
+    store = Store(f"memory://fk-{uuid.uuid4().hex[:12]}")
+    store.check()
+    try:
+        add(store, cron=expr, start=day, tz=tz, catchup=catchup, overlap="allow")
+        clock = Clock(day)
+        got = Recorder()
+        sched = scheduler(store, clock, got)
+        nows = list(itertools.accumulate((dt.timedelta(minutes=g) for g in gaps), initial=day))[1:]
+        for now in nows:
+            sched.tick(clock.at(now))
+    finally:
+        fsspec.filesystem("memory").rm("/" + store.url.split("://", 1)[1], recursive=True)
+    fired = [dt.datetime.fromisoformat(t) for t in got.fire_times()]
+    cron = Cron(expr, tz)
+    due = cron.between(day, nows[-1])
+    assert fired == sorted(set(fired))
+    assert set(fired) <= set(due)
+    if catchup == "all":
+        assert fired == due
+    elif catchup == "latest" and due:
+        assert fired[-1] == due[-1]
+    elif catchup == "none":
+        grace = dt.timedelta(seconds=sched.grace)
+        assert all(any(dt.timedelta(0) <= n - t <= grace for n in nows) for t in fired)
