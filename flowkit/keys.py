@@ -30,12 +30,14 @@ Secrets (:class:`flowkit.secret.Secret`): an input whose value is a Secret has t
 from the entry (:mod:`flowkit.secretkey`), so changing a secret misses the cache and the text
 is never written, not even as a plain digest. Computing it needs the store (``store=``): without
 one, or without a key at hand, the call has no key and is not cached. A Secret *inside* another
-value is hashed as a placeholder (:data:`flowkit.secret.REDACTING`): only the rest of the value
-counts. Calls without a Secret input have the keys they always had.
+value is hashed as a placeholder holding the same HMAC (:data:`flowkit.secret.KEYING`), or,
+without a store or a key, as a placeholder without it (:data:`flowkit.secret.REDACTING`: only
+the rest of the value counts). Calls without a Secret have the keys they always had.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -47,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from flowkit import codehash, hashing, naming, secretkey, serialize, typecheck
 from flowkit.errors import SerializationError
 from flowkit.fsio import HashingWriter
-from flowkit.secret import REDACTING, Secret
+from flowkit.secret import KEYING, REDACTING, Secret
 from flowkit.store import Store, hash_value
 
 if TYPE_CHECKING:
@@ -113,9 +115,12 @@ def value_token(value: Any, *, what: str = "value", store: Store | None = None) 
     if data is not None:
         return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
     token = REDACTING.set(True)  # secrets inside hash as a placeholder (directly: cheaper)
+    keying = None if store is None else KEYING.set(functools.partial(secretkey.hmac_key, store))
     try:
         return _hashed_token(value, what)
     finally:
+        if keying is not None:
+            KEYING.reset(keying)
         REDACTING.reset(token)
 
 

@@ -31,12 +31,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import hashlib
 import hmac
 import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from flowkit.errors import FlowkitError, SerializationError
@@ -63,6 +64,16 @@ STORING: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
 REDACTING: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
     "flowkit_secret_redacting", default=False
 )
+# Set (with REDACTING) while keys hash a value for a store: gives the store's secret HMAC key,
+# asked only when a Secret is met; the placeholder then holds the HMAC of the secret's text.
+KEYING: Final[contextvars.ContextVar[Callable[[], bytes | None] | None]] = contextvars.ContextVar(
+    "flowkit_secret_keying", default=None
+)
+
+
+def keyed_mac(text: str, key: bytes) -> str:
+    """HMAC-SHA256 of a secret's text under ``key`` (hex): what cache keys hold of a secret."""
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class Secret:
@@ -146,6 +157,10 @@ class Secret:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if REDACTING.get():
+            get_key = KEYING.get()
+            key = None if get_key is None else get_key()
+            if key is not None:
+                return (_keyed, (keyed_mac(self._value, key),))
             return (Redacted, ())
         if STORING.get():
             raise SecretStorageError(
@@ -187,6 +202,11 @@ class Redacted:
 
 
 REDACTED: Final = Redacted()
+
+
+def _keyed(mac: str) -> Redacted:
+    """What a keyed placeholder (a secret's HMAC in hashed bytes) loads as: no secret."""
+    return REDACTED
 
 
 @contextlib.contextmanager
@@ -284,6 +304,7 @@ def contains_secret(value: Any) -> bool:
 
 
 __all__ = [
+    "KEYING",
     "MASK",
     "MIN_MASKED",
     "REDACTED",
@@ -294,6 +315,7 @@ __all__ = [
     "SecretError",
     "SecretStorageError",
     "contains_secret",
+    "keyed_mac",
     "mask",
     "redacting",
     "storing",

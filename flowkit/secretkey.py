@@ -33,7 +33,7 @@ from typing import Final
 from flowkit import hashing
 from flowkit.errors import StoreError
 from flowkit.fsio import ObjectMissing
-from flowkit.secret import Secret
+from flowkit.secret import Secret, keyed_mac
 from flowkit.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def secret_token(store: Store, secret: Secret) -> str | None:
     k = hmac_key(store)
     if k is None:
         return None
-    mac = hmac.new(k, secret.reveal().encode("utf-8"), hashlib.sha256).hexdigest()
-    return hashing.hash_struct("secret", mac)
+    return hashing.hash_struct("secret", keyed_mac(secret.reveal(), k))
 
 
 def hmac_key(store: Store) -> bytes | None:

@@ -226,9 +226,13 @@ def test_the_refusal_is_a_serialization_error_and_names_the_fix() -> None:
 # -- cache keys ----------------------------------------------------------------------------------
 
 
+# a store whose own secret HMAC key is made once (memory://: nothing left on disk)
+_KEY_STORE = Store(f"memory://fk-secret-keys-{uuid.uuid4().hex}")
+
+
 @settings(SETTINGS, max_examples=80)
 @given(data=st.data(), plain=json_values, a=st.text(max_size=8), b=st.text(max_size=8))
-def test_a_nested_secret_does_not_change_the_key(
+def test_a_nested_secret_counts_by_its_hmac(
     data: st.DataObject, plain: Any, a: str, b: str
 ) -> None:
     sa, sb = Secret(MARKER + a), Secret(MARKER + b)
@@ -238,10 +242,12 @@ def test_a_nested_secret_does_not_change_the_key(
     vb = data.draw(_seeded(sb, seed))
     ta = keys.input_tokens(frozenset(), "t", {"x": plain, "s": va}, {})
     tb = keys.input_tokens(frozenset(), "t", {"x": plain, "s": vb}, {})
-    assert ta is not None and ta == tb
-
-
-_KEY_STORE = Store(f"memory://fk-secret-keys-{uuid.uuid4().hex}")
+    assert ta is not None and ta == tb  # without a store: a placeholder without the HMAC
+    # with the store's key, the placeholder holds the secret's HMAC: it changes with it
+    ka = keys.input_tokens(frozenset(), "t", {"x": plain, "s": va}, {}, store=_KEY_STORE)
+    kb = keys.input_tokens(frozenset(), "t", {"x": plain, "s": vb}, {}, store=_KEY_STORE)
+    assert ka is not None and kb is not None and ka["x"] == kb["x"] == ta["x"]
+    assert (ka["s"] == kb["s"]) == (a == b) and ka["s"] != ta["s"]
 
 
 @settings(SETTINGS, max_examples=80)
@@ -366,6 +372,27 @@ def test_a_changed_secret_misses_and_no_store_file_holds_one(tmp_path: Path, bac
     assert not again.tasks[0].cached and again.output == 2 + len(second)
     assert again.tasks[0].key != run.tasks[0].key
     assert files_holding(store, first) == [] and files_holding(store, second) == []
+
+
+@fk.task(cache=True)
+def total_length(tokens: list[Secret]) -> int:
+    return sum(len(t.reveal()) for t in tokens)
+
+
+@fk.workflow
+def with_tokens(tokens: list[Secret]) -> int:
+    return total_length(tokens)
+
+
+def test_a_changed_nested_secret_misses_too(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    a, b = unique("a"), unique("b")
+    first = fk.run(with_tokens, tokens=[Secret(a), Secret(b)], store=store)
+    same = fk.run(with_tokens, tokens=[Secret(a), Secret(b)], store=store)
+    other = fk.run(with_tokens, tokens=[Secret(a), Secret(b + "x")], store=store)
+    assert not first.tasks[0].cached and same.tasks[0].cached and not other.tasks[0].cached
+    assert other.output == first.output + 1
+    assert files_holding(store, a) == [] and files_holding(store, b) == []
 
 
 def test_a_task_returning_a_secret_fails_with_the_reason(tmp_path: Path) -> None:
