@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowkit import runs
+from flowkit.automation import rayfollow, rayjobs
 from flowkit.cli.common import (
     EXIT_OK,
     CliParser,
@@ -162,7 +163,7 @@ def _list(ns: argparse.Namespace) -> int:
     rows = []
     for v in found:
         # a running (or killed) run's header still has the counts written at its start
-        s = v.summary if v.status != "running" else {}
+        s = v.summary if v.status not in ("running", "submitted") else {}
         rows.append(
             [
                 v.id,
@@ -247,6 +248,9 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
         fields.append(("resumed", f"from run {run.resumed_from} ({reused} calls reused)"))
     if run.error:
         fields.append(("error", shorten(run.error, 300)))
+    note = rayfollow.job_note(run.header)  # a run submitted to Ray that has not started
+    if note is not None:
+        fields.append(("ray job", note))
     if run.damage:
         fields.append(("damage", run.damage))
     width = max(len(k) for k, _ in fields)
@@ -361,10 +365,27 @@ def _logs(ns: argparse.Namespace) -> int:
             if headed or len(t.attempts) > 1:
                 header = f"[{t.node}]" if len(t.attempts) == 1 else f"[{t.node}] attempt {a.n}"
             wrote = _write(a, header) or wrote
+    if not wrote and ns.node is None and not calls and _job_logs(run):
+        return EXIT_OK
     if not wrote:
         which = "its calls" if ns.node is None else f"`{ns.node}`"
         print(f"run {run.id}: {which} printed and logged nothing", file=sys.stderr)
     return EXIT_OK
+
+
+def _job_logs(run: RunView) -> bool:
+    """Print what the Ray job of a run with no calls printed (its driver failed before the
+    run began, or it has not begun); False if the run was not submitted to Ray."""
+    job = rayfollow.job_of(run.header)
+    if job is None:
+        return False
+    try:
+        text = rayjobs.logs(job[1], job[0])
+    except rayjobs.RayJobError as e:
+        raise UsageError(f"run {run.id} has no calls yet, and {e}") from e
+    print(f"run {run.id} has no calls; the output of its Ray job {job[0]}:", file=sys.stderr)
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    return True
 
 
 def _attempt(t: TaskView, n: int) -> AttemptView:
