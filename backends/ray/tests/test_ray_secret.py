@@ -1,6 +1,7 @@
 """Issue 11 on Ray: a ``fk.Secret`` reaches a task on the second node (pickled for transport,
-unpickled there, which registers it for masking in the worker), stays out of the cache key
-computed on the worker, and leaves no trace of its text in the store.
+unpickled there, which registers it for masking in the worker), enters the cache key computed
+on the worker as an HMAC only (under the key the store keeps: the worker reads it there), and
+leaves no trace of its text in the store.
 
 The driver is a fresh process connected to the two-node loopback cluster; the tasks ask for
 the worker node's (fake) GPU.
@@ -43,7 +44,8 @@ def flow(token: Secret, tokens: list[Secret], n: int = 1) -> list[str]:
 store, first, second, other = sys.argv[1:5]
 a = fk.run(flow, token=Secret(first), tokens=[Secret(other)], store=store, backend="ray")
 b = fk.run(flow, token=Secret(second), tokens=[Secret(other)], store=store, backend="ray")
-print(json.dumps({"a": a.output, "b_cached": b.tasks[0].cached}))
+c = fk.run(flow, token=Secret(first), tokens=[Secret(other)], store=store, backend="ray")
+print(json.dumps({"a": a.output, "b_cached": b.tasks[0].cached, "c_cached": c.tasks[0].cached}))
 """
 
 
@@ -67,7 +69,8 @@ def test_a_secret_travels_to_the_second_node_and_nowhere_else(
     seen, node = result["a"]
     assert node == ray_cluster.worker_node_id
     assert seen == "token=*** others=['***']"
-    assert result["b_cached"]  # only the secret changed: the key computed on the worker hit
+    assert not result["b_cached"]  # another secret: another key, computed on the worker
+    assert result["c_cached"]  # the first secret again: its key again, a hit
     for folder, _, names in os.walk(store):
         for name in names:
             data = Path(folder, name).read_bytes()
