@@ -298,3 +298,26 @@ def test_cli_callback_takes_the_mlflow_tracker_class() -> None:
 
     (tracker,) = factories(["flowkit.ml:MLflowTracker"])
     assert isinstance(tracker, MLflowTracker)
+
+
+@fk.task
+def stop_here(n: int) -> int:
+    raise KeyboardInterrupt  # what Ctrl-C raises in the driver's thread on the local backend
+
+
+@fk.workflow
+def interrupted_flow(n: int = 1) -> int:
+    return stop_here(n)
+
+
+def test_an_interrupted_run_is_notified(tmp_path: Path) -> None:
+    with receiver() as r:
+        with pytest.raises(KeyboardInterrupt):
+            fk.run(
+                interrupted_flow,
+                store=str(tmp_path / "s"),
+                callbacks=[_fast(r.url, on=("interrupted", "failed"))],
+            )
+        (body,) = r.wait_for(1)
+    assert body["flowkit"]["event"] == body["flowkit"]["status"] == "interrupted"
+    assert "interrupted after" in body["text"]
