@@ -137,6 +137,21 @@ class RunView:
         return {str(k): str(v) for k, v in tags.items()}
 
     @property
+    def tolerated(self) -> Mapping[str, list[int]]:
+        """The maps with ``min_success`` that had failed items: node id -> the failed items'
+        indices (each has its own task record, ``run[f"{node}[{i}]"]``); {} if none. An
+        entry that does not read as a list of indices is left out."""
+        found = self._header.get("tolerated")
+        if not isinstance(found, dict):
+            return MappingProxyType({})
+        out: dict[str, list[int]] = {}
+        for node, entry in found.items():
+            failed = entry.get("failed") if isinstance(entry, dict) else None
+            if isinstance(failed, list) and all(type(i) is int and i >= 0 for i in failed):
+                out[str(node)] = list(failed)
+        return MappingProxyType(out)
+
+    @property
     def keep(self) -> bool | None:
         """Whether the run kept every output (False: ``fk.run(..., keep=False)``; None: the
         run was made before flowkit kept them)."""

@@ -614,3 +614,20 @@ def test_an_abandoned_attempt_frees_its_slot(tmp_path: Path) -> None:
     )
     assert run.output == [0, 1, 2]
     assert [t.attempts for t in run.tasks] == [2, 1, 1]
+
+
+def test_fk_runs_reads_the_tolerated_items_back(tmp_path: Path) -> None:
+    store = fk.Store(str(tmp_path / "s"))
+    run = fk.run(tolerant_workflow(0.5), xs=[0, 1, 2], bad=[False, True, False], store=store)
+    view = fk.runs.get(run.id, store=store)
+    assert dict(view.tolerated) == {"item": [1]}
+    assert view["item[1]"].status == "failed"
+    header, _ = store.read_run(run.id)
+    for planted, expected in (
+        ({"item": {"failed": [1, -2]}}, {}),
+        ({"item": {"failed": "1"}}, {}),
+        ("junk", {}),
+        ({"item": {"failed": [0, 2]}, "other": None}, {"item": [0, 2]}),
+    ):
+        store.write_run(run.id, {**header, "tolerated": planted})
+        assert dict(fk.runs.get(run.id, store=store).tolerated) == expected
