@@ -601,3 +601,22 @@ def test_flowkit_run_secret_option_errors(
     assert main(["run", "flow.py", "--store", "s", "--secret", given]) == 2
     err = capsys.readouterr().err
     assert message in err and "hunter2" not in err
+
+
+def test_the_stores_own_hmac_key_is_created_once_on_any_store(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes' worth of readers (a fresh Store object, the process cache dropped) agree
+    on the key the first one created, on a local folder, memory:// and S3."""
+    from flowkit import secretkey
+
+    monkeypatch.delenv(secretkey.ENV, raising=False)
+    assert not any_store.signed  # else the signing key would be used, and nothing stored
+    s = Secret(unique())
+    monkeypatch.setattr(secretkey, "_stored", {})
+    first = secretkey.secret_token(any_store, s)
+    monkeypatch.setattr(secretkey, "_stored", {})
+    again = secretkey.secret_token(any_store, s)
+    assert first is not None and first == again
+    doc = any_store.read_doc(secretkey.KEY_DOC)
+    assert set(doc) == {"hmac_key"} and len(bytes.fromhex(doc["hmac_key"])) == 32
