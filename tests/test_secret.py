@@ -620,3 +620,18 @@ def test_the_stores_own_hmac_key_is_created_once_on_any_store(
     assert first is not None and first == again
     doc = any_store.read_doc(secretkey.KEY_DOC)
     assert set(doc) == {"hmac_key"} and len(bytes.fromhex(doc["hmac_key"])) == 32
+
+
+def test_golden_secret_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pre-image of a secret input's token is pinned (a change needs the store-format rule
+    of docs/store.md): sha256 of ["secret", HMAC-SHA256(k, text) in hex]."""
+    import hashlib
+    import hmac
+
+    from flowkit import hashing, secretkey
+
+    monkeypatch.setenv(secretkey.ENV, "golden-key")
+    token = secretkey.secret_token(Store("memory://golden-secret-token"), Secret("golden-secret"))
+    mac = hmac.new(b"golden-key", b"golden-secret", hashlib.sha256).hexdigest()
+    assert token == hashing.hash_struct("secret", mac)
+    assert token == "e8544d8dc8508c30d4932a98d8b182ea9379f6a3270a92a394e4c38b1b196869"
