@@ -261,11 +261,18 @@ def test_task_options_apply_to_every_call(ray_cluster: RayCluster) -> None:
 def test_calls_run_on_both_nodes(ray_cluster: RayCluster) -> None:
     # Ray's default policy keeps short calls on the driver's node while its worker is warm
     # (a fresh worker elsewhere takes a second to start), so ask it to spread.
+    # SPREAD is best effort: on a loaded machine a round may still land on one node, so up to
+    # five rounds, until both nodes have answered.
     opts = {"scheduling_strategy": "SPREAD"}
+    both = {ray_cluster.head_node_id, ray_cluster.worker_node_id}
+    nodes: set[str] = set()
     with RayBackend(address=ray_cluster.address, task_options=opts) as backend:
-        futures = [backend.submit(node_after, (0.3,), spec()) for _ in range(8)]
-        nodes = {f.result(120)[0] for f in futures}
-    assert nodes == {ray_cluster.head_node_id, ray_cluster.worker_node_id}
+        for _ in range(5):
+            futures = [backend.submit(node_after, (0.3,), spec()) for _ in range(8)]
+            nodes |= {f.result(120)[0] for f in futures}
+            if nodes == both:
+                break
+    assert nodes == both
 
 
 def test_a_request_no_node_can_meet_is_reported(
