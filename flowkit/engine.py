@@ -382,9 +382,10 @@ class Engine:
         self._gate(nodes)
         for node in nodes:
             self._wait_for(node.id, [u for u in node.upstream() if u not in self.done])
-        for node in nodes:
-            if self.remaining[node.id] == 0:
-                self._schedule(node)
+        # Taken before scheduling: a node done at once (an empty map, a skipped branch)
+        # schedules its dependents itself, which must not be scheduled a second time here.
+        for node in [n for n in nodes if self.remaining[n.id] == 0]:
+            self._schedule(node)
 
     def _gate(self, nodes: Sequence[Node]) -> None:
         """The run's gate with these nodes' tasks in it (None while nothing is limited); a
