@@ -28,6 +28,10 @@ for _k, _v in {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    # Serve's proxy must say it is ready within 5 s by default, or the controller kills it:
+    # with two shared cores under a full test run it sometimes cannot
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
 }.items():
     os.environ.setdefault(_k, _v)
 
