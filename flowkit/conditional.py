@@ -13,6 +13,11 @@ Why guards rather than a "cond node" holding two sub-graphs: the branches stay o
 so caching, retries, maps, records, the UI and ``to_mermaid()`` (a rhombus per decision) treat
 them like any other node; nested conds are guards of guards (outermost read first).
 
+``fk.cond.map(preds, then=A, otherwise=B, **inputs)`` is the cond *per item* of a map: ``A``
+and ``B`` are tasks mapped over ``inputs`` (as ``task.map`` maps them) under a per-item guard,
+and item ``i`` of the result comes from ``A`` when ``preds[i]`` is true, else from ``B``; the
+other branch's item ``i`` is recorded as skipped.
+
 Outside a workflow, ``fk.cond`` simply calls the branch the (plain) predicate picks.
 """
 
@@ -29,7 +34,38 @@ from flowkit.task import TaskDef, static_type
 from flowkit.workflow import WorkflowDef
 
 
-def cond(
+class Cond:
+    """``fk.cond`` (call it) and ``fk.cond.map`` (see the module docstring)."""
+
+    def __call__(
+        self,
+        pred: Any,
+        *,
+        then: Callable[..., Any],
+        otherwise: Callable[..., Any],
+        **inputs: Any,
+    ) -> Any:
+        return _cond(pred, then=then, otherwise=otherwise, **inputs)
+
+    def map(
+        self, preds: Any, *, then: TaskDef[..., Any], otherwise: TaskDef[..., Any], **inputs: Any
+    ) -> Any:
+        """Item ``i``: ``then(item i of inputs)`` when ``preds[i]``, else ``otherwise(...)``::
+
+            kinds = is_image.map(f=files)
+            scores = fk.cond.map(kinds, then=score_image, otherwise=score_text, f=files)
+
+        ``preds``: a promise of ``list[bool]`` as long as the mapped lists. ``then`` and
+        ``otherwise``: tasks, mapped over ``inputs`` as ``task.map`` maps them (``fk.unmapped``
+        passes a value whole). The result is ``list[R]``, R their unified return type.
+        """
+        return _cond_map(preds, then, otherwise, inputs)
+
+    def __repr__(self) -> str:
+        return "fk.cond"
+
+
+def _cond(
     pred: Any,
     *,
     then: Callable[..., Any],
@@ -73,6 +109,52 @@ def cond(
         cond_id, pred_binding, builder.binding_of(results[0]), builder.binding_of(results[1])
     )
     return Promise(builder, binding, type_, f"result of fk.cond `{cond_id}`")
+
+
+def _cond_map(
+    preds: Any, then: TaskDef[..., Any], otherwise: TaskDef[..., Any], inputs: dict[str, Any]
+) -> Any:
+    builder = current_builder()
+    where = caller_location()
+    if builder is None:  # a plain call: item by item, only the branch picked
+        out = []
+        for i, p in enumerate(preds):
+            branch = then if p else otherwise
+            values, mapped = branch._split_map_args(dict(inputs), where)
+            out.append(branch.fn(**{k: (v[i] if k in mapped else v) for k, v in values.items()}))
+        return out
+    for name, branch in (("then", then), ("otherwise", otherwise)):
+        if not isinstance(branch, TaskDef) or branch.dynamic:
+            raise GraphError(
+                f"workflow `{builder.workflow}`: fk.cond.map at {where}: `{name}=` must be a task "
+                f"(it is mapped over the inputs), not {branch!r}"
+            )
+    if not isinstance(preds, Promise) or not typecheck.is_assignable(preds.type, list[bool]):
+        shown = (
+            typecheck.type_repr(preds.type) if isinstance(preds, Promise) else type(preds).__name__
+        )
+        raise TypeMismatchError(
+            f"workflow `{builder.workflow}`: fk.cond.map at {where}: the predicates must be a "
+            f"promise of list[bool] (a task returning them, or `is_x.map(...)`), not {shown}"
+        )
+    pred_binding = builder.binding_of(preds)
+    cond_id = builder.new_id("cond")
+    results = []
+    for branch, when in ((then, True), (otherwise, False)):
+        builder.guards.append(Guard(cond_id, pred_binding, when, per_item=True))
+        try:
+            results.append(branch.map(**inputs))
+        finally:
+            builder.guards.pop()
+    type_ = _unify(builder, cond_id, where, (then, otherwise), results)
+    binding = Select(
+        cond_id,
+        pred_binding,
+        builder.binding_of(results[0]),
+        builder.binding_of(results[1]),
+        per_item=True,
+    )
+    return Promise(builder, binding, type_, f"result of fk.cond.map `{cond_id}`")
 
 
 def _predicate(builder: Builder, pred: Any, where: str) -> Binding:
@@ -125,4 +207,8 @@ def _result_type(result: Any) -> Any:
     return static_type(result)
 
 
-__all__ = ["cond"]
+#: ``fk.cond``: a typed branch in the graph; ``fk.cond.map``: one per item of a map.
+cond = Cond()
+
+
+__all__ = ["Cond", "cond"]

@@ -442,6 +442,21 @@ class Engine:
         self._complete(node.id)
         return True
 
+    def _skipped_items(self, node: Node, n: int) -> set[int]:
+        try:
+            return self.values.skipped_items(node.guards, n)
+        except Exception as e:
+            self.failure = Failure(None, node.name, e)
+            return set(range(n))
+
+    def _skip_item(self, node: Node, i: int) -> None:
+        rec = self._new_record(node.task, f"{node.id}[{i}]")
+        rec.status = "skipped"
+        self.log.add(rec)
+        self.map_left[node.id] -= 1
+        if self.map_left[node.id] == 0:
+            self._complete(node.id)
+
     def _runtime(self, task: TaskSpec) -> TaskRuntime:
         rt = self.runtimes.get(id(task))
         if rt is None:
@@ -488,7 +503,11 @@ class Engine:
         if n == 0:
             self._complete(node.id)
             return
+        skipped = self._skipped_items(node, n) if node.guards else set()
         for i in range(n):
+            if i in skipped:  # fk.cond.map: this item's predicate picked the other branch
+                self._skip_item(node, i)
+                continue
             per_item = {name: items[name][i] for name in node.mapped}
             self.ready.append(self._new_call(node, per_item, i))
 

@@ -67,21 +67,25 @@ class FieldOf:
 
 @dataclass(frozen=True, slots=True)
 class Select:
-    """``then`` when ``pred``'s value is true, else ``otherwise`` (``fk.cond`` ``cond``)."""
+    """``then`` when ``pred``'s value is true, else ``otherwise`` (``fk.cond`` ``cond``);
+    ``per_item`` (``fk.cond.map``): item by item of two map outputs, ``pred`` a list of bools."""
 
     cond: str
     pred: Binding
     then: Binding
     otherwise: Binding
+    per_item: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Guard:
-    """A node in a branch of ``fk.cond`` ``cond`` runs only when ``pred`` is ``when``."""
+    """A node in a branch of ``fk.cond`` ``cond`` runs only when ``pred`` is ``when``;
+    ``per_item`` (a map node of ``fk.cond.map``): item ``i`` runs only when ``pred[i]`` is."""
 
     cond: str
     pred: Binding
     when: bool
+    per_item: bool = False
 
 
 Binding = Union[OutputRef, InputRef, Literal, ListOf, DictOf, FieldOf, Select]  # noqa: UP007 (runtime alias, 3.10)

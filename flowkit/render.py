@@ -132,13 +132,16 @@ def to_text(graph: Any) -> str:
     lines = [f"workflow {graph.name}({', '.join(i.name for i in graph.inputs)})"]
     for node in graph.nodes.values():
         args = ", ".join(f"{p} <- {_describe(b, graph.nodes)}" for p, b in node.bindings)
-        guards = "".join(
-            f" if {'' if g.when else 'not '}{g.cond}" for g in getattr(node, "guards", ())
-        )
+        guards = "".join(_guard_text(g) for g in getattr(node, "guards", ()))
         lines.append(
             f"  {node.id}: {_label(node)}({args}) -> {_type_name(node.output_type)}{guards}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _guard_text(guard: Any) -> str:
+    item = "[i]" if getattr(guard, "per_item", False) else ""  # fk.cond.map: per item
+    return f" if {'' if guard.when else 'not '}{guard.cond}{item}"
 
 
 def _describe(binding: Any, nodes: Any) -> str:

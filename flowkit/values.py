@@ -106,7 +106,7 @@ class Values:
     def unalias(self, b: Binding) -> Binding:
         """``b`` with dynamic nodes' aliases and decided ``fk.cond`` selections followed."""
         while True:
-            if isinstance(b, Select):
+            if isinstance(b, Select) and not b.per_item:
                 b = b.then if self.taken(b.pred) else b.otherwise
             elif isinstance(b, OutputRef) and b.node in self.aliases:
                 target = self.aliases[b.node]
@@ -120,8 +120,38 @@ class Values:
 
     def runs(self, guards: tuple[Guard, ...]) -> bool:
         """Whether a node with ``guards`` runs: each predicate has its guard's value, read
-        outermost first (an inner predicate of a branch not taken is never read)."""
-        return all(self.taken(g.pred) == g.when for g in guards)
+        outermost first (an inner predicate of a branch not taken is never read). Per-item
+        guards are not read here (:meth:`skipped_items`, when the map expands)."""
+        return all(self.taken(g.pred) == g.when for g in guards if not g.per_item)
+
+    def skipped_items(self, guards: tuple[Guard, ...], n: int) -> set[int]:
+        """The items of a map node of ``fk.cond.map`` whose predicate picks the other branch."""
+        skipped: set[int] = set()
+        for g in guards:
+            if g.per_item:
+                preds = self.value(g.pred)
+                if len(preds) != n:
+                    raise GraphError(
+                        f"fk.cond.map `{g.cond}`: {len(preds)} predicates for {n} items; the "
+                        "list of predicates must be as long as the mapped lists"
+                    )
+                skipped.update(i for i, p in enumerate(preds) if bool(p) != g.when)
+        return skipped
+
+    def _picked(self, b: Select) -> list[tuple[Any, str | None]]:
+        """(handle, digest) of each item of a per-item selection, from the branch it took."""
+        preds = self.value(b.pred)
+        sides = []
+        for side in (self.unalias(b.then), self.unalias(b.otherwise)):
+            res = self._result(side.node) if isinstance(side, OutputRef) else None
+            if not isinstance(res, MapResult):
+                raise GraphError(f"fk.cond.map `{b.cond}`: a branch is not a map's output")
+            sides.append(res)
+        then, other = sides
+        return [
+            (then.handles[i], then.digests[i]) if p else (other.handles[i], other.digests[i])
+            for i, p in enumerate(preds)
+        ]
 
     def _result(self, node: str) -> Any:
         res = self.results[node]
@@ -135,6 +165,10 @@ class Values:
     def template(self, b: Binding, flat: list[Any]) -> Template:
         """How a call rebuilds ``b``'s value; the handles it reads are appended to ``flat``."""
         b = self.unalias(b)
+        if isinstance(b, Select):  # per item (fk.cond.map): each item from its branch
+            start = len(flat)
+            flat.extend(h for h, _ in self._picked(b))
+            return ListOfArgs(tuple(whole_input(i) for i in range(start, len(flat))))
         if isinstance(b, FieldOf):
             base = self.unalias(b.base)
             if isinstance(base, (InputRef, Literal)):  # in the driver: read the field now
@@ -161,6 +195,9 @@ class Values:
     def digest(self, b: Binding) -> str | None:
         """The token (:mod:`flowkit.keys`) of a binding's value when the run already knows it."""
         b = self.unalias(b)
+        if isinstance(b, Select):
+            picked = [d for _, d in self._picked(b)]
+            return None if None in picked else keys.list_token([d for d in picked if d])
         if not isinstance(b, OutputRef):
             return None  # (a FieldOf too: the field is hashed where it is read, see above)
         res = self._result(b.node)
@@ -177,6 +214,8 @@ class Values:
         """The items of a mapped argument: sub-bindings, handles (kept where they are), or
         values (a list produced by one task is fetched to learn its length)."""
         b = self.unalias(b)
+        if isinstance(b, Select):
+            return [HandleItem(h, d) for h, d in self._picked(b)]
         if isinstance(b, ListOf):
             return [BindingItem(item) for item in b.items]
         if isinstance(b, OutputRef):
@@ -188,6 +227,8 @@ class Values:
     def value(self, b: Binding) -> Any:
         """A binding's value in the driver (handles fetched)."""
         b = self.unalias(b)
+        if isinstance(b, Select):
+            return fetch_many(self.backend, [h for h, _ in self._picked(b)])
         if isinstance(b, FieldOf):
             return resolve(self.value(b.base), b.path)
         if isinstance(b, OutputRef):

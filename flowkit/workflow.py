@@ -184,7 +184,8 @@ def inline(
                 location=node.location,
                 mapped=node.mapped,
                 guards=tuple(
-                    Guard(ids[g.cond], _rebind(g.pred, ids, inputs), g.when) for g in node.guards
+                    Guard(ids[g.cond], _rebind(g.pred, ids, inputs), g.when, g.per_item)
+                    for g in node.guards
                 ),
             )
         )
@@ -205,8 +206,8 @@ def _rebind(b: Binding, ids: dict[str, str], inputs: dict[str, Binding]) -> Bind
     if isinstance(b, FieldOf):
         return FieldOf(_rebind(b.base, ids, inputs), b.path)
     if isinstance(b, Select):
-        parts = (_rebind(x, ids, inputs) for x in (b.pred, b.then, b.otherwise))
-        return Select(ids[b.cond], *parts)
+        pred, then, other = (_rebind(x, ids, inputs) for x in (b.pred, b.then, b.otherwise))
+        return Select(ids[b.cond], pred, then, other, per_item=b.per_item)
     return b
 
 

@@ -404,3 +404,114 @@ def test_the_flyte_conditional_example_runs_as_a_script(tmp_path: Path) -> None:
     )
     assert "calculate_circle_area=skipped" in done.stdout
     assert "inner_nested.out_of_range=skipped" in done.stdout
+
+
+# -- fk.cond.map: a cond per item of a map -----------------------------------------------------
+
+
+@fk.task
+def positives(xs: list[int]) -> list[bool]:
+    return [x > 0 for x in xs]
+
+
+@fk.workflow
+def per_item(xs: list[int]) -> tuple[list[int], int]:
+    r = fk.cond.map(big.map(x=xs), then=double, otherwise=negate, x=xs)
+    return r, total(r)
+
+
+@fk.workflow
+def per_item_in_a_branch(xs: list[int], on: bool) -> list[int]:
+    return fk.cond(  # type: ignore[no-any-return]
+        on,
+        then=lambda xs: per_item(xs)[0],
+        otherwise=lambda xs: xs,
+        xs=xs,
+    )
+
+
+def test_cond_map_graph_and_plain_call() -> None:
+    text = per_item.graph.to_text()
+    assert "double: map double(x <- input xs) -> list[int] if cond[i]" in text
+    assert "negate: map negate(x <- input xs) -> list[int] if not cond[i]" in text
+    assert fk.cond.map([True, False, True], then=double, otherwise=negate, x=[1, 2, 3]) == [
+        2,
+        -2,
+        6,
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cond_map_runs_each_item_in_its_branch(backend: str, tmp_path: Path) -> None:
+    store = str(tmp_path / "s")
+    run = fk.run(per_item, xs=[9, 1, 7], backend=backend, store=store)
+    assert run.output == ([18, -1, 14], 31)
+    status = {t.node: t.status for t in run.tasks}
+    assert [status[f"double[{i}]"] for i in range(3)] == ["succeeded", "skipped", "succeeded"]
+    assert [status[f"negate[{i}]"] for i in range(3)] == ["skipped", "succeeded", "skipped"]
+    off = fk.run(per_item_in_a_branch, xs=[9, 1], on=False, backend=backend, store=store)
+    assert off.output == [9, 1]
+    assert {t.status for t in off.tasks} == {"skipped"}  # big, double and negate: whole nodes
+    on = fk.run(per_item_in_a_branch, xs=[9, 1], on=True, backend=backend, store=store)
+    assert on.output == [18, -1]
+
+
+@fk.workflow
+def wrong_length(xs: list[int]) -> list[int]:
+    return fk.cond.map(positives(xs[:1] if False else [1]), then=double, otherwise=negate, x=xs)  # type: ignore[no-any-return]
+
+
+def test_cond_map_misuse() -> None:
+    with pytest.raises(fk.GraphError, match="2 items"):
+        fk.run(wrong_length, xs=[1, 2])
+    with pytest.raises(fk.TypeMismatchError, match=r"promise of list\[bool\].*not list\[int\]"):
+
+        @fk.workflow
+        def wf(xs: list[int]) -> list[int]:
+            return fk.cond.map(span(3), then=double, otherwise=negate, x=xs)  # type: ignore[no-any-return]
+
+    with pytest.raises(fk.GraphError, match="`otherwise=` must be a task"):
+
+        @fk.workflow
+        def wf2(xs: list[int]) -> list[int]:
+            return fk.cond.map(  # type: ignore[no-any-return]
+                big.map(x=xs), then=double, otherwise=neg_double, x=xs
+            )
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    xs=st.lists(st.integers(-9, 9), max_size=6),
+    backend=st.sampled_from(BACKENDS),
+)
+def test_cond_map_matches_python(xs: list[int], backend: str) -> None:
+    run = fk.run(per_item, xs=xs, backend=backend, keep=False)
+    expected = [2 * x if x > 5 else -x for x in xs]
+    assert run.output == (expected, sum(expected))
+    ran = sorted(t.node for t in run.tasks if t.status == "succeeded" and t.name != "big")
+    assert len(ran) == len(xs) + 1  # one branch call per item, and the total
+
+
+@fk.workflow
+def after_empty_map(xs: list[int]) -> int:
+    return total(double.map(x=xs))
+
+
+@fk.workflow
+def after_literal_skip(x: int) -> int:
+    return double(fk.cond(False, then=double, otherwise=negate, x=x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_node_done_at_once_schedules_its_dependents_once(backend: str, tmp_path: Path) -> None:
+    """An empty map, or a branch skipped as the graph starts, completes while the first
+    nodes are being scheduled: its dependents must run once, not twice."""
+    store = str(tmp_path / "s")
+    run = fk.run(after_empty_map, xs=[], backend=backend, store=store)
+    assert run.output == 0
+    assert [t.node for t in run.tasks] == ["total"]
+    run = fk.run(after_literal_skip, x=3, backend=backend, store=store)
+    assert run.output == -6
+    assert sorted(t.node for t in run.tasks) == ["double", "double_2", "negate"]

@@ -59,15 +59,16 @@ def negate_then_double(x: int, folder: str) -> int:
 @fk.workflow
 def sign_cond(x: int, folder: str) -> int:
     """2x for a positive x, else double(negate(x)) = -2x (a two-node branch)."""
-    return fk.cond(
+    result: int = fk.cond(
         positive(x), then=marked_double, otherwise=negate_then_double, x=x, folder=folder
     )
+    return result
 
 
 @fk.workflow
 def nested_cond(x: int, y: int, folder: str) -> int:
     """x > 0: (y > 0: 2y, else -y); else -x."""
-    return fk.cond(
+    result: int = fk.cond(
         positive(x),
         then=lambda y, x, folder: fk.cond(
             positive(y), then=marked_double, otherwise=marked_negate, x=y, folder=folder
@@ -77,6 +78,7 @@ def nested_cond(x: int, y: int, folder: str) -> int:
         y=y,
         folder=folder,
     )
+    return result
 
 
 @fk.workflow
@@ -84,9 +86,10 @@ def fields_and_cond(x: int, folder: str) -> int:
     """halves(x).low + halves(x).high, doubled when the low half is positive."""
     h = halves(x)
     total = plus(h.low, h.high)
-    return fk.cond(
+    result: int = fk.cond(
         positive(h.low), then=marked_double, otherwise=lambda x, folder: x, x=total, folder=folder
     )
+    return result
 
 
 class ConditionalContract(ContractBase):
