@@ -1,6 +1,6 @@
 """``ConditionalContract``: ``fk.cond`` branches and field access on promises, on a backend.
 
-Only the branch a predicate picks runs; every call of the other branch is recorded as
+Only the branch a predicate picks runs (per item, with ``fk.cond.map``); every call of the other branch is recorded as
 ``skipped`` and never starts (each branch task leaves a mark file in the per-test folder, so
 a call that ran anywhere, even on another process, is seen). Nested conds read the outer
 predicate first; a cond's result and a field of a node's output (``cfg.lr``, resolved where the
@@ -92,6 +92,16 @@ def fields_and_cond(x: int, folder: str) -> int:
     return result
 
 
+@fk.workflow
+def signs_per_item(xs: list[int], folder: str) -> list[int]:
+    """2x for each positive x, -x for the others (fk.cond.map)."""
+    preds = positive.map(x=xs)
+    result: list[int] = fk.cond.map(
+        preds, then=marked_double, otherwise=marked_negate, x=xs, folder=folder
+    )
+    return result
+
+
 class ConditionalContract(ContractBase):
     """``fk.cond`` and field access through a backend."""
 
@@ -121,6 +131,14 @@ class ConditionalContract(ContractBase):
         expected_skips = 2 if x > 0 else 3  # the inner pair, or the inner pair and predicate
         assert len(skipped) == expected_skips
 
+    def test_a_cond_per_item(self, store: str, folder: str) -> None:
+        run = self.run(signs_per_item, store, xs=[3, -4, 5], folder=folder)
+        assert run.output == [6, 4, 10]
+        status = {t.node: t.status for t in run.tasks}
+        assert status["marked_double[1]"] == status["marked_negate[0]"] == "skipped"
+        assert status["marked_negate[1]"] == status["marked_double[2]"] == "succeeded"
+        assert not is_marked(folder, "negate_3") and not is_marked(folder, "double_-4")
+
     def test_fields_feed_calls_and_conds(self, store: str, folder: str) -> None:
         assert self.run(fields_and_cond, store, x=7, folder=folder).output == 14
         assert self.run(fields_and_cond, store, x=1, folder=folder).output == 1  # low half 0
@@ -138,4 +156,5 @@ __all__ = [
     "plus",
     "positive",
     "sign_cond",
+    "signs_per_item",
 ]
