@@ -1,11 +1,12 @@
 """``ConditionalContract``: ``fk.cond`` branches and field access on promises, on a backend.
 
-Only the branch a predicate picks runs (per item, with ``fk.cond.map``); every call of the other branch is recorded as
-``skipped`` and never starts (each branch task leaves a mark file in the per-test folder, so
-a call that ran anywhere, even on another process, is seen). Nested conds read the outer
-predicate first; a cond's result and a field of a node's output (``cfg.lr``, resolved where the
-value lives, on the worker for a backend that keeps values there) feed later calls like any
-value. The tasks and workflows are at module level so that workers import them by name.
+Only the branch a predicate picks runs (per item, with ``fk.cond.map``); every call of the
+other branch is recorded as ``skipped`` and never starts (each branch task leaves a mark file
+in the per-test folder, so a call that ran anywhere, even on another process, is seen). Nested
+conds read the outer predicate first; a cond's result and a field of a node's output
+(``cfg.lr``, resolved where the value lives, on the worker for a backend that keeps values
+there) feed later calls like any value. The tasks and workflows are at module level so that
+workers import them by name.
 """
 
 from __future__ import annotations
