@@ -47,9 +47,15 @@ def job_note(header: Mapping[str, Any]) -> str | None:
         state = rayjobs.state(address, job)
     except rayjobs.RayJobError as exc:
         return f"{job}: cannot ask Ray ({exc}); later: {logs_hint(job, address)}"
-    message = " ".join(state.message.split())[:300]
+    message = _ends(" ".join(state.message.split()))
     note = f"{job} {state.status}" + (f": {message}" if message else "")
     return f"{note} (logs: {logs_hint(job, address)})"
+
+
+def _ends(text: str, head: int = 120, tail: int = 240) -> str:
+    """``text``, or its start and its end when long (Ray's message ends with the job's last
+    log lines: the error that stopped it)."""
+    return text if len(text) <= head + tail + 5 else f"{text[:head]} ... {text[-tail:]}"
 
 
 def wait(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,9 +51,10 @@ class JobState:
 def dashboard_url(address: str) -> str:
     """``http://HOST:PORT`` for ``address`` (``HOST:PORT`` gets ``http://``); RayJobError for
     other schemes (``ray://`` is Ray Client's, not the job server's)."""
-    text = address.strip().rstrip("/")
-    if "://" not in text:
+    text = address.strip()
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text) is None:
         text = "http://" + text
+    text = text.rstrip("/")
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RayJobError(f"--address {address!r} is not a job server's address: {_FIX}")
@@ -75,6 +77,7 @@ def check(address: str, *, timeout: float = TIMEOUT) -> str:
         with urllib.request.urlopen(f"{url}/api/version", timeout=timeout) as answer:
             body = json.loads(answer.read(65536))
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the answer's connection
         raise RayJobError(
             f"{url} answered HTTP {exc.code} to /api/version: not a Ray job server; {_FIX}"
         ) from None

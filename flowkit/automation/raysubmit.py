@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowkit.automation import rayjobs, shipdir
-from flowkit.automation.launch import Launch
+from flowkit.automation.launch import Launch, option
 from flowkit.automation.rayjobs import RayJobError
 from flowkit.errors import FlowkitError
 from flowkit.lifecycle import this_host
@@ -50,22 +50,6 @@ ADDRESS_TAG = "ray_address"
 DEFAULT_BACKEND = "ray"
 #: Statuses after which a run changes no more.
 ENDED = frozenset({"succeeded", "failed", "interrupted", "lost"})
-# Workflow inputs `flowkit run` takes as --input-NAME (flowkit.cli.params.RESERVED; a test
-# keeps the two equal: the automation layer may not import the CLI's).
-RESERVED_INPUTS = frozenset(
-    {
-        "help",
-        "h",
-        "backend",
-        "store",
-        "no_cache",
-        "refresh",
-        "traceback",
-        "quiet",
-        "q",
-        "resume",
-    }
-)
 
 
 def job_id_for(run_id: str) -> str:
@@ -130,21 +114,15 @@ def submit(
 def entrypoint(
     launch: Launch, target: str, store_url: str, backend: str, *, python: str = "python"
 ) -> str:
-    """The shell command the job runs: ``flowkit run`` with the launch's options, quoted."""
+    """The shell command the job runs: ``flowkit run`` with the launch's options, quoted
+    (tags are not among them: ``fk.run`` adopts them from the ``submitted`` header)."""
     args = [python, "-m", "flowkit", "run", target, "--store", store_url]
     args += ["--run-id", launch.run_id, "--backend", backend]
     for url in launch.notify:
         args += ["--notify", url]
-    for name, text in launch.params.items():
-        args += [input_option(name), str(text)]
+    # --NAME=TEXT: a text starting with "-" is never read as an option
+    args += [f"{option(name)}={text}" for name, text in launch.params.items()]
     return shlex.join(args)
-
-
-def input_option(name: str) -> str:
-    """The ``flowkit run`` option of workflow input ``name`` (``--input-NAME`` when reserved)."""
-    if name in RESERVED_INPUTS:
-        return f"--input-{name}".replace("_", "-")
-    return f"--{name}"
 
 
 def _split_target(target: str) -> tuple[str, str, str | None]:
@@ -233,7 +211,6 @@ __all__ = [
     "DEFAULT_BACKEND",
     "JOB_TAG",
     "entrypoint",
-    "input_option",
     "job_id_for",
     "submit",
 ]
