@@ -216,7 +216,7 @@ def test_a_server_speaking_another_protocol_is_named() -> None:
 
         thread = threading.Thread(target=garbage, daemon=True)
         thread.start()
-        with pytest.raises(rayjobs.RayJobError, match="not|no Ray job server"):
+        with pytest.raises(rayjobs.RayJobError, match=r"not|no Ray job server"):
             rayjobs.check(url, timeout=5)
         thread.join()
 
@@ -339,7 +339,7 @@ def test_input_texts_are_the_texts_given(tmp_path: Path) -> None:
 
     wf = load_workflow(str(tmp_path / "wf.py"))
     argv = ["wf.py", "--address", "h:1", "--input-store", "07", "--n", "1", "--n", "2"]
-    assert input_texts(wf, argv + ["--long-name", "a b"]) == {
+    assert input_texts(wf, [*argv, "--long-name", "a b"]) == {
         "store": "07",
         "n": "2",
         "long_name": "a b",
