@@ -221,7 +221,7 @@ class Webhook(Callback):
         except urllib.error.HTTPError as exc:
             retry = exc.code == 429 or exc.code >= 500
             return retry, f"HTTP {exc.code} {mask(str(exc.reason))}"
-        except (OSError, ValueError) as exc:  # refused, reset, timed out, a bad answer
+        except Exception as exc:  # refused, reset, timed out, a malformed answer (HTTPException)
             reason = getattr(exc, "reason", exc)
             return True, mask(f"{type(exc).__name__}: {reason}")
 

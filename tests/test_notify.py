@@ -92,6 +92,13 @@ def test_a_server_that_fails_twice_gets_the_message_once(tmp_path: Path) -> None
     assert len(bodies) == 1 and r.tries == 3
 
 
+def test_a_malformed_answer_is_retried(tmp_path: Path) -> None:
+    with receiver(["garbage", 200]) as r:
+        run = fk.run(ok_flow, store=str(tmp_path / "s"), callbacks=[_fast(r.url, on="succeeded")])
+        bodies = r.wait_for(1)
+    assert run.status == "succeeded" and len(bodies) == 1 and r.tries == 2
+
+
 def test_a_client_error_is_not_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with receiver([404]) as r:
         with caplog.at_level(logging.WARNING, logger="flowkit.notify"):

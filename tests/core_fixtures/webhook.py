@@ -2,7 +2,8 @@
 
 ``Receiver`` answers each POST by its ``script``: a list of behaviours used in turn, the last
 one repeated: ``200`` (keep the body), another status code (answer it, keep nothing), or
-``"hang"`` (answer nothing until the receiver stops). Every try is counted in ``tries``.
+``"hang"`` (answer nothing until the receiver stops) or ``"garbage"`` (bytes that are not an
+HTTP answer). Every try is counted in ``tries``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Receiver:
                     receiver.raw.append(data)
                 if what == "hang":
                     receiver.stopping.wait()
+                    return
+                if what == "garbage":  # not an HTTP answer at all
+                    self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+                    self.close_connection = True
                     return
                 assert isinstance(what, int)
                 if what == 200:
