@@ -82,13 +82,15 @@ def fire(
     when: dt.datetime,
     starter: Starter,
     *,
+    run_id: str | None = None,
     skip: str | None = None,
     by: str = "",
 ) -> Fire:
-    """Claim the fire of ``sd`` at ``when``; if this call won it, start its run with
-    ``starter`` -- or, with ``skip`` (the reason), record it as skipped."""
+    """Claim the fire of ``sd`` at ``when``; if this call won it, start its run (as
+    ``run_id``, default a new id) with ``starter`` -- or, with ``skip`` (the reason),
+    record it as skipped."""
     logical = fire_time(sd, when)
-    run_id = None if skip else new_run_id()
+    run_id = None if skip else (run_id or new_run_id())
     body = {
         "schedule": sd.name,
         "fire_time": logical,

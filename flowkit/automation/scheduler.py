@@ -43,8 +43,10 @@ from flowkit.automation.crontimes import UTC, Cron, to_utc
 from flowkit.automation.fires import Fire, Starter, fire
 from flowkit.automation.launch import Launch
 from flowkit.automation.lease import Lease
-from flowkit.automation.schedule_defs import LastRun, ScheduleDef, iso, parse_time
+from flowkit.automation.schedule_defs import LastRun, ScheduleDef, definition_path, iso, parse_time
+from flowkit.errors import StoreError
 from flowkit.lifecycle import LOST_AFTER_SECONDS
+from flowkit.records import new_run_id
 from flowkit.store import Store
 
 log = logging.getLogger("flowkit.automation")
@@ -78,32 +80,57 @@ class Tick:
         return out
 
 
-class _Firing:
-    """The fires of one schedule in one tick, and whether its last run still goes on."""
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    """One fire a tick decided: start it as ``run_id``, or record it skipped (``skip``)."""
 
-    def __init__(self, sched: Scheduler, sd: ScheduleDef, running: bool) -> None:
-        self.sched = sched
+    when: dt.datetime
+    run_id: str | None
+    skip: str | None = None
+
+
+class _Planner:
+    """The fires of one schedule that one tick decides, under its ``overlap``."""
+
+    def __init__(self, sd: ScheduleDef, running: bool, clock: Callable[[], float]) -> None:
         self.sd = sd
-        self.running = running
+        self.running = running  # the last fire's run goes on
+        self.clock = clock
+        self.steps: list[_Step] = []
         self.last_run = sd.last_run
-        self.done: list[Fire] = []
-        self.fired: set[str] = set()  # ISO instants decided here (started, skipped or taken)
+        self.pending = sd.pending
 
-    def busy(self) -> str | None:
-        """Why a fire is skipped now (``overlap="skip"``), or None."""
+    def start(self, when: dt.datetime) -> None:
+        run_id = new_run_id()  # chosen now: the document names the run before it starts
+        self.steps.append(_Step(when, run_id))
+        self.last_run = LastRun(run_id, iso(when), self.clock())
+        self.running = True
+
+    def skip_or_start(self, when: dt.datetime) -> None:
+        """``overlap="skip"``: skipped while the last fire's run goes on."""
         if not self.running:
-            return None
+            self.start(when)
+            return
         previous = self.last_run.run_id if self.last_run is not None else "?"
-        return f"the previous fire's run {previous} is still running"
+        self.steps.append(_Step(when, None, f"the previous fire's run {previous} is still running"))
 
-    def one(self, when: dt.datetime, skip: str | None = None) -> None:
-        sched = self.sched
-        result = fire(sched.store, self.sd, when, sched.starter, skip=skip, by=sched.holder)
-        self.done.append(result)
-        self.fired.add(iso(when))
-        if result.outcome == "started" and result.run_id is not None:
-            self.last_run = LastRun(result.run_id, iso(when), sched.clock())
-            self.running = True
+    def queue(self, due: list[dt.datetime]) -> None:
+        """``overlap="queue"``: one at a time, in order; the rest wait in ``pending``."""
+        queue = sorted({*(parse_time(p, "pending") for p in self.sd.pending), *due})
+        if queue and not self.running:
+            self.start(queue.pop(0))
+        if len(queue) > MAX_CATCHUP:
+            log.warning(
+                "schedule %s: %d fires queued; the oldest %d are dropped",
+                self.sd.name,
+                len(queue),
+                len(queue) - MAX_CATCHUP,
+            )
+        if queue:
+            log.info(
+                "schedule %s: %d fire(s) queued behind a running one", self.sd.name, len(queue)
+            )
+        self.pending = tuple(iso(t) for t in queue[-MAX_CATCHUP:])
 
 
 class Scheduler:
@@ -155,40 +182,62 @@ class Scheduler:
         problems: list[str] = []
         for name in schedules.names(self.store):
             try:
-                sd = schedules.read(self.store, name)
-                if not sd.paused:
-                    fires += self._tick_schedule(sd, when)
+                fires += self._tick_schedule(name, when)
             except Exception as exc:  # one bad schedule must not stop the others
                 problems.append(f"schedule {name}: {type(exc).__name__}: {exc}")
                 log.warning("%s", problems[-1])
         triggered = self._triggers(when, problems) if self.triggers else []
         return Tick(True, tuple(fires), tuple(triggered), tuple(problems))
 
-    def _tick_schedule(self, sd: ScheduleDef, now: dt.datetime) -> list[Fire]:
+    def _tick_schedule(self, name: str, now: dt.datetime) -> list[Fire]:
+        """Decide the schedule's fires and record the decision in its document by
+        compare-and-swap (redone on a race, from what the winner wrote), then claim and
+        start them. A scheduler deciding from a stale document (another one fired
+        meanwhile) loses the swap and decides again, so catch-up never re-runs what the
+        other passed over; the claims keep each fire once whatever happens."""
+        for _ in range(schedules.CAS_TRIES):
+            try:
+                sd, version = schedules.read_versioned(self.store, name)
+            except schedules.UnknownScheduleError:
+                return []  # removed since the listing
+            if sd.paused:
+                return []
+            steps, new = self._plan(sd, now)
+            if new == sd:
+                break
+            if self.store.replace_doc(definition_path(name), new.to_dict(), version):
+                break
+        else:
+            raise StoreError(f"schedule {name}: the document kept changing; try at the next tick")
+        return [
+            fire(
+                self.store, new, s.when, self.starter, run_id=s.run_id, skip=s.skip, by=self.holder
+            )
+            for s in steps
+        ]
+
+    def _plan(self, sd: ScheduleDef, now: dt.datetime) -> tuple[list[_Step], ScheduleDef]:
+        """(the fires to decide now, the document recording them) under ``sd``'s policies."""
         due, advance = self._due(sd, now)
+        last_fire = sd.last_fire
+        if advance is not None and (last_fire is None or advance > parse_time(last_fire, "")):
+            last_fire = iso(advance)
         if not due and not sd.pending:
-            if advance is not None:  # fires passed over (catchup none): remember them
-                self._record(sd.name, advance, set(), set(), sd.last_run)
-            return []
+            return [], dataclasses.replace(sd, last_fire=last_fire)
         # read the previous run's header only when it matters
-        firing = _Firing(self, sd, sd.overlap != "allow" and self._still_running(sd.last_run))
-        queued: set[str] = set()
+        plan = _Planner(sd, sd.overlap != "allow" and self._still_running(sd.last_run), self.clock)
         if sd.overlap == "allow":
             for when in due:
-                firing.one(when)
+                plan.start(when)
         elif sd.overlap == "skip":
             for when in due:
-                firing.one(when, skip=firing.busy())
-        else:  # queue: one at a time, in order
-            queue = sorted({*(parse_time(p, "pending") for p in sd.pending), *due})
-            queued = {iso(t) for t in due}
-            if queue and not firing.running:
-                firing.one(queue[0])
-            waiting = len(queue) - len(firing.fired)
-            if waiting > 0:
-                log.info("schedule %s: %d fire(s) queued behind a running one", sd.name, waiting)
-        self._record(sd.name, advance, queued, firing.fired, firing.last_run)
-        return firing.done
+                plan.skip_or_start(when)
+        else:
+            plan.queue(due)
+        new = dataclasses.replace(
+            sd, last_fire=last_fire, pending=plan.pending, last_run=plan.last_run
+        )
+        return plan.steps, new
 
     def _due(
         self, sd: ScheduleDef, now: dt.datetime
@@ -229,33 +278,6 @@ class Scheduler:
         if seen.damage is not None:  # no header (yet)
             return self.clock() - last_run.started < START_GRACE
         return seen.status in _STILL_GOING
-
-    def _record(
-        self,
-        name: str,
-        advance: dt.datetime | None,
-        queued: set[str],
-        fired: set[str],
-        last_run: LastRun | None,
-    ) -> None:
-        """Write what this tick decided into the schedule's document (compare-and-swap,
-        merged with whatever another scheduler wrote meanwhile)."""
-
-        def change(sd: ScheduleDef) -> ScheduleDef:
-            last_fire = sd.last_fire
-            if advance is not None and (
-                last_fire is None or advance > parse_time(last_fire, "last_fire")
-            ):
-                last_fire = iso(advance)
-            pending = sorted(({*sd.pending} | queued) - fired)[-MAX_CATCHUP:]
-            kept = sd.last_run
-            if last_run is not None and (kept is None or last_run.fire_time >= kept.fire_time):
-                kept = last_run
-            return dataclasses.replace(
-                sd, last_fire=last_fire, pending=tuple(pending), last_run=kept
-            )
-
-        schedules.update(self.store, name, change)
 
     def _triggers(self, now: dt.datetime, problems: list[str]) -> list[Launch]:
         """Start the runs the store's triggers want now (each claimed by the triggers)."""

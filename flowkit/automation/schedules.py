@@ -46,7 +46,7 @@ from flowkit.store import Store
 from flowkit.workflow import WorkflowDef
 
 log = logging.getLogger("flowkit.automation")
-_CAS_TRIES = 20
+CAS_TRIES = 20
 
 
 class UnknownScheduleError(ScheduleDefError, LookupError):
@@ -100,11 +100,11 @@ def add(store: Store, definition: ScheduleDef) -> ScheduleDef:
 def upsert(store: Store, definition: ScheduleDef) -> tuple[ScheduleDef, str]:
     """Store ``definition``, keeping the state (last fire, pause...) of a schedule of that
     name already there; (what is stored, ``added`` / ``updated`` / ``unchanged``)."""
-    for _ in range(_CAS_TRIES):
+    for _ in range(CAS_TRIES):
         if store.create_doc(definition_path(definition.name), definition.to_dict()):
             return definition, "added"
         try:
-            old, version = _read_versioned(store, definition.name)
+            old, version = read_versioned(store, definition.name)
         except UnknownScheduleError:
             continue  # removed meanwhile: create it again
         if old.definition() == definition.definition():
@@ -128,9 +128,9 @@ def update(
 ) -> ScheduleDef | None:
     """Apply ``change`` to the stored schedule by compare-and-swap (retried on a race); the
     schedule as stored, or None if it is gone (removed meanwhile: not made again)."""
-    for _ in range(_CAS_TRIES):
+    for _ in range(CAS_TRIES):
         try:
-            old, version = _read_versioned(store, name)
+            old, version = read_versioned(store, name)
         except UnknownScheduleError:
             return None
         new = change(old)
@@ -139,7 +139,9 @@ def update(
     raise StoreError(f"schedule {name}: the document kept changing; try again")
 
 
-def _read_versioned(store: Store, name: str) -> tuple[ScheduleDef, str]:
+def read_versioned(store: Store, name: str) -> tuple[ScheduleDef, str]:
+    """(the schedule ``name``, the version read) for a compare-and-swap; the errors of
+    :func:`read`."""
     try:
         doc, version = store.read_doc_versioned(definition_path(name))
     except ObjectMissing as exc:
@@ -385,6 +387,7 @@ __all__ = [
     "names",
     "param_texts",
     "read",
+    "read_versioned",
     "remove",
     "schedule",
     "set_paused",
