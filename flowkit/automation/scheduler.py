@@ -12,10 +12,12 @@ A tick (:meth:`Scheduler.tick`):
    ``latest``: the last one missed; ``all``: every one missed, at most
    :data:`MAX_CATCHUP` a tick, oldest first, with a warning), applies ``overlap`` (is the
    previous fire's run still running? its header says, through :func:`flowkit.runs.view`;
-   ``lost`` counts as ended) and fires them (:func:`flowkit.automation.fires.fire`: claim,
-   then start). Then it records ``last_fire`` (and the queue, and the last run) by
-   compare-and-swap. The claim, not the lease, is what makes each fire start once: two
-   schedulers that both believe they hold the lease still start each fire once;
+   ``lost`` counts as ended), records the decision in the schedule's document
+   (``last_fire``, the queue, the last run with its id chosen now) by compare-and-swap --
+   deciding again from the new document if another scheduler wrote first -- and fires
+   them (:func:`flowkit.automation.fires.fire`: claim, then start). The claim, not the
+   lease, is what makes each fire start once: two schedulers that both believe they hold
+   the lease still start each fire once;
 3. starts the runs the triggers want (:func:`flowkit.automation.triggers.due`, which claims
    them itself).
 
