@@ -28,6 +28,13 @@ from flowkit import typecheck
 from flowkit.errors import GraphError
 from flowkit.fieldpath import Step
 
+
+class FieldError(GraphError, AttributeError):
+    """An attribute a promise's type does not have as a field. Also an ``AttributeError``, so
+    ``hasattr(promise, name)`` and ``getattr(promise, name, default)`` (libraries probing an
+    object, runtime-checkable protocols) answer instead of raising."""
+
+
 _DICTS: tuple[Any, ...] = (dict, typing.Dict, typing.Mapping, typing.MutableMapping)  # noqa: UP006
 _DICT_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 _SEQUENCES = (list, collections.abc.Sequence)
@@ -89,7 +96,7 @@ def attr_step(tp: Any, name: str, what: str) -> tuple[Step, Any]:
     if plain is Any:
         return Step("attr", name), Any
     if _is_optional(plain):
-        raise GraphError(
+        raise FieldError(
             f"{what} ({type_name(tp)}): cannot read `.{name}`, because the value may be None. "
             "Handle None in a task (or make the task's return type non-Optional)"
         )
@@ -100,7 +107,7 @@ def attr_step(tp: Any, name: str, what: str) -> tuple[Step, Any]:
     member = getattr(cls, name, _MISSING) if isinstance(cls, type) else _MISSING
     if member is not _MISSING:
         kind = "method" if callable(member) else "property"  # (a descriptor: computed)
-        raise GraphError(
+        raise FieldError(
             f"{what} ({type_name(tp)}): `.{name}` is a {kind}, and a promise has no value to "
             f"run it on while the workflow is traced. Call it in a task: "
             f"`@fk.task def {name}_of(x: {type_name(tp)}) -> ...: return x.{name}"
@@ -108,11 +115,11 @@ def attr_step(tp: Any, name: str, what: str) -> tuple[Step, Any]:
         )
     if fields is None:
         if _is_typeddict(plain) or typing.get_origin(plain) in _DICT_ORIGINS or plain is dict:
-            raise GraphError(
+            raise FieldError(
                 f"{what} ({type_name(tp)}): a dict has keys, not attributes: write p[{name!r}]"
             )
-        raise _unusable(what, tp, f"read `.{name}`")
-    raise GraphError(
+        raise FieldError(str(_unusable(what, tp, f"read `.{name}`")))
+    raise FieldError(
         f"{what} ({type_name(tp)}): no field `{name}`; the fields are "
         + ", ".join(f"{f}: {type_name(t)}" for f, t in fields.items())
     )
@@ -179,4 +186,4 @@ def _sequence_item(
     return items[key]
 
 
-__all__ = ["attr_step", "attribute_fields", "item_step"]
+__all__ = ["FieldError", "attr_step", "attribute_fields", "item_step"]

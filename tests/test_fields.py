@@ -449,3 +449,19 @@ def test_random_paths_match_python(root: Root, data: st.DataObject, backend: str
     assert typecheck.check_value(expected, seen["type"])  # the static type admits the value
     out = fk.run(wf, root=root, backend=backend, keep=False).output
     assert out == (expected, expected, expected)
+
+
+def test_probing_a_promise_for_an_attribute_answers() -> None:
+    """Libraries (and runtime-checkable protocols) probe with hasattr/getattr(default)."""
+    seen: dict[str, Any] = {}
+
+    @fk.workflow
+    def wf(root: Root) -> int:
+        r = make_root(root)
+        seen["has"] = (hasattr(r, "pair"), hasattr(r, "nope"), hasattr(r, "_repr_html_"))
+        seen["default"] = getattr(r, "nope", "fallback")
+        return inc(r.pair.left)
+
+    assert seen == {"has": (True, False, False), "default": "fallback"}
+    err = bad_workflow("r.nope")
+    assert isinstance(err, fk.GraphError) and isinstance(err, AttributeError)
