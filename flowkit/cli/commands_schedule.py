@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowkit.automation import fires, schedules
-from flowkit.automation.crontimes import UTC, Cron
+from flowkit.automation.crontimes import UTC, Cron, CronError, check_zone
 from flowkit.automation.launch import default_log_dir, start
 from flowkit.automation.lease import default_holder
 from flowkit.automation.schedule_defs import CATCHUPS, OVERLAPS, ScheduleDef, ScheduleDefError
@@ -151,6 +151,10 @@ def _add(ns: argparse.Namespace) -> int:
     attr = next((k for k, v in find_workflows(module).items() if v is wf), wf.name)
     timed = schedules.fire_param(wf)
     texts = _param_texts(wf, ns.param, timed)
+    try:
+        check_zone(ns.tz)  # before --start is read in it
+    except CronError as exc:
+        raise UsageError(str(exc)) from exc
     if ns.backend is not None and ns.backend not in available_backends():
         raise UsageError(
             f"--backend {ns.backend!r} is not installed; backends: "

@@ -82,6 +82,7 @@ def cli(*args: str) -> int:
         (["--cron", "0 * * * *", "--backend", "nope"], "--backend 'nope' is not installed"),
         (["--cron", "0 * * * *", "--catchup", "some"], "invalid choice: 'some'"),
         (["--cron", "0 * * * *", "--start", "yesterday"], "--start 'yesterday' is not an ISO"),
+        (["--cron", "@daily", "--tz", "Nowhere", "--start", "2026-01-01"], "time zone 'Nowhere'"),
     ],
 )
 def test_add_refuses_bad_input_with_exit_2_naming_it(
