@@ -161,7 +161,7 @@ class Webhook(Callback):
 
     def body(self, event: str, run: Run) -> dict[str, Any]:
         """The JSON body sent for ``event`` (masked)."""
-        facts = run_facts(event, run)
+        facts = _masked(run_facts(event, run))  # before escaping: "<" in a secret would hide it
         if self.template is None:
             body: Any = {"text": default_text(facts), "flowkit": facts}
         elif isinstance(self.template, str):
@@ -247,8 +247,19 @@ def run_facts(event: str, run: Run) -> dict[str, Any]:
     }
 
 
+def slack_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` escaped as Slack's message text wants: an error quoting
+    ``<int>`` stays readable, and one holding ``<!channel>`` notifies nobody."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def default_text(facts: Mapping[str, Any]) -> str:
-    """``flowkit: run <id> of `wf` failed after 1.2s: ValueError: ... (schedule=nightly)``."""
+    """``flowkit: run <id> of `wf` failed after 1.2s: ValueError: ... (schedule=nightly)``,
+    with what came from the run (names, the error, tags) escaped for Slack."""
+    return slack_escape(_plain_text(facts))
+
+
+def _plain_text(facts: Mapping[str, Any]) -> str:
     head = f"flowkit: run {facts['run_id']} of `{facts['workflow']}`"
     if facts["event"] == "started":
         text = f"{head} started on {facts['backend'] or 'local'}"
@@ -334,5 +345,6 @@ __all__ = [
     "Webhook",
     "default_text",
     "run_facts",
+    "slack_escape",
     "webhook",
 ]

@@ -72,6 +72,26 @@ def test_a_failed_run_posts_its_facts(tmp_path: Path) -> None:
     assert r.tries == 1
 
 
+@fk.task
+def shouty(n: int) -> int:
+    raise ValueError("expected <int> & got <!channel>")
+
+
+@fk.workflow
+def shouty_flow(n: int = 1) -> int:
+    return shouty(n)
+
+
+def test_the_default_text_is_escaped_for_slack(tmp_path: Path) -> None:
+    with receiver() as r:
+        with pytest.raises(fk.TaskFailedError):
+            fk.run(shouty_flow, store=str(tmp_path / "s"), callbacks=[_fast(r.url)])
+        (body,) = r.wait_for(1)
+    assert "expected &lt;int&gt; &amp; got &lt;!channel&gt;" in body["text"]
+    assert "<!channel>" not in body["text"]
+    assert "expected <int> & got <!channel>" in body["flowkit"]["error"]  # the data as it is
+
+
 def test_only_the_asked_events_are_sent(tmp_path: Path) -> None:
     store = str(tmp_path / "s")
     with receiver() as r:
@@ -150,6 +170,21 @@ def test_a_secret_in_the_error_never_reaches_the_payload(tmp_path: Path) -> None
     assert len(bodies) == 2
     assert any("the server refused token ***" in b["text"] for b in bodies)
     for form in _forms(value):
+        assert form not in raw
+
+
+def test_a_secret_with_markup_characters_is_masked_before_escaping(tmp_path: Path) -> None:
+    value = f"<&>{uuid.uuid4().hex}"
+    with receiver() as r:
+        with pytest.raises(fk.TaskFailedError):
+            fk.run(
+                token_flow, token=Secret(value), store=str(tmp_path / "s"), callbacks=[_fast(r.url)]
+            )
+        (body,) = r.wait_for(1)
+        raw = b"".join(r.raw)
+    assert "the server refused token ***" in body["text"]
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for form in [*_forms(value), escaped.encode()]:
         assert form not in raw
 
 
