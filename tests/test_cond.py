@@ -515,3 +515,14 @@ def test_a_node_done_at_once_schedules_its_dependents_once(backend: str, tmp_pat
     run = fk.run(after_literal_skip, x=3, backend=backend, store=store)
     assert run.output == -6
     assert sorted(t.node for t in run.tasks) == ["double", "double_2", "negate"]
+
+
+def test_the_ui_graph_shows_the_branch_not_taken_as_skipped(tmp_path: Path) -> None:
+    from flowkit.ui.graphsvg import graph_svg
+
+    store = str(tmp_path / "s")
+    run = fk.run(simple, x=7, store=store)
+    svg = str(graph_svg(fk.runs.get(run.id, store=store)))
+    assert 'data-node="double" data-status="succeeded"' in svg
+    assert 'data-node="neg_double.negate" data-status="skipped"' in svg
+    assert 'data-node="neg_double.double" data-status="skipped"' in svg
