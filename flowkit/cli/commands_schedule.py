@@ -199,6 +199,8 @@ def _param_texts(
                 f"--param {item!r}: workflow `{wf.name}` has no input {key!r}; its inputs: "
                 f"{', '.join(inputs) or '(none)'}"
             )
+        if key in texts:
+            raise UsageError(f"--param {key} is given twice; give each input once")
         if key == timed:
             raise UsageError(
                 f"--param {key}: this input is an fk.FireTime; each fire gives it its own time"

@@ -78,6 +78,7 @@ def cli(*args: str) -> int:
         (["--cron", "0 * * * *", "--param", "m=1"], "has no input 'm'; its inputs: when, n"),
         (["--cron", "0 * * * *", "--param", "when=now"], "is an fk.FireTime"),
         (["--cron", "0 * * * *", "--param", "n"], "write NAME=VALUE"),
+        (["--cron", "@daily", "--param", "n=1", "--param", "n=2"], "--param n is given twice"),
         (["--cron", "0 * * * *", "--name", "a/b"], "schedule name 'a/b' is not valid"),
         (["--cron", "0 * * * *", "--backend", "nope"], "--backend 'nope' is not installed"),
         (["--cron", "0 * * * *", "--catchup", "some"], "invalid choice: 'some'"),
