@@ -140,6 +140,27 @@ class ScheduleDef:
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "notify", tuple(self.notify))
         object.__setattr__(self, "pending", tuple(self.pending))
+        self._check_command_line()
+
+    def _check_command_line(self) -> None:
+        """What becomes a ``flowkit run`` command line is what it says it is: a target
+        ``FILE.py:NAME``, inputs named like Python names, URLs (a document planted in the
+        store cannot slip an option in)."""
+        where = f"schedule {self.name}"
+        path, sep, attr = self.target.rpartition(":")
+        if not sep or not path or not attr.isidentifier() or self.target.startswith("-"):
+            raise ScheduleDefError(f"{where}: target {self.target!r} is not FILE.py:WORKFLOW")
+        for key in (*self.params, *([self.fire_param] if self.fire_param else [])):
+            if not key.isidentifier():
+                raise ScheduleDefError(f"{where}: input name {key!r} is not a Python name")
+        for url in (*self.notify, *([self.address] if self.address else [])):
+            if not url.startswith(("http://", "https://")):
+                raise ScheduleDefError(f"{where}: {url!r} is not an http:// or https:// URL")
+        if (
+            self.backend is not None
+            and not self.backend.replace("_", "").replace("-", "").replace(".", "").isalnum()
+        ):
+            raise ScheduleDefError(f"{where}: backend {self.backend!r} is not a backend name")
 
     def anchor(self) -> dt.datetime:
         """Fires after this instant are due: the last fire decided, else the start (or the

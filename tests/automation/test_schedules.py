@@ -196,3 +196,25 @@ def test_a_damaged_schedule_can_be_removed(store: Store) -> None:
         schedules.read(store, "broken")
     schedules.remove(store, "broken")
     assert schedules.names(store) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("target", "--help", "is not FILE.py:WORKFLOW"),
+        ("target", "/a/flows.py", "is not FILE.py:WORKFLOW"),
+        ("params", {"x --store=/elsewhere": "1"}, "is not a Python name"),
+        ("fire_param", "when=1", "is not a Python name"),
+        ("notify", ["--store=/elsewhere"], "is not an http:// or https:// URL"),
+        ("address", "file:///etc", "is not an http:// or https:// URL"),
+        ("backend", "--store=/x", "is not a backend name"),
+    ],
+)
+def test_a_planted_document_cannot_slip_options_into_the_run_command(
+    field: str, value: Any, says: str
+) -> None:
+    good = schedules.make(
+        "/a/flows.py:wf", cron="0 * * * *", name="s", now=dt.datetime(2026, 1, 1, tzinfo=UTC)
+    ).to_dict()
+    with pytest.raises(ScheduleDefError, match=re.escape(says)):
+        ScheduleDef.from_dict({**good, field: value}, "s")
