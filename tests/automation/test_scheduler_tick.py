@@ -551,3 +551,18 @@ def test_any_sequence_of_ticks_fires_cron_times_once_in_order(
     elif catchup == "none":
         grace = dt.timedelta(seconds=sched.grace)
         assert all(any(dt.timedelta(0) <= n - t <= grace for n in nows) for t in fired)
+
+
+def test_a_signed_stores_scheduler_skips_schedules_written_without_the_key(tmp_path: Path) -> None:
+    signed = Store(tmp_path / "store", key="team-key")
+    signed.check()
+    start = utc(2026, 5, 1)
+    add(signed, "ours", start=start)
+    # someone without the key plants a schedule of their own
+    planted = dataclasses.replace(schedules.read(signed, "ours"), name="theirs")
+    Store(tmp_path / "store").write_doc("schedules/theirs.json", planted.to_dict())
+    clock = Clock(start)
+    got = Recorder()
+    tick = scheduler(signed, clock, got).tick(clock.at(utc(2026, 5, 1, 1)))
+    assert [launch.tags["schedule"] for launch in got.launches] == ["ours"]
+    assert any(p.startswith("schedule theirs:") for p in tick.problems)
