@@ -174,9 +174,8 @@ def input_tokens(
     return tokens
 
 
-def left_out(value: Any) -> bool:
-    """True for a Secret: left out of the keys of calls that are only kept (resume matches
-    them without the store's secret key); cached calls key it by HMAC (:func:`input_tokens`)."""
+def is_secret(value: Any) -> bool:
+    """True for a Secret: its token is its HMAC in the store (:func:`value_token`)."""
     return isinstance(value, Secret)
 
 
@@ -219,7 +218,7 @@ __all__ = [
     "identity",
     "input_tokens",
     "interface",
-    "left_out",
+    "is_secret",
     "list_token",
     "secret_params",
     "token",

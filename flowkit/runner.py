@@ -181,22 +181,32 @@ def _input_tokens(
     rt: TaskRuntime, kwargs: Mapping[str, Any], known: Mapping[str, str]
 ) -> dict[str, str] | None:
     """The inputs' tokens: every one for a cached task (with a warning when one has none);
-    for a call that is only kept, the known ones and plain scalars (a value that would have to
-    be hashed gives the call no key: it is kept but cannot be resumed)."""
+    for a call that is only kept, the known ones, plain scalars and secrets (their HMAC, as in a
+    cached call's key; a value that would have to be hashed gives the call no key: it is kept
+    but cannot be resumed)."""
     if rt.use_cache:
         return keys.input_tokens(rt.ignore, rt.name, kwargs, known, store=rt.store)
     tokens = {}
     for name, value in kwargs.items():
-        if name in rt.ignore or keys.left_out(value):
+        if name in rt.ignore:
             continue
         tok = known.get(name)
         if tok is None:
-            data = serialize.scalar_json_bytes(value)
-            if data is None:
+            tok = _plain_token(rt, value)
+            if tok is None:
                 return None
-            tok = hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
         tokens[name] = tok
     return tokens
+
+
+def _plain_token(rt: TaskRuntime, value: Any) -> str | None:
+    """A kept call's token of a scalar or a secret, or None."""
+    if keys.is_secret(value):
+        return keys.value_token(value, store=rt.store)
+    data = serialize.scalar_json_bytes(value)
+    if data is None:
+        return None
+    return hashing.blob_digest("json", hashlib.sha256(data).hexdigest())
 
 
 def _served(rt: TaskRuntime, key: str, started: float) -> tuple[Meta, Any] | None:

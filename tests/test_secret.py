@@ -334,7 +334,7 @@ def test_secret_parameters_are_found_by_annotation() -> None:
         return 0
 
     assert keys.secret_params(t.spec) == {"a", "b", "c"}
-    assert keys.left_out(Secret("xxxx")) and not keys.left_out("xxxx")
+    assert keys.is_secret(Secret("xxxx")) and not keys.is_secret("xxxx")
 
 
 # -- in workflows --------------------------------------------------------------------------------
@@ -635,3 +635,38 @@ def test_golden_secret_token(monkeypatch: pytest.MonkeyPatch) -> None:
     mac = hmac.new(b"golden-key", b"golden-secret", hashlib.sha256).hexdigest()
     assert token == hashing.hash_struct("secret", mac)
     assert token == "e8544d8dc8508c30d4932a98d8b182ea9379f6a3270a92a394e4c38b1b196869"
+
+
+@fk.task  # kept, not cached: resume matches its calls by key
+def kept_length(token: Secret, n: int) -> int:
+    return n + len(token.reveal())
+
+
+@fk.task
+def fail_once(x: int, flag: str) -> int:
+    import os
+
+    if os.path.exists(flag):
+        return x
+    raise RuntimeError("first time")
+
+
+@fk.workflow
+def kept_then_fail(token: Secret, flag: str, n: int = 1) -> int:
+    return fail_once(kept_length(token, n), flag)
+
+
+def test_resume_reuses_a_kept_call_only_with_the_same_secret(tmp_path: Path) -> None:
+    store, flag = str(tmp_path / "store"), str(tmp_path / "flag")
+    a = unique("a")
+    with pytest.raises(fk.TaskFailedError) as info:
+        fk.run(kept_then_fail, token=Secret(a), flag=flag, store=store)
+    failed = info.value.run_id
+    Path(flag).write_text("")
+    same = fk.run(kept_then_fail, token=Secret(a), flag=flag, store=store, resume=failed)
+    other = fk.run(kept_then_fail, token=Secret(a + "b"), flag=flag, store=store, resume=failed)
+    reused = {t.node: t.reused_from for t in same.tasks}
+    assert reused["kept_length"] == failed
+    assert {t.node: t.reused_from for t in other.tasks}["kept_length"] is None
+    assert other.output == same.output + 1
+    assert files_holding(store, a) == []
