@@ -94,6 +94,7 @@ __all__ = [
     "cond",
     "current_run_id",
     "dynamic",
+    "notify",
     "run",
     "runs",
     "schedule",
