@@ -1,4 +1,5 @@
-"""The ML examples run end to end on the threads backend (both retraining outcomes)."""
+"""The ML examples run end to end: the lifecycle on the threads backend (both retraining
+outcomes), and the closed loop (schedules, triggers and a server, all real processes)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,20 @@ def test_hpo_through_the_flowkit_cli(
     argv = ["run", str(EXAMPLES / "hpo.py"), "--backend", "threads", "--n-trials", "4"]
     assert flowkit_cli(argv) == 0
     assert ml.get_version("digits-forest", tracking_uri=tracking_uri).version == 1
+
+
+def test_closed_loop_retrains_on_labelled_drift_and_serves_the_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # imported under its own name: the scheduler's runs store its classes as `closed_loop:...`
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.chdir(tmp_path)
+    example = importlib.import_module("closed_loop")
+    out = example.main(["--work", str(tmp_path / "loop")])
+    assert (out["first"], out["retrained"]) == (1, 2)
+    assert out["monitor"].drifted and out["monitor"].queued == out["monitor"].requests > 0
+    assert out["accuracy_before"] < 0.6 < 0.8 <= out["accuracy_after"]
+    printed = capsys.readouterr().out
+    assert "6. retrain (succeeded) promoted v2" in printed
+    assert "7. verify (succeeded): the server answers with v2" in printed
+    assert not (tmp_path / "loop").exists()  # the work folder is removed without --keep
