@@ -52,18 +52,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, ParamSpec
 
-from flowkit import codehash, limits
+from flowkit import codehash, dyncache, limits
 from flowkit.backend import AttemptTimeout, Backend, capabilities_of
 from flowkit.callbacks import CallbackGroup, Output
 from flowkit.calls import Call, Failure, failed_attempt, new_call, retryable
 from flowkit.dynamic import DynamicRun, Traced, may_retry, trace_body
 from flowkit.errors import GraphError, TaskFailedError
-from flowkit.graph import Graph, Node, OutputRef, refs_in
+from flowkit.graph import Graph, Literal, Node, OutputRef, refs_in
 from flowkit.records import AttemptRecord, Run, TaskRecord, short_key
 from flowkit.resume import Reuse
 from flowkit.retryclock import Clock, RetryClock
 from flowkit.runlog import RunLog
-from flowkit.runner import CacheMode, Meta, TaskRuntime, make_runtime
+from flowkit.runner import CacheMode, Meta, Prepared, TaskRuntime, check_return, make_runtime
 from flowkit.secret import mask
 from flowkit.store import Store
 from flowkit.submitter import Submitter
@@ -111,6 +111,7 @@ class Engine:
         self.by_node: dict[str, TaskRecord] = {}  # records of plain (not map item) calls
         self.log = RunLog(store, run.id)
         self.values = Values(inputs, backend)
+        self.dyn_keys: dict[str, Prepared] = {}  # cached dynamic nodes that missed: their keys
         self.limits = dict(limits or {})  # pool -> calls in flight (fk.run(limits=...))
         self.tolerance: dict[str, MapTolerance] = {}  # map node id -> its failed items
 
@@ -404,6 +405,8 @@ class Engine:
             self.dependents.setdefault(u, []).append(node_id)
 
     def _complete(self, node_id: str) -> None:
+        if node_id in self.dyn_keys:
+            self._cache_dynamic(node_id)
         self.done.add(node_id)
         for dep in self.dependents.pop(node_id, ()):
             self.remaining[dep] -= 1
@@ -519,7 +522,47 @@ class Engine:
         rec.status = "running"
         self.callbacks.emit("on_task_start", rec)
         kwargs = {name: self.values.value(b) for name, b in node.bindings}
+        if node.task.options.cache and self._cached_dynamic(node, rec, kwargs):
+            return
         self._attempt_dynamic(DynamicRun(node, rec, kwargs))
+
+    def _cached_dynamic(self, node: Node, rec: TaskRecord, kwargs: dict[str, Any]) -> bool:
+        """``@fk.dynamic(cache=True)`` (:mod:`flowkit.dyncache`): True when the node was served
+        from the cache (done, its body not run); on a miss its key waits for the output."""
+        rt = self._runtime(node.task)
+        known = {p: d for p, b in node.bindings if (d := self.values.digest(b)) is not None}
+        try:
+            found = dyncache.lookup(rt, kwargs, known)
+        except Exception as e:  # the body runs; only the cache is lost
+            log.warning("dynamic task `%s`: cache lookup failed (%s)", node.name, e)
+            return False
+        rec.identity = rt.identity
+        if isinstance(found, Prepared):
+            rec.key = found.key
+            self.dyn_keys[node.id] = found
+            return False
+        if found is None:
+            return False
+        meta, value = found
+        rec.status, rec.cached, rec.key, rec.ended = "succeeded", True, meta.key, time.time()
+        rec.outputs = meta.outputs
+        self.log.add(rec)
+        self.callbacks.emit("on_task_end", rec, Output(lambda: value, node.task.return_type))
+        self.values.aliases[node.id] = Literal(value)
+        self._complete(node.id)
+        return True
+
+    def _cache_dynamic(self, node_id: str) -> None:
+        """A cached dynamic node's sub-graph output is done: store it under the node's key."""
+        prepared = self.dyn_keys.pop(node_id)
+        rt = self._runtime(self.nodes[node_id].task)
+        try:
+            value = self.values.value(OutputRef(node_id))
+            check_return(rt, value)
+        except Exception as e:
+            log.warning("dynamic task `%s`: its output is not cached (%s)", rt.name, e)
+            return
+        dyncache.record(rt, prepared, value)
 
     def _attempt_dynamic(self, run: DynamicRun) -> None:
         """One attempt of a dynamic body; a failure waits out its back-off on the clock."""

@@ -448,7 +448,13 @@ def dynamic(fn: Callable[P, R], /) -> TaskDef[P, R]: ...
 
 @overload
 def dynamic(
-    *, retries: int = 0, retry_delay: float = 0.0, name: str | None = None
+    *,
+    cache: bool = False,
+    version: str | None = None,
+    cache_ignore: Sequence[str] = (),
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    name: str | None = None,
 ) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
 
 
@@ -463,6 +469,9 @@ def dynamic(fn: Any = None, /, **options: Any) -> Any:
             if report.drifted:
                 return promote(train(data))
             return "kept"
+
+    ``cache=True`` keys the node like a task (its body's code, which follows the tasks it calls,
+    and its inputs): a hit serves the output without running the body or its sub-graph.
     """
     if fn is not None:
         return _make(fn, options, DYNAMIC_OPTIONS, "dynamic")
@@ -475,7 +484,7 @@ def _make(
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         note = (
-            " (its body runs in the driver; set cache, timeout and resources on the tasks it calls)"
+            " (its body runs in the driver; set timeout and resources on the tasks it calls)"
             if kind == "dynamic"
             else ""
         )

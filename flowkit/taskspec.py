@@ -60,8 +60,16 @@ class TaskOptions:
 
 #: The keyword options of ``@fk.task`` (``name`` included), in the order messages list them.
 TASK_OPTIONS: tuple[str, ...] = (*(f.name for f in fields(TaskOptions)), "name")
-#: A dynamic body runs in the driver: cache, timeout and resources would be silently ignored.
-DYNAMIC_OPTIONS: tuple[str, ...] = ("retries", "retry_delay", "name")
+#: A dynamic body runs in the driver: timeout and resources would be silently ignored. It may
+#: be cached (keyed like a task, :mod:`flowkit.dyncache`).
+DYNAMIC_OPTIONS: tuple[str, ...] = (
+    "cache",
+    "version",
+    "cache_ignore",
+    "retries",
+    "retry_delay",
+    "name",
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)

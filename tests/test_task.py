@@ -225,16 +225,11 @@ def test_dynamic_forms() -> None:
     assert fan(3) == [0, 1, 2]  # outside a workflow: the plain function
 
 
-@pytest.mark.parametrize("option", ["cache", "timeout", "version", "resources", "cache_ignore"])
+@pytest.mark.parametrize("option", ["timeout", "resources"])
 def test_dynamic_refuses_options_it_does_not_honour(option: str) -> None:
-    # a dynamic body runs in the driver: a timeout, resources or cache would be silently ignored
-    value = {
-        "cache": True,
-        "timeout": 1.0,
-        "version": "1",
-        "resources": fk.Resources(cpus=2),
-        "cache_ignore": ("n",),
-    }[option]
+    # a dynamic body runs in the driver: a timeout or resources would be silently ignored
+    # (cache, version and cache_ignore it takes: tests/test_dynamic_cache.py)
+    value = {"timeout": 1.0, "resources": fk.Resources(cpus=2)}[option]
     with pytest.raises(TypeError, match=option):
 
         @fk.dynamic(**{option: value})  # type: ignore[call-overload]
