@@ -42,6 +42,15 @@ from flowkit.secret import REDACTED, Secret, SecretError, SecretStorageError, ma
 from flowkit.store import Store
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets_made_here() -> Any:
+    """Secrets are known to the whole process once built: the short texts built here
+    ("a\nb\n") would be masked in every later test's output, so each test forgets its own."""
+    known, pattern = secret._known, secret._pattern
+    yield
+    secret._known, secret._pattern = known, pattern
+
+
 def unique(prefix: str = "tok") -> str:
     return f"{MARKER}{prefix}-{uuid.uuid4().hex}"
 
