@@ -367,3 +367,12 @@ def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert not os.path.exists(os.path.join(store, "runs")) or os.listdir(store + "/runs") == []
     assert main(["submit", wf, "--help"]) == 0
     assert "--address" in capsys.readouterr().out
+
+
+def test_an_input_named_like_a_submit_option_is_a_clear_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "wf.py").write_text(WF.replace("long_name", "address"))
+    assert main(["submit", str(tmp_path / "wf.py"), "--address", "h:1"]) == 2
+    err = capsys.readouterr().err
+    assert "--address" in err and "rename the input" in err and "Traceback" not in err

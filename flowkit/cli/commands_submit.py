@@ -1,5 +1,5 @@
 """``flowkit submit FILE.py[:WORKFLOW] --address http://HEAD:8265 [--store URL] [--backend B]
-[--tag K=V] [--run-id ID] [--working-dir DIR] [--wait] [--PARAM VALUE ...]``.
+[--tag K=V] [--run-id ID] [--notify URL] [--working-dir DIR] [--wait] [--PARAM VALUE ...]``.
 
 Runs a workflow on a Ray cluster as a Ray Job (:mod:`flowkit.automation.raysubmit`), so the
 machine that submits it may then go to sleep. The workflow and its inputs are checked here
@@ -75,6 +75,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--run-id", metavar="ID", help="give the run this id (default: a new one)")
     p.add_argument(
+        "--notify",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="a webhook told when the run ends (repeatable; as flowkit run --notify, read on "
+        "the cluster: env:VAR and file:PATH there)",
+    )
+    p.add_argument(
         "--working-dir",
         metavar="DIR",
         help="the folder shipped to the cluster (default: the workflow file's folder)",
@@ -88,7 +96,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def command(argv: Sequence[str]) -> int:
-    ns, wf, _ = wfargs.parse("flowkit submit", DESCRIPTION, add_options, argv)
+    try:
+        ns, wf, _ = wfargs.parse("flowkit submit", DESCRIPTION, add_options, argv)
+    except argparse.ArgumentError as e:  # an input named like one of this command's options
+        raise UsageError(
+            f"flowkit submit: error: {e}: a workflow input has the name of one of flowkit "
+            "submit's own options; rename the input to submit this workflow"
+        ) from e
     if not ns.address:
         raise UsageError(
             "flowkit submit: error: --address is required: the Ray job server, "
@@ -102,6 +116,7 @@ def command(argv: Sequence[str]) -> int:
         tags=parse_tags(ns.tag),
         backend=ns.backend,
         address=ns.address,
+        notify=tuple(ns.notify),
     )
     try:
         job = raysubmit.submit(launch, working_dir=ns.working_dir, workflow=wf.name)
