@@ -8,12 +8,11 @@ when ``address`` is set), so a long run never holds up the next tick.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +110,9 @@ def start(launch: Launch, *, log_dir: str | os.PathLike[str] | None = None) -> N
     own (a scheduler stopped with Ctrl-C or by systemd leaves it running), writing to
     ``<log_dir>/<run id>.log``. Raises OSError if the process cannot be started."""
     if launch.address:
-        raysubmit = importlib.import_module("flowkit.automation.raysubmit")  # Ray only when used
-        submit: Callable[[Launch], object] = raysubmit.submit
-        submit(launch)
+        from flowkit.automation import raysubmit  # here: it imports this module
+
+        raysubmit.submit(launch)
         return
     folder = os.fspath(log_dir) if log_dir is not None else default_log_dir()
     os.makedirs(folder, exist_ok=True)

@@ -31,16 +31,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import importlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from flowkit import runs
-from flowkit.automation import launch, schedules
+from flowkit.automation import launch, schedules, triggers
 from flowkit.automation.crontimes import UTC, Cron, to_utc
 from flowkit.automation.fires import Fire, Starter, fire
 from flowkit.automation.launch import Launch
@@ -284,8 +282,6 @@ class Scheduler:
     def _triggers(self, now: dt.datetime, problems: list[str]) -> list[Launch]:
         """Start the runs the store's triggers want now (each claimed by the triggers)."""
         try:
-            # imported by name: the trigger sensors pull in their own dependencies
-            triggers: Any = importlib.import_module("flowkit.automation.triggers")
             launches: Sequence[Launch] = triggers.due(self.store, now.timestamp())
         except Exception as exc:
             problems.append(f"triggers: {type(exc).__name__}: {exc}")
