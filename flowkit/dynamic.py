@@ -3,10 +3,15 @@ traces the tasks it calls into a sub-graph, which the engine splices into the ru
 
 :func:`trace_body` runs one attempt; :class:`DynamicRun` is a dynamic node between attempts
 (the engine keeps it on its retry clock while it waits out a back-off, like a task call).
+
+``@fk.dynamic(resources=...)``: the body itself runs in the driver, so its resources are the
+default of the calls it makes: a task of the sub-graph that declares no resources of its own
+gets the dynamic task's (:func:`with_resources`); one that declares some keeps them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +22,8 @@ from flowkit.graph import Binding, Node
 from flowkit.isolation import private
 from flowkit.promise import Builder
 from flowkit.records import TaskRecord
+from flowkit.resources import Resources
+from flowkit.taskspec import TaskSpec
 from flowkit.workflow import check_output
 
 
@@ -51,7 +58,24 @@ def trace_body(workflow: str, run: DynamicRun) -> Traced:
     check_output(
         builder, f"{workflow}` dynamic task `{spec.name}", spec.return_type, output, returned
     )
-    return Traced(builder.nodes, output, returned)
+    return Traced(with_resources(builder.nodes, spec.options.resources), output, returned)
+
+
+def with_resources(nodes: Mapping[str, Node], resources: Resources) -> Mapping[str, Node]:
+    """The sub-graph's nodes, those whose task declares no resources given ``resources``."""
+    if resources == Resources():
+        return nodes
+    specs: dict[int, TaskSpec] = {}  # one copy per task: the engine keeps a runtime per spec
+
+    def given(task: TaskSpec) -> TaskSpec:
+        if task.options.resources != Resources() or task.dynamic:
+            return task
+        if id(task) not in specs:
+            options = dataclasses.replace(task.options, resources=resources)
+            specs[id(task)] = TaskSpec(task.name, task.fn, task.signature, options, task.dynamic)
+        return specs[id(task)]
+
+    return {nid: dataclasses.replace(n, task=given(n.task)) for nid, n in nodes.items()}
 
 
 def may_retry(run: DynamicRun, exc: BaseException) -> bool:

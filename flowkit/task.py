@@ -452,6 +452,7 @@ def dynamic(
     cache: bool = False,
     version: str | None = None,
     cache_ignore: Sequence[str] = (),
+    resources: Resources | None = None,
     retries: int = 0,
     retry_delay: float = 0.0,
     name: str | None = None,
@@ -472,6 +473,8 @@ def dynamic(fn: Any = None, /, **options: Any) -> Any:
 
     ``cache=True`` keys the node like a task (its body's code, which follows the tasks it calls,
     and its inputs): a hit serves the output without running the body or its sub-graph.
+    ``resources=`` is the default of the tasks the body calls (one that declares its own keeps
+    them): the body itself runs in the driver.
     """
     if fn is not None:
         return _make(fn, options, DYNAMIC_OPTIONS, "dynamic")
@@ -484,7 +487,7 @@ def _make(
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         note = (
-            " (its body runs in the driver; set timeout and resources on the tasks it calls)"
+            " (its body runs in the driver; set a timeout on the tasks it calls)"
             if kind == "dynamic"
             else ""
         )

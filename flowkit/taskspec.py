@@ -60,12 +60,14 @@ class TaskOptions:
 
 #: The keyword options of ``@fk.task`` (``name`` included), in the order messages list them.
 TASK_OPTIONS: tuple[str, ...] = (*(f.name for f in fields(TaskOptions)), "name")
-#: A dynamic body runs in the driver: timeout and resources would be silently ignored. It may
-#: be cached (keyed like a task, :mod:`flowkit.dyncache`).
+#: A dynamic body runs in the driver: a timeout would be silently ignored. It may be cached
+#: (keyed like a task, :mod:`flowkit.dyncache`); its resources are the default of the calls it
+#: makes (:mod:`flowkit.dynamic`).
 DYNAMIC_OPTIONS: tuple[str, ...] = (
     "cache",
     "version",
     "cache_ignore",
+    "resources",
     "retries",
     "retry_delay",
     "name",

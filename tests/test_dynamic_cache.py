@@ -113,7 +113,7 @@ def test_the_options_a_dynamic_task_takes() -> None:
     def body(x: int) -> int:
         return x
 
-    with pytest.raises(TypeError, match=r"unknown option\(s\) timeout.*set timeout and resources"):
+    with pytest.raises(TypeError, match=r"unknown option\(s\) timeout.*set a timeout on the tasks"):
         fk.dynamic(timeout=3)(body)  # type: ignore[call-overload]
 
     spec = fk.dynamic(cache=True, version="7", cache_ignore=["x"])(body).spec
@@ -122,3 +122,32 @@ def test_the_options_a_dynamic_task_takes() -> None:
         "7",
         frozenset({"x"}),
     )
+
+
+@fk.task(resources=fk.Resources(cpus=1, memory="100MiB"))
+def own_resources(x: int) -> int:
+    return x
+
+
+@fk.dynamic(resources=fk.Resources(cpus=2, memory="1GiB"))
+def heavy(n: int) -> list[int]:
+    return [double(n), own_resources(n)]
+
+
+@fk.workflow
+def uses_heavy(n: int) -> list[int]:
+    return heavy(n)
+
+
+def test_dynamic_resources_are_the_default_of_its_calls() -> None:
+    seen: dict[str, fk.Resources] = {}
+
+    class Spy(fk.backends.LocalBackend):  # what each submission asks for
+        def submit(self, fn: object, args: tuple[object, ...], spec: object) -> object:
+            seen[spec.name] = spec.resources  # type: ignore[attr-defined]
+            return super().submit(fn, args, spec)  # type: ignore[arg-type]
+
+    assert fk.run(uses_heavy, n=4, backend=Spy()).output == [8, 4]
+    assert seen["double"] == fk.Resources(cpus=2, memory="1GiB")  # declares none: the default
+    assert seen["own_resources"] == fk.Resources(cpus=1, memory="100MiB")  # its own: kept
+    assert double.resources == fk.Resources()  # the task itself is unchanged

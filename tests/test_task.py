@@ -225,11 +225,11 @@ def test_dynamic_forms() -> None:
     assert fan(3) == [0, 1, 2]  # outside a workflow: the plain function
 
 
-@pytest.mark.parametrize("option", ["timeout", "resources"])
+@pytest.mark.parametrize("option", ["timeout", "keep"])
 def test_dynamic_refuses_options_it_does_not_honour(option: str) -> None:
-    # a dynamic body runs in the driver: a timeout or resources would be silently ignored
-    # (cache, version and cache_ignore it takes: tests/test_dynamic_cache.py)
-    value = {"timeout": 1.0, "resources": fk.Resources(cpus=2)}[option]
+    # a dynamic body runs in the driver: a timeout would be silently ignored (cache, version,
+    # cache_ignore and resources it takes: tests/test_dynamic_cache.py)
+    value = {"timeout": 1.0, "keep": False}[option]
     with pytest.raises(TypeError, match=option):
 
         @fk.dynamic(**{option: value})  # type: ignore[call-overload]
