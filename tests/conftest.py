@@ -36,7 +36,14 @@ SERVICE_FIXTURES = frozenset({"s3_endpoint", "s3_stores", "mlflow_server", "ray_
 S3_PARAMS = frozenset({"s3", "s3-store"})
 
 # Tests that start a service themselves (node ids without parameters).
-SERVICE_TESTS = frozenset({"tests/test_benchmarks_smoke.py::test_w5_flowkit_on_local_ray"})
+SERVICE_TESTS = frozenset(
+    {
+        "tests/test_benchmarks_smoke.py::test_w5_flowkit_on_local_ray",
+        # a local HTTP server that is not a Ray job server
+        "tests/test_raysubmit.py::test_a_server_that_is_not_rays_is_named",
+        "tests/test_raysubmit.py::test_a_job_server_answering_its_version_passes",
+    }
+)
 
 # Files whose tests each start fresh interpreters (end to end through fk.run and the CLI).
 SLOW_FILES = frozenset(
@@ -62,6 +69,7 @@ SLOW_TESTS = frozenset(
         "tests/test_fields.py::test_cached_field_reads_match_a_fresh_uncached_run",
         "tests/test_cond.py::test_the_flyte_conditional_example_runs_as_a_script",
         "tests/test_cache.py::test_three_processes_recording_the_same_keys_all_succeed",
+        "tests/test_raysubmit.py::test_the_shipment_leaves_out_stores_envs_and_large_files",
         "tests/test_secret_leaks.py::test_a_secret_is_in_no_file_log_payload_or_page",
         "tests/test_codehash.py::test_same_digest_in_fresh_interpreters",
         "tests/test_codehash.py::test_same_digest_run_as_script_or_imported",
