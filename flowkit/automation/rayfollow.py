@@ -59,21 +59,31 @@ def _ends(text: str, head: int = 120, tail: int = 240) -> str:
 
 
 def wait(
-    store: Store, run_id: str, *, poll: float = 1.0, timeout: float | None = None
+    store: Store,
+    run_id: str,
+    *,
+    poll: float = 1.0,
+    ask_ray_every: float = 5.0,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """The run's header once it has ended (as readers see it), following its Ray job;
-    TimeoutError after ``timeout`` seconds (None: no limit)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    """The run's header once it has ended (as readers see it), following its Ray job: the
+    store is read every ``poll`` seconds, Ray asked every ``ask_ray_every`` seconds (and at
+    once). TimeoutError after ``timeout`` seconds (None: no limit)."""
+    start = time.monotonic()
+    asked: float | None = None
     while True:
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if timeout is not None and now - start > timeout:
             raise TimeoutError(f"run {run_id} has not ended after {timeout:g} s")
         header = store.read_run(run_id)[0]
         if header.get("status") in ENDED:
             return header
         found = job_of(header)
-        state = _state(found) if found is not None else None
-        if state is not None and state.ended:
-            return _after_job(store, run_id, state)
+        if found is not None and (asked is None or now - asked >= ask_ray_every):
+            asked = now
+            state = _state(found)
+            if state is not None and state.ended:
+                return _after_job(store, run_id, state)
         time.sleep(poll)
 
 

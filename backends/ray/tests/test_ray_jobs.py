@@ -103,7 +103,7 @@ def _flowkit(
 
 def _wait(store: str, run_id: str, cluster: JobCluster) -> dict[str, object]:
     try:
-        return rayfollow.wait(Store(store), run_id, poll=0.5, timeout=WAIT_SECONDS)
+        return rayfollow.wait(Store(store), run_id, poll=0.5, ask_ray_every=1, timeout=WAIT_SECONDS)
     except TimeoutError:
         pytest.fail(f"run {run_id} did not end\n{cluster.logs()}")
 
