@@ -96,3 +96,23 @@ def test_a_skipped_branch_with_a_map(
     taken = {"span", "square", "total"} if n > 5 else {"tenfold"}
     for node in ("span", "square", "total", "tenfold"):
         assert status[node] == ("succeeded" if node in taken else "skipped")
+
+
+@fk.dynamic(cache=True)
+def squares_of(n: int) -> list[int]:
+    return [square(i) for i in range(n)]
+
+
+@fk.workflow
+def cached_dynamic(n: int) -> int:
+    return total(squares_of(n))
+
+
+def test_a_cached_dynamic_task(ray: RayBackend, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    first = fk.run(cached_dynamic, n=4, backend=ray, store=store)
+    assert first.output == 14
+    assert len(first.tasks) == 6  # the body, four squares, the total
+    again = fk.run(cached_dynamic, n=4, backend=ray, store=store)
+    assert again.output == 14
+    assert [(t.node, t.cached) for t in again.tasks] == [("squares_of", True), ("total", False)]
