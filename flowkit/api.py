@@ -15,7 +15,7 @@ from flowkit.callbacks import Callback, CallbackGroup
 from flowkit.engine import CacheMode, execute
 from flowkit.errors import FlowkitError, TaskFailedError
 from flowkit.header_inputs import record_inputs
-from flowkit.limits import check_limits
+from flowkit.limits import check_limits, check_pools
 from flowkit.records import Run, new_run_id
 from flowkit.resume import Reuse
 from flowkit.runstore import is_run_id, run_dir
@@ -73,6 +73,7 @@ def run(
     _check_arguments(workflow, cache, keep, resume)
     the_tags = _check_tags(tags)
     the_limits = check_limits(limits)
+    check_pools((node.task for node in workflow.graph.nodes.values()), the_limits)
     values = bind_inputs(workflow, (), {**(inputs or {}), **kwargs})
     the_store = resolve_store(store)
     the_store.check()

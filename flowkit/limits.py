@@ -102,13 +102,7 @@ class Gate(Generic[C]):
             keys.append(spec)
             self._size[spec] = opts.concurrency
         if opts.pool is not None:
-            if opts.pool not in self.limits:
-                known = ", ".join(sorted(self.limits)) or "none"
-                raise GraphError(
-                    f"task `{spec.name}` is in pool {opts.pool!r}, which the run gives no "
-                    f"limit (limits given: {known}); pass fk.run(..., "
-                    f"limits={{{opts.pool!r}: N}})"
-                )
+            check_pools([spec], self.limits)
             keys.append(("pool", opts.pool))
             self._size[("pool", opts.pool)] = self.limits[opts.pool]
         cpus = 0.0
@@ -204,6 +198,20 @@ class Gate(Generic[C]):
         self._cpus_used += cost.cpus
 
 
+def check_pools(specs: Iterable[TaskSpec], limits: Mapping[str, int]) -> None:
+    """GraphError naming the first task whose pool ``limits`` leaves out (a typo must not
+    lift a limit); ``fk.run`` checks the static graph before the run starts."""
+    for spec in specs:
+        pool = spec.options.pool
+        if pool is not None and pool not in limits:
+            known = ", ".join(sorted(limits)) or "none"
+            raise GraphError(
+                f"task `{spec.name}` is in pool {pool!r}, which the run gives no limit "
+                f"(limits given: {known}); pass fk.run(..., limits={{{pool!r}: N}}) "
+                f"(flowkit run --pool-limit {pool}=N)"
+            )
+
+
 def limited(spec: TaskSpec, cpu_budget: float | None) -> bool:
     """Whether calls of ``spec`` need a gate (a limit of their own, or CPUs to count)."""
     opts = spec.options
@@ -235,4 +243,4 @@ def gate_for(
     return gate
 
 
-__all__ = ["Gate", "check_limits", "gate_for", "limited"]
+__all__ = ["Gate", "check_limits", "check_pools", "gate_for", "limited"]

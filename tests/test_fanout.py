@@ -631,3 +631,36 @@ def test_fk_runs_reads_the_tolerated_items_back(tmp_path: Path) -> None:
     ):
         store.write_run(run.id, {**header, "tolerated": planted})
         assert dict(fk.runs.get(run.id, store=store).tolerated) == expected
+
+
+POOLED_FLOW = """
+import flowkit as fk
+
+@fk.task(pool="api")
+def call(x: int) -> int:
+    return x + 1
+
+@fk.task
+def numbers(n: int, limit: int) -> list[int]:
+    return list(range(n + limit))
+
+@fk.workflow
+def w(n: int = 3, limit: int = 0) -> list[int]:
+    return call.map(x=numbers(n, limit))
+"""
+
+
+def test_flowkit_run_pool_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pooled.py").write_text(POOLED_FLOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLOWKIT_QUIET", "1")
+    args = ["run", "pooled.py:w", "--store", "s", "--backend", "threads"]
+    assert main([*args, "--pool-limit", "api=1", "--limit", "1"]) == 0  # `limit`: an input
+    assert capsys.readouterr().out.strip() == "[1, 2, 3, 4]"
+    assert main(args) == 2
+    assert "api" in capsys.readouterr().err  # the pool without a limit is named
+    for bad in ("api", "api=0", "api=x", "=2", "api=٣"):
+        assert main([*args, "--pool-limit", bad]) == 2
+        assert "--pool-limit" in capsys.readouterr().err

@@ -61,6 +61,7 @@ RUN_OWN_NAMES = frozenset(
         "secret",
         "notify",
         "notify_on",
+        "pool_limit",
         "callback",
     }
 )

@@ -99,6 +99,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="give the run this id (letters, digits, '._-'; no run of that id in the store)",
     )
     p.add_argument(
+        "--pool-limit",
+        metavar="POOL=N",
+        action="append",
+        default=[],
+        help="at most N calls in flight at once for the tasks of @fk.task(pool=POOL) "
+        "(repeatable; fk.run(limits=...))",
+    )
+    p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -177,6 +185,7 @@ def command(argv: Sequence[str]) -> int:
                 resume=ns.resume,
                 run_id=ns.run_id,
                 tags=parse_tags(ns.tag),
+                limits=_pool_limits(ns.pool_limit),
                 inputs=inputs,  # not **: an input may be named like an option (store, tags)
             )
     except TaskFailedError as e:
@@ -216,6 +225,17 @@ def _task_output(*, quiet: bool, progress: ProgressLine | None) -> Iterator[None
                 os.environ.pop("FLOWKIT_QUIET", None)
             else:
                 os.environ["FLOWKIT_QUIET"] = saved_env
+
+
+def _pool_limits(texts: Sequence[str]) -> dict[str, int]:
+    """``["api=2"]`` as ``{"api": 2}``; UsageError naming a text that is not POOL=N (N >= 1)."""
+    limits: dict[str, int] = {}
+    for text in texts:
+        pool, sep, count = text.partition("=")
+        if not sep or not pool or not count.isdecimal() or not count.isascii() or int(count) < 1:
+            raise UsageError(f"--pool-limit {text!r}: write POOL=N, N a whole number >= 1")
+        limits[pool] = int(count)
+    return limits
 
 
 def summary_line(run: Run) -> str:

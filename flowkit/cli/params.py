@@ -90,6 +90,7 @@ RESERVED = frozenset(
         "secret",
         "notify",
         "notify_on",
+        "pool_limit",
         "callback",
     }
 )
