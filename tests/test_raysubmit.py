@@ -247,6 +247,8 @@ def test_a_file_outside_the_shipped_folder_is_refused(tmp_path: Path) -> None:
         raysubmit.submit(_launch(tmp_path), working_dir=str(tmp_path / "other"))
     with pytest.raises(fk.FlowkitError, match="not a file inside"):
         raysubmit.submit(_launch(tmp_path, target=str(tmp_path / "missing.py")))
+    with pytest.raises(fk.FlowkitError, match="local folder"):
+        raysubmit.submit(_launch(tmp_path), runtime_env={"working_dir": "s3://b/pkg.zip"})
 
 
 def test_a_run_id_in_use_is_refused_and_kept(tmp_path: Path) -> None:

@@ -78,6 +78,11 @@ def submit(
         raise FlowkitError(f"run {launch.run_id}: no Ray job server address to submit to")
     path, _, wf = _split_target(launch.target)
     given = working_dir or (runtime_env or {}).get("working_dir")
+    if given is not None and (not isinstance(given, str) or "://" in given):
+        raise FlowkitError(
+            f"working_dir={given!r}: give a local folder holding the workflow file (flowkit "
+            "uploads it; a package already uploaded cannot be checked)"
+        )
     folder = os.path.abspath(given or os.path.dirname(os.path.abspath(path)))
     inside = os.path.relpath(os.path.abspath(path), folder)
     if not os.path.isfile(path) or inside.startswith(os.pardir):
