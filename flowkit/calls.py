@@ -150,14 +150,18 @@ class Failure:
         if remote_tb is None:
             remote_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         what = "timed out" if timed_out else "failed"
+        # masked like the records: the error may quote a secret the task was given (the
+        # task's own exception, the __cause__, is the caller's to show or not)
         return cls(
-            f"task `{self.task}` (node `{rec.node}`) {what} after {rec.attempts} "
-            f"attempt(s) in run {run_id}: {type(exc).__name__}: {exc}",
+            mask(
+                f"task `{self.task}` (node `{rec.node}`) {what} after {rec.attempts} "
+                f"attempt(s) in run {run_id}: {type(exc).__name__}: {exc}"
+            ),
             task=self.task,
             node=rec.node,
             attempts=rec.attempts,
             run_id=run_id,
-            remote_traceback=remote_tb,
+            remote_traceback=mask(remote_tb),
         )
 
 

@@ -365,13 +365,14 @@ class Engine:
             self._complete(node_id)
 
     def _too_few(self, tol: MapTolerance, call: Call, exc: BaseException) -> TaskFailedError:
+        remote = getattr(exc, "remote_traceback", None)
         err = TaskFailedError(
-            f"{tol.message()} (run {self.run.id}; the last: {type(exc).__name__}: {exc})",
+            mask(f"{tol.message()} (run {self.run.id}; the last: {type(exc).__name__}: {exc})"),
             task=call.spec.name,
             node=call.record.node,
             attempts=call.record.attempts,
             run_id=self.run.id,
-            remote_traceback=getattr(exc, "remote_traceback", None),
+            remote_traceback=None if remote is None else mask(remote),
         )
         err.__cause__ = exc
         return err

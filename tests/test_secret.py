@@ -679,3 +679,21 @@ def test_resume_reuses_a_kept_call_only_with_the_same_secret(tmp_path: Path) -> 
     assert {t.node: t.reused_from for t in other.tasks}["kept_length"] is None
     assert other.output == same.output + 1
     assert files_holding(store, a) == []
+
+
+def test_the_error_fk_run_raises_is_masked(tmp_path: Path) -> None:
+    token = unique("raised")
+
+    @fk.task(retries=1)
+    def quote(key: Secret) -> int:
+        raise RuntimeError(f"the API refused {key.reveal()!r}")
+
+    @fk.workflow
+    def flow(key: Secret) -> int:
+        return quote(key)
+
+    with pytest.raises(fk.TaskFailedError) as caught:
+        fk.run(flow, key=Secret(token), store=str(tmp_path / "s"), backend="threads")
+    assert token not in str(caught.value) and "***" in str(caught.value)
+    assert caught.value.remote_traceback is not None
+    assert token not in caught.value.remote_traceback
