@@ -36,12 +36,12 @@ StoreLike = Store | str | os.PathLike[str] | None
 #: The statuses ``list`` and ``latest`` filter by (``unknown``: the header is unreadable;
 #: ``submitted``: sent to a Ray cluster as a job that has not started the run yet).
 STATUSES: Final = (
-    "submitted",
     "running",
     "succeeded",
     "failed",
     "interrupted",
     "lost",
+    "submitted",
     "unknown",
 )
 _SHOWN_CANDIDATES = 5
