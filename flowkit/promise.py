@@ -315,4 +315,13 @@ class NamedPromises(tuple):  # type: ignore[type-arg]
             result: Promise = self[self._fields.index(name)]
             return result
         except ValueError:
-            raise AttributeError(f"no output named {name!r}; outputs: {self._fields}") from None
+            if name.startswith("__"):
+                raise AttributeError(name) from None
+            shown = ", ".join(f"{f}: {typecheck.type_repr(t)}" for f, t in self._outputs())
+            raise fields.FieldError(
+                f"{typecheck.type_repr(self._type)} at {caller_location()}: no output named "
+                f"{name!r}; outputs: {self._fields} ({shown})"
+            ) from None
+
+    def _outputs(self) -> tuple[tuple[str, Any], ...]:
+        return tuple(typecheck.namedtuple_fields(self._type))

@@ -465,3 +465,15 @@ def test_probing_a_promise_for_an_attribute_answers() -> None:
     assert seen == {"has": (True, False, False), "default": "fallback"}
     err = bad_workflow("r.nope")
     assert isinstance(err, fk.GraphError) and isinstance(err, AttributeError)
+
+
+def test_an_unknown_output_of_a_namedtuple_task_lists_the_outputs() -> None:
+    with pytest.raises(fk.GraphError) as info:
+
+        @fk.workflow
+        def wf(n: int) -> int:
+            return total(split(n).tset)
+
+    msg = str(info.value)
+    assert "no output named 'tset'" in msg and "Split at " in msg
+    assert "(train: list[int], test: list[int])" in msg and "test_fields.py:" in msg
