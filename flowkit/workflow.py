@@ -11,6 +11,7 @@ output value: ``pipeline(n=10) == fk.run(pipeline, n=10).output``.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -26,7 +27,6 @@ from flowkit.graph import (
     InputRef,
     ListOf,
     Literal,
-    Node,
     OutputRef,
     Select,
     WorkflowInput,
@@ -175,14 +175,11 @@ def inline(
     for node in wf.graph.nodes.values():
         new_id = builder.new_id(f"{wf.name}.{node.id}")
         ids[node.id] = new_id
-        builder.add(
-            Node(
+        builder.add(  # replace(): every other field of the node (min_success...) is kept
+            dataclasses.replace(
+                node,
                 id=new_id,
-                task=node.task,
                 bindings=tuple((p, _rebind(b, ids, inputs)) for p, b in node.bindings),
-                output_type=node.output_type,
-                location=node.location,
-                mapped=node.mapped,
                 guards=tuple(
                     Guard(ids[g.cond], _rebind(g.pred, ids, inputs), g.when, g.per_item)
                     for g in node.guards

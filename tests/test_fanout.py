@@ -125,6 +125,19 @@ def test_a_tolerant_map_feeds_a_consumer_of_optional_items(tmp_path: Path, backe
     assert run.output == [1, 3, 4]
 
 
+def test_a_tolerant_map_inside_a_sub_workflow_keeps_its_tolerance(tmp_path: Path) -> None:
+    @fk.workflow
+    def inner(xs: list[int], bad: list[bool]) -> list[int]:
+        return present(item.map(x=xs, bad=bad, min_success=0.5))
+
+    @fk.workflow
+    def outer(xs: list[int], bad: list[bool]) -> list[int]:
+        return inner(xs, bad)
+
+    run = fk.run(outer, xs=[1, 2, 3], bad=[True, False, False], store=str(tmp_path / "s"))
+    assert run.output == [2, 3]
+
+
 def test_a_consumer_typed_without_none_is_a_type_error_naming_min_success() -> None:
     @fk.task
     def total(xs: list[int]) -> int:
