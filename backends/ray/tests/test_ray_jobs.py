@@ -19,7 +19,7 @@ import pytest
 from jobcluster import HEAD_IP, WORKER_IP, JobCluster, free_port, job_cluster
 
 from flowkit.automation import rayfollow, raysubmit
-from flowkit.automation.launch import Launch
+from flowkit.automation.launch import Launch, start
 from flowkit.records import new_run_id
 from flowkit.store import Store
 
@@ -199,6 +199,28 @@ def test_a_job_that_fails_before_the_run_starts_is_visible(
     assert header["status"] == "failed"
     assert "before the run started" in str(header["error"]) and "planted" in str(header["error"])
     assert Store(store).read_run(run_id)[0]["status"] == "failed"  # written for every reader
+
+
+def test_a_scheduled_fire_with_an_address_runs_as_a_job(cluster: JobCluster, project: Path) -> None:
+    """The scheduler's way in: ``launch.start`` with an address submits; the fire's tags
+    reach the run through the ``submitted`` header."""
+    store = str(project.parent / "store")
+    fire = Launch(
+        target=f"{project / 'wf.py'}:spread",
+        run_id=new_run_id(),
+        store=store,
+        params={"items": "0", "barrier": "-"},
+        tags={"schedule": "nightly", "fire_time": "2026-03-29T02:00:00+01:00"},
+        address=cluster.address,
+    )
+    start(fire)
+    header = _wait(store, fire.run_id, cluster)
+    assert header["status"] == "succeeded", (header, cluster.logs())
+    assert header["workflow"] == "spread"
+    tags = header["tags"]
+    assert isinstance(tags, dict)
+    assert tags["schedule"] == "nightly" and tags["fire_time"] == "2026-03-29T02:00:00+01:00"
+    assert tags[raysubmit.JOB_TAG] == raysubmit.job_id_for(fire.run_id)
 
 
 def test_bad_addresses_and_inputs_submit_nothing(cluster: JobCluster, project: Path) -> None:
