@@ -70,6 +70,7 @@ SLOW_TESTS = frozenset(
         "tests/test_cond.py::test_the_flyte_conditional_example_runs_as_a_script",
         "tests/test_cache.py::test_three_processes_recording_the_same_keys_all_succeed",
         "tests/test_raysubmit.py::test_the_shipment_leaves_out_stores_envs_and_large_files",
+        "tests/test_runs_follow.py::test_follow_prints_calls_as_they_finish_and_stops_with_the_run",
         "tests/test_secret_leaks.py::test_a_secret_is_in_no_file_log_payload_or_page",
         "tests/test_codehash.py::test_same_digest_in_fresh_interpreters",
         "tests/test_codehash.py::test_same_digest_run_as_script_or_imported",

@@ -8,8 +8,9 @@ a missing local store has no runs.
 * ``list``: the newest runs (``--status``, ``--workflow``, ``--tag``, ``--limit``; ``--json``).
 * ``show RUN``: the header and one row per call: cached or reused, attempts, whether its
   outputs are kept and whether it logged anything; then the attempts that failed.
-* ``logs RUN [NODE] [--attempt N]``: what calls printed and logged (every call, under
-  ``[node]`` headers, when NODE is omitted), each failed attempt's traceback after its logs.
+* ``logs RUN [NODE] [--attempt N] [--follow]``: what calls printed and logged (every call,
+  under ``[node]`` headers, when NODE is omitted), each failed attempt's traceback after its
+  logs; ``--follow`` prints each call as it is recorded until the run ends.
 * ``output RUN [NODE] [-o FILE]``: the workflow's (or a call's) output: JSON on stdout, or
   written to FILE (:mod:`flowkit.cli.runs_output`).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +59,12 @@ def command(argv: Sequence[str]) -> int:
     _run_argument(logs, node="a call (train, train[3]) or a map node (all its items)")
     logs.add_argument(
         "--attempt", type=_positive_int, metavar="N", help="only attempt N (1: the first)"
+    )
+    logs.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing each call's logs as it finishes, until the run ends",
     )
     out = sub.add_parser("output", help="a run's (or a call's) output, as JSON or to a file")
     _run_argument(out, node="a call (train, train[3]); default: the workflow's output")
@@ -347,9 +355,17 @@ def _input(entry: Any) -> str:
 # -- logs ------------------------------------------------------------------------------------
 
 
-def _logs(ns: argparse.Namespace) -> int:
+def _check_logs_options(ns: argparse.Namespace) -> None:
     if ns.attempt is not None and ns.node is None:
         raise UsageError("--attempt needs a NODE: flowkit runs logs RUN NODE --attempt N")
+    if ns.follow and ns.attempt is not None:
+        raise UsageError("--follow prints every attempt as it ends: drop --attempt")
+
+
+def _logs(ns: argparse.Namespace) -> int:
+    _check_logs_options(ns)
+    if ns.follow:
+        return _follow(ns)
     run = _run(ns)
     calls = list(run.tasks) if ns.node is None else _calls(run, ns.node)
     if ns.attempt is not None:
@@ -371,6 +387,54 @@ def _logs(ns: argparse.Namespace) -> int:
         which = "its calls" if ns.node is None else f"`{ns.node}`"
         print(f"run {run.id}: {which} printed and logged nothing", file=sys.stderr)
     return EXIT_OK
+
+
+_FOLLOW_POLL = 1.0
+_ASK_RAY_EVERY = 5.0
+_GOING = ("running", "submitted")
+
+
+def _follow(ns: argparse.Namespace) -> int:
+    """Print each attempt's logs once it is recorded (calls are recorded as they finish),
+    under a ``[node]`` header, until the run ends. A submitted run whose Ray job ends before
+    starting it: the job's output, then stop."""
+    printed: set[tuple[str, int]] = set()
+    asked = 0.0
+    while True:
+        run = _run(ns)  # read again: the header and the calls recorded so far
+        calls = list(run.tasks) if ns.node is None else _calls_so_far(run, ns.node)
+        for t in calls:
+            for a in t.attempts:
+                if (t.node, a.n) not in printed:
+                    printed.add((t.node, a.n))
+                    label = f"[{t.node}]" if a.n <= 1 else f"[{t.node}] attempt {a.n}"
+                    _write(a, label)
+                    sys.stdout.flush()
+        if run.status not in _GOING:
+            return EXIT_OK
+        if run.status == "submitted" and time.monotonic() - asked >= _ASK_RAY_EVERY:
+            asked = time.monotonic()
+            if _job_ended(run):
+                _job_logs(run)
+                return EXIT_OK
+        time.sleep(_FOLLOW_POLL)
+
+
+def _calls_so_far(run: RunView, node: str) -> list[TaskView]:
+    """The calls of ``node`` recorded so far (none yet is not an error while it runs)."""
+    if node in run:
+        return [run[node]]
+    return run.map_items(node)
+
+
+def _job_ended(run: RunView) -> bool:
+    job = rayfollow.job_of(run.header)
+    if job is None:
+        return False
+    try:
+        return rayjobs.state(job[1], job[0]).ended
+    except rayjobs.RayJobError:  # out of reach for now: keep following the store
+        return False
 
 
 def _job_logs(run: RunView) -> bool:
