@@ -193,7 +193,7 @@ def test_declared_capabilities() -> None:
 def test_builtin_backends_declare_theirs() -> None:
     assert capabilities_of(LocalBackend()) == Capabilities(values_in_driver=True, parallelism=1)
     threads = capabilities_of(ThreadsBackend(max_workers=3))
-    assert threads == Capabilities(values_in_driver=True, parallelism=3)
+    assert threads == Capabilities(values_in_driver=True, parallelism=3, cpu_budget=3.0)
 
 
 # -- BackendBase's defaults and the helpers that read optional members -------------------------

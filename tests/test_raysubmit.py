@@ -269,8 +269,9 @@ def test_no_job_server_writes_no_run(tmp_path: Path) -> None:
 
 
 def test_a_local_store_for_a_remote_cluster_is_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative store is made here, not in the checkout
     with caplog.at_level(logging.WARNING, logger="flowkit"):
         store = raysubmit._store_for_cluster("rel-store", "http://10.1.2.3:8265")
     assert os.path.isabs(store.url)
