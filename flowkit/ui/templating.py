@@ -37,7 +37,17 @@ from flowkit.reprs import format_duration
 
 #: Statuses with a colour (runs, calls and graph nodes).
 STATUS_NAMES: Final = frozenset(
-    {"succeeded", "failed", "running", "pending", "skipped", "interrupted", "lost", "unknown"}
+    {
+        "succeeded",
+        "failed",
+        "running",
+        "pending",
+        "submitted",
+        "skipped",
+        "interrupted",
+        "lost",
+        "unknown",
+    }
 )
 
 _NO_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({})

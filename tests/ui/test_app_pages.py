@@ -236,6 +236,18 @@ def test_paging_fifty_runs_a_page_with_next_and_prev_keeping_the_filters(
         assert ids(past) == [] and Found(past).having("a", "prev", href="/?page=8")
 
 
+def test_a_submitted_run_is_listed_and_shown_as_submitted(tmp_path: Path) -> None:
+    """A run announced by ``flowkit submit`` (or a scheduler) before its process starts: no
+    graph, no calls yet; its status has its own colour and its page still opens."""
+    (run_id,) = plant_runs(tmp_path / "store", 1, status="submitted")
+    with TestClient(create_app(str(tmp_path / "store"))) as c:
+        listed = c.get("/?status=submitted")
+        assert listed.status_code == 200 and ids(listed.text) == [run_id]
+        assert Found(listed.text).having("span", "status-submitted")
+        page = c.get(f"/runs/{run_id}")
+        assert page.status_code == 200 and "status-submitted" in page.text
+
+
 def test_runs_page_reads_headers_only_and_no_more_than_the_page_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
