@@ -95,12 +95,16 @@ def pid_alive(pid: int) -> bool:
 
 def seen_status(header: dict[str, Any], now: float | None = None) -> Any:
     """The status a reader should show: ``lost`` for a ``running`` header whose process is
-    gone (its pid on this host) or silent (no heartbeat for :data:`LOST_AFTER_SECONDS`)."""
+    gone (its pid on this host) or silent (no heartbeat for :data:`LOST_AFTER_SECONDS`), and
+    for a ``submitted`` one whose named process is gone (it never started the run)."""
     status = header.get("status")
+    pid, host = header.get("pid"), header.get("host")
+    gone = isinstance(pid, int) and pid > 0 and host == this_host() and not pid_alive(pid)
+    if status == "submitted":  # announced; its process (if named) died before starting it
+        return "lost" if gone else status
     if status != "running":
         return status
-    pid, host = header.get("pid"), header.get("host")
-    if isinstance(pid, int) and pid > 0 and host == this_host() and not pid_alive(pid):
+    if gone:
         return "lost"
     beat = header.get("heartbeat")
     if not isinstance(beat, (int, float)):

@@ -14,6 +14,8 @@ import sys
 import threading
 from collections.abc import Mapping
 
+from flowkit.store import Store
+
 
 @dataclasses.dataclass(frozen=True)
 class Launch:
@@ -109,22 +111,36 @@ def start(launch: Launch, *, log_dir: str | os.PathLike[str] | None = None) -> N
     """Start ``launch`` and return at once: a Ray Job when ``launch.address`` is set
     (``flowkit.automation.raysubmit``), else a ``flowkit run`` process in a session of its
     own (a scheduler stopped with Ctrl-C or by systemd leaves it running), writing to
-    ``<log_dir>/<run id>.log``. Raises OSError if the process cannot be started."""
+    ``<log_dir>/<run id>.log``, announced first in the store (:mod:`.announce`: a process
+    that dies before it starts the run shows as ``lost``, with its log named). Raises
+    OSError if the process cannot be started (the announced run is marked failed)."""
     if launch.address:
         from flowkit.automation import raysubmit  # here: it imports this module
 
         raysubmit.submit(launch)
         return
+    from flowkit.automation import announce  # here: it imports this module
+
     folder = os.fspath(log_dir) if log_dir is not None else default_log_dir()
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"{launch.run_id}.log"), "ab") as log:
-        process = subprocess.Popen(
-            run_command(launch),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    log_path = os.path.join(os.path.abspath(folder), f"{launch.run_id}.log")
+    store = Store(launch.store)
+    announced = announce.announce_local(store, launch, log_path)
+    try:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                run_command(launch),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        if announced:
+            announce.not_started(store, launch.run_id, f"could not start flowkit run: {exc}")
+        raise
+    if announced:
+        announce.started(store, launch.run_id, process.pid)
     # reaped when it ends, so a long-lived scheduler leaves no zombies behind
     threading.Thread(target=process.wait, name=f"flowkit-run-{process.pid}", daemon=True).start()
 

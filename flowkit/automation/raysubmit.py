@@ -36,10 +36,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowkit.automation import rayjobs, shipdir
+from flowkit.automation.announce import announcement, file_stem, split_target
 from flowkit.automation.launch import Launch, option
 from flowkit.automation.rayjobs import RayJobError
 from flowkit.errors import FlowkitError
-from flowkit.lifecycle import this_host
 from flowkit.runstore import is_run_id, run_dir
 from flowkit.store import Store
 
@@ -76,7 +76,7 @@ def submit(
     """
     if not launch.address:
         raise FlowkitError(f"run {launch.run_id}: no Ray job server address to submit to")
-    path, _, wf = _split_target(launch.target)
+    path, wf = split_target(launch.target)
     given = working_dir or (runtime_env or {}).get("working_dir")
     if given is not None and (not isinstance(given, str) or "://" in given):
         raise FlowkitError(
@@ -97,7 +97,7 @@ def submit(
     shipment = shipdir.plan(folder, keep_out=(store.root,) if store.local else ())
     target = inside.replace(os.sep, "/") + (f":{wf}" if wf else "")
     tags = {**launch.tags, JOB_TAG: job_id, ADDRESS_TAG: rayjobs.dashboard_url(launch.address)}
-    header = _announcement(launch, workflow or wf or _stem(path), backend, tags)
+    header = announcement(launch, workflow or wf or file_stem(path), backend, tags)
     store.write_run(launch.run_id, header)
     try:
         jobs.submit_job(
@@ -128,17 +128,6 @@ def entrypoint(
     # --NAME=TEXT: a text starting with "-" is never read as an option
     args += [f"{option(name)}={text}" for name, text in launch.params.items()]
     return shlex.join(args)
-
-
-def _split_target(target: str) -> tuple[str, str, str | None]:
-    head, sep, tail = target.rpartition(":")
-    if sep and head and tail.isidentifier():
-        return head, sep, tail
-    return target, "", None
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _store_for_cluster(url: str, address: str) -> Store:
@@ -177,31 +166,6 @@ def _check_new(store: Store, run_id: str) -> None:
         )
     if store.list_dir(run_dir(run_id)):
         raise FlowkitError(f"a run {run_id} is already in the store {store.url}; choose a new id")
-
-
-def _announcement(
-    launch: Launch, workflow: str, backend: str, tags: Mapping[str, str]
-) -> dict[str, Any]:
-    """The ``submitted`` header: what ``flowkit runs`` shows until the job starts the run."""
-    now = time.time()
-    return {
-        "id": launch.run_id,
-        "workflow": workflow,
-        "status": "submitted",
-        "started": now,
-        "submitted": now,
-        "ended": None,
-        "duration": None,
-        "inputs": dict(launch.params),
-        "error": None,
-        "backend": backend,
-        "summary": {"run": 0, "cached": 0, "failed": 0},
-        "host": this_host(),
-        "pid": 0,
-        "heartbeat": None,
-        "keep": True,
-        "tags": dict(tags),
-    }
 
 
 def _runtime_env(shipment: shipdir.Shipment, extra: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -259,6 +259,9 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
     note = rayfollow.job_note(run.header)  # a run submitted to Ray that has not started
     if note is not None:
         fields.append(("ray job", note))
+    started_by = run.header.get("log")  # a scheduler's fire: where its process wrote
+    if isinstance(started_by, str) and run.status in ("submitted", "lost"):
+        fields.append(("log", f"{started_by} (what the process printed before the run)"))
     if run.damage:
         fields.append(("damage", run.damage))
     width = max(len(k) for k, _ in fields)
