@@ -21,6 +21,8 @@ def total(n: int = 10) -> int:
 fk.run(total, n=5, backend="threads").output  # 30
 """
 
+from typing import TYPE_CHECKING, Any
+
 from flowkit import (
     backends,
     card,
@@ -28,7 +30,6 @@ from flowkit import (
     runs,
 )
 from flowkit.api import run
-from flowkit.automation.schedules import schedule
 from flowkit.backend import Backend, available_backends
 from flowkit.callbacks import Callback, Output
 from flowkit.capture import current_run_id
@@ -55,6 +56,20 @@ from flowkit.store import Store
 from flowkit.task import TaskDef, dynamic, task, unmapped
 from flowkit.taskview import NoOutputError, OutputNotKeptError
 from flowkit.workflow import WorkflowDef, workflow
+
+if TYPE_CHECKING:  # fk.schedule: imported on first use (below), not by `import flowkit`
+    from flowkit.automation.schedules import schedule
+
+
+def __getattr__(name: str) -> Any:
+    # cron and time-zone libraries load only for programs that schedule: `import flowkit`
+    # stays lean, and a user's file named like one of their modules is not imported first
+    if name == "schedule":
+        from flowkit.automation.schedules import schedule
+
+        return schedule
+    raise AttributeError(f"module 'flowkit' has no attribute {name!r}")
+
 
 # The one place the version is written: pyproject.toml reads it (setuptools dynamic version).
 __version__ = "0.1.0"
