@@ -37,9 +37,7 @@ import json
 import logging
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -211,6 +209,11 @@ class Webhook(Callback):
 
     def _post(self, url: str, data: bytes) -> tuple[bool, str]:
         """One try: ``(worth retrying, problem)``; the problem is "" once delivered."""
+        # imported when a notification is sent: urllib.request pulls in http, email, ssl
+        # (20 ms at every `import flowkit`, and modules a user's file may be named like)
+        import urllib.error
+        import urllib.request
+
         req = urllib.request.Request(
             url, data=data, method="POST", headers={"Content-Type": "application/json"}
         )

@@ -60,3 +60,27 @@ def test_import_and_small_run_load_no_heavy_library(tmp_path: Path) -> None:
     assert report["after_import"] == []
     assert report["after_runs"] == []
     assert report["outputs"] == [[12, False], [12, True]]  # stored, then served from the store
+
+
+# Standard-library modules a user's file is often named like, and the automation libraries:
+# loaded before `flowkit run` loads the user's file, they would hide that file's shadowing
+# (tests/test_shadowing.py) and slow every command down.
+NOT_BEFORE_THE_LOAD = ("calendar", "email", "http.client", "ssl", "croniter", "zoneinfo")
+
+
+def test_the_cli_loads_no_network_or_cron_library_before_the_users_file() -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import flowkit
+        from flowkit.cli import _commands
+        _commands()  # every command's module, as `flowkit run` imports them
+        from flowkit.cli import commands_run
+        print(json.dumps(sorted(m for m in {NOT_BEFORE_THE_LOAD!r} if m in sys.modules)))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

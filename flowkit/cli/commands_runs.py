@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowkit import runs
-from flowkit.automation import rayfollow, rayjobs
 from flowkit.cli.common import (
     EXIT_OK,
     CliParser,
@@ -256,6 +255,8 @@ def _print_header(run: RunView, tasks: Sequence[TaskView]) -> None:
         fields.append(("resumed", f"from run {run.resumed_from} ({reused} calls reused)"))
     if run.error:
         fields.append(("error", shorten(run.error, 300)))
+    from flowkit.automation import rayfollow  # here: every command imports this module
+
     note = rayfollow.job_note(run.header)  # a run submitted to Ray that has not started
     if note is not None:
         fields.append(("ray job", note))
@@ -431,6 +432,8 @@ def _calls_so_far(run: RunView, node: str) -> list[TaskView]:
 
 
 def _job_ended(run: RunView) -> bool:
+    from flowkit.automation import rayfollow, rayjobs
+
     job = rayfollow.job_of(run.header)
     if job is None:
         return False
@@ -443,6 +446,8 @@ def _job_ended(run: RunView) -> bool:
 def _job_logs(run: RunView) -> bool:
     """Print what the Ray job of a run with no calls printed (its driver failed before the
     run began, or it has not begun); False if the run was not submitted to Ray."""
+    from flowkit.automation import rayfollow, rayjobs
+
     job = rayfollow.job_of(run.header)
     if job is None:
         return False
