@@ -28,7 +28,6 @@ import sys
 import threading
 import zoneinfo
 from collections.abc import Sequence
-from typing import Any
 
 from flowkit.automation import fires, schedules
 from flowkit.automation.crontimes import UTC, Cron, CronError, check_zone
@@ -47,10 +46,9 @@ from flowkit.cli.common import (
     say,
     store_url,
 )
+from flowkit.cli.launchparams import param_texts
 from flowkit.cli.loading import find_workflows, load_module, parse_target, select_workflow
-from flowkit.cli.params import Converter, mentions_secret
 from flowkit.store import Store
-from flowkit.workflow import WorkflowDef
 
 _FIX_STORE = "(pass --store, or set FLOWKIT_STORE, to the store the schedules are in)"
 
@@ -150,7 +148,9 @@ def _add(ns: argparse.Namespace) -> int:
     wf = select_workflow(module, target)
     attr = next((k for k, v in find_workflows(module).items() if v is wf), wf.name)
     timed = schedules.fire_param(wf)
-    texts = _param_texts(wf, ns.param, timed)
+    texts = param_texts(
+        wf, ns.param, timed, "this input is an fk.FireTime; each fire gives it its own time"
+    )
     try:
         check_zone(ns.tz)  # before --start is read in it
     except CronError as exc:
@@ -181,49 +181,6 @@ def _add(ns: argparse.Namespace) -> int:
     print(f"schedule {definition.name} added: {_describe(definition)}")
     print("it fires while `flowkit scheduler` runs on this store", file=sys.stderr)
     return EXIT_OK
-
-
-def _param_texts(
-    wf: WorkflowDef[..., Any], given: Sequence[str], timed: str | None
-) -> dict[str, str]:
-    """``--param NAME=VALUE`` texts, each checked by the converter ``flowkit run`` uses."""
-    inputs = {inp.name: inp for inp in wf.inputs}
-    texts: dict[str, str] = {}
-    for item in given:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise UsageError(f"--param {item!r}: write NAME=VALUE")
-        if key not in inputs:
-            raise UsageError(
-                f"--param {item!r}: workflow `{wf.name}` has no input {key!r}; its inputs: "
-                f"{', '.join(inputs) or '(none)'}"
-            )
-        if key in texts:
-            raise UsageError(f"--param {key} is given twice; give each input once")
-        if key == timed:
-            raise UsageError(
-                f"--param {key}: this input is an fk.FireTime; each fire gives it its own time"
-            )
-        tp = inputs[key].type
-        if mentions_secret(tp):  # read at run time, on the scheduler's machine: form only
-            if not text.startswith(("env:", "file:")):
-                raise UsageError(f"--param {key}: an fk.Secret is given as env:VAR or file:PATH")
-        else:
-            try:
-                Converter(key, tp)(text)
-            except argparse.ArgumentTypeError as exc:
-                raise UsageError(f"--param {key}: {exc}") from exc
-        texts[key] = text
-    missing = [
-        n for n, inp in inputs.items() if not inp.has_default and n not in texts and n != timed
-    ]
-    if missing:
-        raise UsageError(
-            f"workflow `{wf.name}` needs {', '.join(missing)} (no default): give "
-            + " ".join(f"--param {n}=VALUE" for n in missing)
-        )
-    return texts
 
 
 def _list(ns: argparse.Namespace) -> int:

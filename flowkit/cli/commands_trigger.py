@@ -49,18 +49,10 @@ from flowkit.cli.common import (
     format_time,
     store_url,
 )
+from flowkit.cli.launchparams import param_texts
 from flowkit.cli.loading import load_workflow, parse_target
-from flowkit.cli.params import (
-    SECRET_FORMS,
-    ParamError,
-    describe,
-    mentions_secret,
-    parse_value,
-    supported,
-)
 from flowkit.errors import FlowkitError, StoreError
 from flowkit.events import Event
-from flowkit.secret import SecretError
 from flowkit.store import Store
 from flowkit.workflow import WorkflowDef
 
@@ -179,7 +171,9 @@ def _add(ns: argparse.Namespace) -> int:
         raise UsageError("--tracking-uri goes with --on-alias only")
     wf = load_workflow(ns.target)
     event_param = _event_param(wf)
-    params = _params(wf, ns.param, event_param)
+    params = param_texts(
+        wf, ns.param, event_param, "that input receives the event; each fire fills it"
+    )
     if on in ("success", "failure"):
         source = _other_workflow(source, wf)
     elif on == "new":
@@ -264,55 +258,6 @@ def _is_event(tp: Any) -> bool:
     args = typing.get_args(tp)
     optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2
     return optional and Event in args and type(None) in args
-
-
-def _params(
-    wf: WorkflowDef[..., Any], given: Sequence[str], event_param: str | None
-) -> dict[str, str]:
-    """``--param NAME=VALUE`` texts checked against the workflow's inputs."""
-    inputs = {inp.name: inp for inp in wf.inputs}
-    params: dict[str, str] = {}
-    for text in given:
-        name, sep, value = text.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not name:
-            raise UsageError(f"--param {text!r}: write NAME=VALUE")
-        inp = inputs.get(name)
-        if inp is None:
-            have = ", ".join(inputs) or "none"
-            raise UsageError(
-                f"--param {name}: workflow `{wf.name}` has no input {name!r} (its inputs: {have})"
-            )
-        if name == event_param:
-            raise UsageError(f"--param {name}: that input receives the event; each fire fills it")
-        if name in params:
-            raise UsageError(f"--param {name} is given twice")
-        _check_value(name, value, inp.type)
-        params[name] = value
-    for inp in wf.inputs:
-        if not inp.has_default and inp.name not in params and inp.name != event_param:
-            raise UsageError(
-                f"workflow `{wf.name}` needs input {inp.name!r} ({describe(inp.type)}): give "
-                f"--param {inp.name}=VALUE"
-            )
-    return params
-
-
-def _check_value(name: str, text: str, tp: Any) -> None:
-    if not supported(tp):
-        raise UsageError(
-            f"--param {name}: input `{name}` has type {typecheck.type_repr(tp)}, which cannot "
-            "be given as text; give it a default in the workflow"
-        )
-    if mentions_secret(tp):  # read when the run starts, on the machine that runs it
-        kind, sep, rest = text.partition(":")
-        if not (sep and rest and kind in ("env", "file")):
-            raise UsageError(f"--param {name}: a fk.Secret is given as {SECRET_FORMS}")
-        return
-    try:
-        parse_value(text, tp)
-    except (ParamError, SecretError):
-        raise UsageError(f"--param {name}: expected {describe(tp)}, got {text!r}") from None
 
 
 def _name(given: str | None, wf: WorkflowDef[..., Any], on: On) -> str:

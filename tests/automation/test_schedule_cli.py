@@ -100,7 +100,8 @@ def test_add_names_the_required_inputs(
     flows: Path, store_path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli("schedule", "add", f"{flows}:strict", "--cron", "@daily", "--store", store_path) == 2
-    assert "needs k (no default): give --param k=VALUE" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs input 'k' (" in err and "no default): give --param k=VALUE" in err
 
 
 @pytest.mark.parametrize("action", ["pause", "resume", "remove"])
