@@ -78,7 +78,10 @@ from flowkit.store.objects import ObjectStore, hash_value
 
 STORE_FORMAT = 3
 MARKER = "flowkit-store.json"
-_OWN_NAMES = frozenset({MARKER, "objects", "cache", "fingerprints", "runs", "files", "tmp"})
+_OWN_NAMES = frozenset(
+    {MARKER, "objects", "cache", "fingerprints", "runs", "files", "tmp"}
+    | {"leases", "locks", "schedules", "triggers", "keys", "predictions", "annotations"}
+)
 
 _START_OVER = (
     "Point FLOWKIT_STORE (or --store, or fk.run(store=...)) at a new location, or start this "
