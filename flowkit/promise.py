@@ -107,6 +107,8 @@ class Builder:
 
     def binding_of(self, value: Any) -> Binding:
         """Turn what the workflow body passed as an argument into a binding."""
+        if type(value) in _PLAIN:  # the common literal (a 100k-item list of them): no checks
+            return Literal(value)
         if isinstance(value, NamedPromises) and value:
             self.binding_of(value[0])  # refuses promises of another workflow
             return value._whole
@@ -131,6 +133,9 @@ class Builder:
             return Literal(value)
         _refuse_promises_inside(self, value)
         return Literal(value)
+
+
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
 
 
 def _refuse_promises_inside(builder: Builder, value: Any) -> None:
