@@ -79,6 +79,8 @@ class TaskRuntime:
     store: Store | None = None
     run_id: str | None = None
     output_types: tuple[Any, ...] = ()  # what a cache hit's values are loaded as
+    # parameters typed `str`: a fk.Secret given to one arrives as its text (SecretText)
+    reveal: frozenset[str] = frozenset()
     keep: bool = False
     keyed: bool = False
     reuse: Mapping[str, tuple[Artifact, ...]] = field(default_factory=dict)
@@ -145,7 +147,7 @@ def run_call(
     # private copies only for a call that runs: hits and keys use the originals
     try:
         with capture.attempt(label, run_id=rt.run_id) as cap:
-            value = rt.fn(**{name: isolation.private(v) for name, v in kwargs.items()})
+            value = rt.fn(**_call_arguments(rt, kwargs))
         check_return(rt, value)
     except Exception as e:
         _describe_failure(e, started)
@@ -434,6 +436,17 @@ def _warn_unkept(task: str, what: str, e: Exception) -> None:
     )
 
 
+def _call_arguments(rt: TaskRuntime, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What the function is called with: private copies, and a secret given to a parameter
+    typed ``str`` as its text (after the key, which holds only its HMAC, was derived)."""
+    if not rt.reveal:
+        return {name: isolation.private(v) for name, v in kwargs.items()}
+    return {
+        name: secret.revealed(v) if name in rt.reveal else isolation.private(v)
+        for name, v in kwargs.items()
+    }
+
+
 def make_runtime(
     task: TaskSpec,
     store: Store,
@@ -461,6 +474,9 @@ def make_runtime(
         return_type=task.return_type,
         outputs=tuple(task.outputs),
         output_types=tuple(t for _, t in task.outputs),
+        reveal=frozenset(
+            name for name, tp in task.param_types.items() if typecheck.strip_annotated(tp) is str
+        ),
         multi_output=task.multi_output,
         use_cache=use_cache,
         refresh=cache == "refresh",

@@ -174,6 +174,38 @@ class Secret:
         return self.__reduce__()
 
 
+class SecretText(str):
+    """A secret's text as a task parameter typed ``str`` receives it (see docs/secrets.md):
+    a ``str`` in every use (a header, a client, ``len``), known to :func:`mask`, shown as
+    ``Secret('***')`` by ``repr``, and refused by the store like a :class:`Secret` when
+    returned as it is. Text built from it (an f-string, ``+``) is a plain ``str``: flowkit
+    cannot follow it, so do not return or store such text."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> SecretText:
+        _register(value)
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return _SHOWN
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        reduced = Secret.__reduce__(Secret(str.__str__(self)))  # the same rules as a Secret
+        if reduced[0] is Secret:
+            return (SecretText, reduced[1])  # transport keeps it text
+        return reduced
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[Any, ...]]:
+        return self.__reduce__()
+
+
+def revealed(value: Any) -> Any:
+    """``value`` as a task parameter typed ``str`` takes it: a :class:`Secret` becomes its
+    :class:`SecretText`; anything else is returned as it is."""
+    return SecretText(value._value) if isinstance(value, Secret) else value
+
+
 class Redacted:
     """What readers get where a secret was: the run header recorded no value for it.
 
@@ -288,7 +320,7 @@ def contains_secret(value: Any) -> bool:
     seen: set[int] = set()
     while stack:
         v = stack.pop()
-        if isinstance(v, Secret):
+        if isinstance(v, (Secret, SecretText)):
             return True
         if isinstance(v, (str, bytes, int, float)) or v is None or id(v) in seen:
             continue
@@ -314,9 +346,11 @@ __all__ = [
     "Secret",
     "SecretError",
     "SecretStorageError",
+    "SecretText",
     "contains_secret",
     "keyed_mac",
     "mask",
     "redacting",
+    "revealed",
     "storing",
 ]

@@ -20,6 +20,7 @@ from flowkit.graph import Binding, FieldOf, InputRef, Literal, Node, OutputRef, 
 from flowkit.promise import Builder, NamedPromises, Promise, caller_location, current_builder
 from flowkit.reprs import short_repr
 from flowkit.resources import Resources
+from flowkit.secret import Secret
 from flowkit.taskspec import (
     DYNAMIC_OPTIONS,
     TASK_OPTIONS,
@@ -360,6 +361,8 @@ def check_binding(
     else:
         src_type = static_type(value)
         ok = typecheck.is_assignable(src_type, ptype)
+    if not ok and src_type is Secret and typecheck.strip_annotated(ptype) is str:
+        ok = True  # the task gets the secret's text (flowkit.secret.SecretText)
     if not ok:
         _mismatch(
             builder,

@@ -419,21 +419,6 @@ def _chain(e: BaseException | None) -> list[BaseException]:
     return out
 
 
-def test_an_edge_from_secret_to_str_is_refused() -> None:
-    @fk.task
-    def shout(x: str) -> str:
-        return x
-
-    with pytest.raises(fk.TypeMismatchError, match=r"`Secret` is not assignable to `str`"):
-
-        @fk.workflow
-        def wf(token: Secret) -> str:
-            return shout(token)
-
-
-# -- the command line ----------------------------------------------------------------------------
-
-
 def test_cli_takes_env_and_file_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FK_A", "alpha-token")
     monkeypatch.setenv("FK_B", "beta-token")
@@ -697,3 +682,75 @@ def test_the_error_fk_run_raises_is_masked(tmp_path: Path) -> None:
     assert token not in str(caught.value) and "***" in str(caught.value)
     assert caught.value.remote_traceback is not None
     assert token not in caught.value.remote_traceback
+
+
+# -- a task parameter typed str ----------------------------------------------------------------
+
+
+@fk.task(cache=True)
+def header_length(token: str) -> int:
+    assert isinstance(token, str)
+    print(f"using {token} ({token!r})")  # masked in the captured log
+    return len(f"Bearer {token}")
+
+
+@fk.task
+def leak(token: str) -> str:
+    return token  # returned as it is: refused by the store like the Secret itself
+
+
+@fk.workflow
+def uses_text(token: Secret) -> int:
+    return header_length(token)
+
+
+@fk.workflow
+def returns_text(token: Secret) -> str:
+    return leak(token)
+
+
+@pytest.mark.parametrize("backend", ["local", "threads"])
+def test_a_str_parameter_gets_the_secrets_text_and_nothing_stores_it(
+    tmp_path: Path, backend: str
+) -> None:
+    token = unique("text")
+    store = str(tmp_path / "s")
+    run = fk.run(uses_text, token=Secret(token), store=store, backend=backend)
+    assert run.output == len("Bearer ") + len(token)
+    logs = fk.runs.get(run.id, store=store)["header_length"].logs
+    assert token not in logs and "using ***" in logs and "Secret('***')" in logs
+    again = fk.run(uses_text, token=Secret(token), store=store, backend=backend)
+    assert again.tasks[-1].cached  # the key holds the secret's HMAC: same secret, a hit
+    other = fk.run(uses_text, token=Secret(unique("other")), store=store, backend=backend)
+    assert not other.tasks[-1].cached  # another secret: a miss
+    # returned as it is: the caller gets it in this process, the store keeps no copy
+    returned = fk.run(returns_text, token=Secret(token), store=store, backend=backend)
+    assert returned.output == token and repr(returned.output) == "Secret('***')"
+    for path in (tmp_path / "s").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_secret_text_pickles_for_transport_and_is_refused_by_the_store() -> None:
+    token = unique("pickled")
+    text = secret.revealed(Secret(token))
+    assert type(text) is secret.SecretText and text == token and repr(text) == "Secret('***')"
+    back = pickle.loads(pickle.dumps(text))
+    assert type(back) is secret.SecretText and back == token
+    with pytest.raises(SecretStorageError):
+        serialize.dump(text, io.BytesIO(), what="task `t` output 0")
+    with pytest.raises(SecretStorageError):
+        serialize.dump({"k": [text]}, io.BytesIO(), what="task `t` output 0")
+    assert secret.revealed(5) == 5 and mask(f"x {token} y") == "x *** y"
+
+
+def test_a_secret_still_does_not_fit_other_parameter_types() -> None:
+    @fk.task
+    def number(x: int) -> int:
+        return x
+
+    with pytest.raises(fk.TypeMismatchError, match="Secret"):
+
+        @fk.workflow
+        def bad(token: Secret) -> int:
+            return number(token)
