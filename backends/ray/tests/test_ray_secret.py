@@ -41,11 +41,25 @@ def flow(token: Secret, tokens: list[Secret], n: int = 1) -> list[str]:
     return use(token, tokens, n)
 
 
+@fk.task(resources=fk.Resources(gpus=1))
+def as_text(token: str) -> str:
+    # a str parameter: the text, revealed on the worker after the key was derived
+    return secret.mask(f"{type(token).__name__} {len(token)} {token}")
+
+
+@fk.workflow
+def text_flow(token: Secret) -> str:
+    return as_text(token)
+
+
 store, first, second, other = sys.argv[1:5]
 a = fk.run(flow, token=Secret(first), tokens=[Secret(other)], store=store, backend="ray")
 b = fk.run(flow, token=Secret(second), tokens=[Secret(other)], store=store, backend="ray")
 c = fk.run(flow, token=Secret(first), tokens=[Secret(other)], store=store, backend="ray")
-print(json.dumps({"a": a.output, "b_cached": b.tasks[0].cached, "c_cached": c.tasks[0].cached}))
+d = fk.run(text_flow, token=Secret(first), store=store, backend="ray")
+print(json.dumps({
+    "a": a.output, "b_cached": b.tasks[0].cached, "c_cached": c.tasks[0].cached, "d": d.output
+}))
 """
 
 
@@ -71,6 +85,7 @@ def test_a_secret_travels_to_the_second_node_and_nowhere_else(
     assert seen == "token=*** others=['***']"
     assert not result["b_cached"]  # another secret: another key, computed on the worker
     assert result["c_cached"]  # the first secret again: its key again, a hit
+    assert result["d"] == f"SecretText {len(first)} ***"
     for folder, _, names in os.walk(store):
         for name in names:
             data = Path(folder, name).read_bytes()
