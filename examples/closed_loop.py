@@ -277,7 +277,9 @@ def _wait(check: Any, what: str, timeout: float = 120.0) -> Any:
 
 
 def _ended_run(store: str, **tags: str) -> fk.runs.RunView | None:
-    found = [r for r in fk.runs.list(store=store, tags=tags) if r.status != "running"]
+    found = [
+        r for r in fk.runs.list(store=store, tags=tags) if r.status not in ("running", "submitted")
+    ]
     return found[0] if found else None
 
 
