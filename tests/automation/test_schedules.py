@@ -130,19 +130,28 @@ def test_pausing_while_a_scheduler_records_fires_loses_neither(store: Store) -> 
     stop = threading.Event()
     start = dt.datetime(2026, 1, 1, tzinfo=UTC)
 
+    errors: list[BaseException] = []
+
     def record() -> None:
-        for i in range(1, 51):
-            when = (start + dt.timedelta(hours=i)).isoformat()
-            schedules.update(store, "needs_label", functools.partial(_with, last_fire=when))
-        stop.set()
+        try:
+            for i in range(1, 51):
+                when = (start + dt.timedelta(hours=i)).isoformat()
+                schedules.update(store, "needs_label", functools.partial(_with, last_fire=when))
+        except BaseException as exc:  # reported below; the pauser must stop either way
+            errors.append(exc)
+        finally:
+            stop.set()
 
     thread = threading.Thread(target=record)
     thread.start()
     paused = False
-    while not stop.is_set():
+    # a pause every millisecond or so: a pauser spinning without a break could win every
+    # swap and starve the recorder (which then gives up: "the document kept changing")
+    while not stop.wait(0.001):
         paused = not paused
         schedules.set_paused(store, "needs_label", paused)
     thread.join()
+    assert errors == []
     final = schedules.read(store, "needs_label")
     assert final.last_fire == (start + dt.timedelta(hours=50)).isoformat()
     assert final.paused is paused
