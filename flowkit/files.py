@@ -252,23 +252,29 @@ def _replace_copy(
 
 def _swap_in(tmp: str, dest: str, kind: type[File] | type[Directory]) -> None:
     """Rename the new copy ``tmp`` to ``dest``, moving a bad copy there out of the way (a good
-    one, just put there by a concurrent loader, is kept: it may be in use already)."""
-    try:
-        os.rename(tmp, dest)
-        return
-    except OSError:
-        if not os.path.lexists(dest):
-            raise
-    if verified_copy(dest, kind) is not None:
-        return
-    old = f"{dest}.old-{uuid.uuid4().hex}"
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(dest, old)
-        with contextlib.suppress(OSError):  # lost a race: another loader put a copy in place
+    one, just put there by a concurrent loader, is kept: it may be in use already). Other
+    loaders may be doing the same at the same moment (a bad copy moved away between our
+    rename and our look): so it is tried again, a few turns at most."""
+    error: OSError | None = None
+    for _ in range(_SWAP_TRIES):
+        try:
             os.rename(tmp, dest)
-    finally:
+            return
+        except OSError as exc:
+            error = exc
+        if not os.path.lexists(dest):
+            continue  # moved away by another loader meanwhile: ours goes in at the next turn
+        if verified_copy(dest, kind) is not None:
+            return
+        old = f"{dest}.old-{uuid.uuid4().hex}"
+        with contextlib.suppress(FileNotFoundError):  # gone already: another loader's doing
+            os.rename(dest, old)
         remove_copy(old)
+    assert error is not None
+    raise error
+
+
+_SWAP_TRIES = 10
 
 
 def remove_copy(path: str) -> None:
