@@ -145,9 +145,9 @@ def test_pausing_while_a_scheduler_records_fires_loses_neither(store: Store) -> 
     thread = threading.Thread(target=record)
     thread.start()
     paused = False
-    # a pause every millisecond or so: a pauser spinning without a break could win every
-    # swap and starve the recorder (which then gives up: "the document kept changing")
-    while not stop.wait(0.001):
+    # a pause every 10 ms: a pauser spinning without a break could win every swap and
+    # starve the recorder (which then gives up: "the document kept changing")
+    while not stop.wait(0.01):
         paused = not paused
         schedules.set_paused(store, "needs_label", paused)
     thread.join()
